@@ -1,0 +1,84 @@
+"""Gleitzeit: a plugin host that routes requests to LLM, tool and extension providers.
+
+The public surface for plugin authors and scripts lives here: the hook marker,
+the provider base class, the error hierarchy, result helpers and the host.
+"""
+
+from gleitzeit._version import __version__
+from gleitzeit.errors import (
+    AuthenticationError,
+    ConfigError,
+    FileAccessError,
+    GleitzeitError,
+    InvalidParamsError,
+    MethodNotFoundError,
+    ModelNotFoundError,
+    PayloadTooLargeError,
+    PluginError,
+    ProviderError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+    RateLimitError,
+    RoutingError,
+    StreamError,
+    ToolError,
+)
+from gleitzeit.health import HealthReport
+from gleitzeit.hookspecs import hookimpl
+from gleitzeit.instance import ProviderInstance
+from gleitzeit.provider import MethodSpec, Provider, method
+from gleitzeit.results import (
+    embedding_result,
+    final_chunk,
+    llm_result,
+    token_chunk,
+    tool_result,
+    usage,
+)
+from gleitzeit.routing import Request, Router
+from gleitzeit.transport import Transport
+
+
+def __getattr__(name: str):  # the host pulls in more; import it only when asked for
+    if name == "Host":
+        from gleitzeit.host import Host
+
+        return Host
+    raise AttributeError(f"module 'gleitzeit' has no attribute {name!r}")
+
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigError",
+    "FileAccessError",
+    "GleitzeitError",
+    "HealthReport",
+    "Host",
+    "InvalidParamsError",
+    "MethodNotFoundError",
+    "MethodSpec",
+    "ModelNotFoundError",
+    "PayloadTooLargeError",
+    "PluginError",
+    "Provider",
+    "ProviderError",
+    "ProviderInstance",
+    "ProviderTimeoutError",
+    "ProviderUnavailableError",
+    "RateLimitError",
+    "Request",
+    "Router",
+    "RoutingError",
+    "StreamError",
+    "ToolError",
+    "Transport",
+    "__version__",
+    "embedding_result",
+    "final_chunk",
+    "hookimpl",
+    "llm_result",
+    "method",
+    "token_chunk",
+    "tool_result",
+    "usage",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from gleitzeit.cli import main
+
+sys.exit(main())

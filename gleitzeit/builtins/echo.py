@@ -1,0 +1,116 @@
+"""``echo``: an offline LLM provider for demos and tests.
+
+It answers with the text of the last user message, streamed word by word, in the
+standard LLM result shape, so examples run with no model and no network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gleitzeit.hookspecs import hookimpl
+from gleitzeit.provider import Provider, method
+from gleitzeit.results import final_chunk, llm_result, token_chunk, usage
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "user", "assistant", "tool"] = "user"
+    content: str | list[Any] = ""
+
+
+class ChatParams(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    messages: list[Message] = Field(min_length=1)
+    model: str = "echo"
+    prefix: str = Field("", description="text put before the echoed message")
+    delay: float = Field(0.0, ge=0, le=10, description="seconds between streamed words")
+
+
+class GenerateParams(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    prompt: str
+    model: str = "echo"
+    prefix: str = ""
+    delay: float = Field(0.0, ge=0, le=10)
+
+
+def _text(content: str | list[Any]) -> str:
+    if isinstance(content, str):
+        return content
+    parts = [p.get("text", "") for p in content if isinstance(p, dict)]
+    return " ".join(p for p in parts if p)
+
+
+def _words(text: str) -> list[str]:
+    """Split keeping the spaces, so the joined tokens equal the text."""
+    pieces = text.split(" ")
+    return [p + " " for p in pieces[:-1]] + [pieces[-1]] if text else []
+
+
+class EchoProvider(Provider):
+    """Echoes the last user message back, word by word when streamed."""
+
+    name = "echo"
+    kind = "llm"
+    description = "Offline echo LLM for demos and tests"
+    version = "1"
+    models = ("echo",)
+    capabilities = ("chat", "generate", "streaming")
+
+    def _reply(self, text: str, prefix: str) -> tuple[str, int]:
+        return prefix + text, len(text.split())
+
+    def _result(self, prompt: str, prefix: str) -> dict[str, Any]:
+        reply, n = self._reply(prompt, prefix)
+        return llm_result(
+            reply,
+            model="echo",
+            provider=self.name,
+            usage=usage(n, len(reply.split())),
+        )
+
+    async def _stream(self, prompt: str, prefix: str, delay: float) -> AsyncIterator[dict]:
+        reply, n = self._reply(prompt, prefix)
+        for word in _words(reply):
+            if delay:
+                await asyncio.sleep(delay)
+            yield token_chunk(word)
+        yield final_chunk(usage=usage(n, len(reply.split())), model="echo", provider=self.name)
+
+    @staticmethod
+    def _last_user(params: ChatParams) -> str:
+        users = [m for m in params.messages if m.role == "user"] or params.messages
+        return _text(users[-1].content)
+
+    @method("llm/chat", params=ChatParams)
+    async def chat(self, params: ChatParams) -> dict[str, Any]:
+        """Reply with the last user message."""
+        return self._result(self._last_user(params), params.prefix)
+
+    @method("llm/chat", params=ChatParams)
+    async def chat_stream(self, params: ChatParams) -> AsyncIterator[dict[str, Any]]:
+        async for chunk in self._stream(self._last_user(params), params.prefix, params.delay):
+            yield chunk
+
+    @method("llm/generate", params=GenerateParams)
+    async def generate(self, params: GenerateParams) -> dict[str, Any]:
+        """Reply with the prompt."""
+        return self._result(params.prompt, params.prefix)
+
+    @method("llm/generate", params=GenerateParams)
+    async def generate_stream(self, params: GenerateParams) -> AsyncIterator[dict[str, Any]]:
+        async for chunk in self._stream(params.prompt, params.prefix, params.delay):
+            yield chunk
+
+
+@hookimpl
+def gleitzeit_register_providers(register):
+    register(EchoProvider)

@@ -1,0 +1,119 @@
+"""The ``gleitzeit`` command line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from gleitzeit._version import __version__
+from gleitzeit.cli.state import state_of
+
+_BUILTIN_MODULES = ("plugins_cmd", "config_cmd", "providers_cmd")
+
+
+class GleitzeitGroup(click.Group):
+    """The top-level group: built-in commands, then commands that plugins add.
+
+    Plugin commands are looked up only when a name is not built in (or for
+    ``--help``), so plain commands never pay for them twice.
+    """
+
+    _plugin_commands_loaded = False
+
+    def _load_plugin_commands(self, ctx: click.Context) -> None:
+        if self._plugin_commands_loaded:
+            return
+        self._plugin_commands_loaded = True
+        state = state_of(ctx)
+        try:
+            plugins = state.plugins
+        except Exception as exc:  # a bad config must not hide the built-in commands
+            logging.getLogger("gleitzeit.cli").debug("plugin commands unavailable: %s", exc)
+            return
+        before = set(self.commands)
+        for rec, result in plugins.call_each("gleitzeit_register_commands", cli=self):
+            if isinstance(result, Exception):
+                click.echo(f"warning: plugin {rec.name}: {result}", err=True)
+        for name in set(self.commands) - before:
+            logging.getLogger("gleitzeit.cli").debug("plugin command %s added", name)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is None:
+            self._load_plugin_commands(ctx)
+            cmd = super().get_command(ctx, cmd_name)
+        return cmd
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands(ctx)
+        return super().list_commands(ctx)
+
+
+@click.group(cls=GleitzeitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="gleitzeit", message="%(prog)s %(version)s")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="GLEITZEIT_CONFIG",
+    help="Config file (default: ./gleitzeit.yaml, then the user config dir).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logging.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
+    """Gleitzeit routes requests to LLM, tool and extension providers that arrive as plugins."""
+    state = state_of(ctx)
+    state.config_path, state.debug = config_path, debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _register_builtin_commands() -> None:
+    import importlib
+
+    for module in _BUILTIN_MODULES:
+        mod = importlib.import_module(f"gleitzeit.cli.{module}")
+        for command in mod.COMMANDS:
+            cli.add_command(command)
+
+
+_register_builtin_commands()
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Console entry point: run the CLI, turning errors into exit codes 1 and 2."""
+    from gleitzeit.errors import GleitzeitError
+
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        return cli.main(args=argv, prog_name="gleitzeit", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except GleitzeitError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        if debug:
+            raise
+        click.echo(
+            f"error: internal error: {type(exc).__name__}: {exc}\n"
+            "  hint: run again with --debug for the traceback, and report it",
+            err=True,
+        )
+        sys.exit(1)

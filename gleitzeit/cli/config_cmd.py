@@ -1,0 +1,123 @@
+"""``gleitzeit config ...``: write, check and show ``gleitzeit.yaml``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gleitzeit.cli.output import echo_json, warn
+from gleitzeit.cli.state import state_of
+
+_SECRET = re.compile(r"key|token|secret|password|passwd|credential", re.IGNORECASE)
+
+
+def mask_secrets(data: Any, key: str = "") -> Any:
+    """Replace the values of secret-looking keys with '****'."""
+    if isinstance(data, dict):
+        return {k: mask_secrets(v, str(k)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [mask_secrets(v, key) for v in data]
+    if key and _SECRET.search(key) and data not in (None, ""):
+        return "****"
+    return data
+
+
+@click.group("config")
+def config_group() -> None:
+    """Write, validate and show the configuration."""
+
+
+@config_group.command("init")
+@click.option(
+    "--path",
+    type=click.Path(dir_okay=False),
+    default="gleitzeit.yaml",
+    show_default=True,
+    help="Where to write the file.",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.pass_context
+def config_init(ctx: click.Context, path: str, force: bool) -> None:
+    """Write a commented gleitzeit.yaml listing the installed plugins and their settings."""
+    from gleitzeit.config import Config
+    from gleitzeit.config.template import render
+    from gleitzeit.plugins import Plugins
+
+    target = Path(path)
+    if target.exists() and not force:
+        raise click.UsageError(f"{target} exists; pass --force to overwrite it")
+    plugins = Plugins.load(Config(), strict=False)
+    entries = []
+    for rec in plugins.listing():
+        about = f"{rec.distribution} {rec.version}" if rec.distribution else None
+        if rec.status == "failed":
+            about = f"{about or ''} (failed to load: {rec.error})".strip()
+        entries.append((rec.name, about, rec.settings_schema))
+    target.write_text(render(entries), encoding="utf-8")
+    click.echo(f"wrote {target}")
+
+
+@config_group.command("validate")
+@click.pass_context
+def config_validate(ctx: click.Context) -> None:
+    """Check the config and every enabled plugin's settings. Exit 0 when valid, 2 when not."""
+    from gleitzeit.errors import ConfigError
+    from gleitzeit.plugins import Plugins
+
+    state = state_of(ctx)
+    config = state.config  # raises ConfigError (exit 2) naming file, field and value
+    plugins = Plugins.load(config, strict=False)
+    problems = [f"plugins.{r.name}: {r.error}" for r in plugins.failed() if r.config_error]
+    routers = plugins.routers
+    if config.routing.strategy not in routers:
+        problems.append(
+            f"routing.strategy: unknown router {config.routing.strategy!r}; "
+            f"available: {', '.join(sorted(routers))}"
+        )
+    for name, entry in config.providers.items():
+        if entry.type is not None and entry.type not in plugins.provider_types:
+            problems.append(
+                f"providers.{name}.type: no provider type {entry.type!r}; available: "
+                f"{', '.join(sorted(plugins.provider_types)) or '(none)'}"
+            )
+    for r in plugins.failed():
+        if not r.config_error:
+            warn(f"plugin {r.name} failed to load: {r.error}")
+    label = str(config.source) if config.source else "built-in defaults (no config file)"
+    if problems:
+        raise ConfigError(f"Invalid configuration in {label}", problems=problems)
+    loaded = len([r for r in plugins.loaded() if not r.builtin])
+    click.echo(f"ok: {label} is valid ({loaded} plugin(s) enabled)")
+
+
+@config_group.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of YAML.")
+@click.pass_context
+def config_show(ctx: click.Context, as_json: bool) -> None:
+    """Print the effective config: defaults filled in, env substituted, secrets masked."""
+    state = state_of(ctx)
+    config = state.config
+    data = config.model_dump(by_alias=True, mode="json")
+    plugins = state.plugins
+    for rec in plugins.loaded():
+        if rec.builtin and rec.name not in config.plugins:
+            continue
+        if rec.settings is not None and hasattr(rec.settings, "model_dump"):
+            data["plugins"][rec.name] = rec.settings.model_dump(mode="json")
+        elif rec.name not in data["plugins"]:
+            data["plugins"][rec.name] = {}
+    data = mask_secrets(data)
+    source = str(config.source) if config.source else "(no file: built-in defaults)"
+    if as_json:
+        echo_json({"source": source, "config": data})
+        return
+    import yaml
+
+    click.echo(f"# source: {source}")
+    click.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip())
+
+
+COMMANDS = [config_group]

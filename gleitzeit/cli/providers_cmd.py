@@ -1,0 +1,200 @@
+"""``gleitzeit providers ...``: list, check and invoke providers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+import click
+
+from gleitzeit.cli.output import echo_json, error, table, warn, write
+from gleitzeit.cli.state import state_of
+
+
+@click.group("providers")
+def providers_group() -> None:
+    """Provider instances: list, health, invoke."""
+
+
+def _run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def _warn_setup_problems(host: Any) -> None:
+    for where, problem in host.plugin_errors.items():
+        warn(f"{where}: {problem}")
+
+
+@providers_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, with method schemas.")
+@click.pass_context
+def providers_list(ctx: click.Context, as_json: bool) -> None:
+    """List provider instances with their methods and models."""
+    state = state_of(ctx)
+
+    async def go() -> list[Any]:
+        async with state.host() as host:
+            _warn_setup_problems(host)
+            out = []
+            for inst in sorted(host.registry, key=lambda i: i.id):
+                data = inst.describe()
+                data["health_detail"] = inst.health.detail
+                if as_json:
+                    data["method_schemas"] = {
+                        n: {
+                            "streaming": m.streaming,
+                            "description": m.description,
+                            "params_schema": m.params_schema,
+                        }
+                        for n, m in sorted(inst.methods.items())
+                    }
+                out.append(data)
+            return out
+
+    data = _run(go())
+    if as_json:
+        echo_json(data)
+        return
+    rows = [
+        [d["name"], d["kind"], d["status"], ", ".join(d["methods"]), ", ".join(d["models"])]
+        for d in data
+    ]
+    click.echo(table(["NAME", "KIND", "STATUS", "METHODS", "MODELS"], rows))
+    for d in data:
+        if d["status"] == "unhealthy" and d["health_detail"]:
+            click.echo(f"\n{d['name']}: {d['health_detail']}")
+
+
+@providers_group.command("health")
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def providers_health(ctx: click.Context, name: str | None, as_json: bool) -> None:
+    """Run health checks now, for every provider or the one NAME.
+
+    Exits 1 when a checked instance is unhealthy.
+    """
+    state = state_of(ctx)
+
+    async def go() -> list[dict[str, Any]]:
+        async with state.host() as host:
+            instances = await host.check_health(name)
+            return [
+                {
+                    "id": i.id,
+                    "name": i.name,
+                    "transport": i.transport,
+                    "in_flight": i.in_flight,
+                    "errors": i.errors,
+                    **i.health.model_dump(),
+                }
+                for i in sorted(instances, key=lambda i: i.id)
+            ]
+
+    data = _run(go())
+    if as_json:
+        echo_json(data)
+    else:
+        rows = [
+            [d["name"], d["status"], f"{d['latency_ms']:.1f} ms" if d["latency_ms"] else "", d["detail"]]
+            for d in data
+        ]
+        click.echo(table(["NAME", "STATUS", "LATENCY", "DETAIL"], rows))
+    if any(d["status"] == "unhealthy" for d in data):
+        ctx.exit(1)
+
+
+def _parse_args(raw: str | None) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    source = "--args"
+    if raw == "-":
+        raw, source = sys.stdin.read(), "stdin"
+    elif raw.startswith("@"):
+        path = raw[1:]
+        try:
+            with open(path, encoding="utf-8") as fh:
+                raw, source = fh.read(), path
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint="--args")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(
+            f"not valid JSON in {source} (line {exc.lineno}, column {exc.colno}): {exc.msg}. "
+            """Example: --args '{"a": 5, "b": 3}'""",
+            param_hint="--args",
+        ) from None
+    if not isinstance(value, dict):
+        raise click.BadParameter(
+            f"must be a JSON object, got {type(value).__name__}", param_hint="--args"
+        )
+    return value
+
+
+@providers_group.command("invoke")
+@click.argument("provider")
+@click.argument("method")
+@click.option("--args", "raw_args", help="Parameters as a JSON object; @file.json or - for stdin.")
+@click.option("--model", help="Route to an instance that serves this model.")
+@click.option("--stream", is_flag=True, help="Print tokens as they arrive.")
+@click.option("--json", "as_json", is_flag=True, help="Print only the result as JSON.")
+@click.option("--timeout", type=float, help="Seconds to wait (default: routing.timeout).")
+@click.pass_context
+def providers_invoke(
+    ctx: click.Context,
+    provider: str,
+    method: str,
+    raw_args: str | None,
+    model: str | None,
+    stream: bool,
+    as_json: bool,
+    timeout: float | None,
+) -> None:
+    """Call METHOD on PROVIDER, e.g. `providers invoke calculator calc/add --args '{"a": 1, "b": 2}'`.
+
+    PROVIDER may be `-` to let the router choose any provider that serves METHOD.
+    """
+    params = _parse_args(raw_args)
+    state = state_of(ctx)
+    target = None if provider == "-" else provider
+
+    async def go() -> Any:
+        async with state.host() as host:
+            if not stream:
+                return await host.invoke(
+                    method, params, provider=target, model=model, timeout=timeout
+                )
+            wrote_text = False
+            try:
+                async for chunk in host.stream(
+                    method, params, provider=target, model=model, chunk_timeout=timeout
+                ):
+                    if as_json:
+                        click.echo(json.dumps(chunk, ensure_ascii=False, default=str))
+                    elif chunk.get("token"):
+                        write(chunk["token"])
+                        wrote_text = True
+            finally:
+                if wrote_text:
+                    write("\n")
+            return None
+
+    started = time.perf_counter()
+    result = _run(go())
+    if stream:
+        return
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False, default=str))
+    elif isinstance(result, dict) and isinstance(result.get("response"), str):
+        click.echo(result["response"])
+    else:
+        echo_json(result)
+    if state.debug:
+        error(f"(took {time.perf_counter() - started:.3f}s)")
+
+
+COMMANDS = [providers_group]

@@ -1,0 +1,53 @@
+"""What the commands of one ``gleitzeit`` run share: options, config and plugins,
+each loaded once and only when a command needs it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from gleitzeit.config import Config
+    from gleitzeit.plugins import Plugins
+
+
+class CliState:
+    def __init__(self, config_path: str | None = None, debug: bool = False) -> None:
+        self.config_path = config_path
+        self.debug = debug
+        self._config: Config | None = None
+        self._plugins: Plugins | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            from gleitzeit.config import load_config
+
+            self._config = load_config(self.config_path)
+        return self._config
+
+    @property
+    def plugins(self) -> Plugins:
+        if self._plugins is None:
+            from gleitzeit.plugins import Plugins
+
+            self._plugins = Plugins.load(self.config)
+        return self._plugins
+
+    def host(self, **kw: Any) -> Any:
+        from gleitzeit.host import Host
+
+        return Host(self.config, plugins=self.plugins, **kw)
+
+
+def state_of(ctx: click.Context) -> CliState:
+    """The shared state, made from the top-level options on first use."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, CliState):
+        params = root.params
+        root.obj = CliState(params.get("config_path"), bool(params.get("debug")))
+    return root.obj
+
+
+pass_state = click.make_pass_decorator(CliState, ensure=False)

@@ -1,0 +1,140 @@
+"""Find, read, substitute and validate ``gleitzeit.yaml``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from gleitzeit.config.models import Config
+from gleitzeit.config.substitution import substitute
+from gleitzeit.errors import ConfigError
+from gleitzeit.validation import describe_errors, dotted
+
+FILENAME = "gleitzeit.yaml"
+ENV_VAR = "GLEITZEIT_CONFIG"
+
+
+def user_config_path() -> Path:
+    """``gleitzeit.yaml`` in the user's config directory (e.g. ~/.config/gleitzeit/)."""
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("gleitzeit")) / FILENAME
+
+
+def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """``--config``, then ``$GLEITZEIT_CONFIG``, then ``./gleitzeit.yaml``, then the user
+    config directory; None when there is no file (the built-in defaults apply)."""
+    for given, origin in ((explicit, "--config"), (os.environ.get(ENV_VAR) or None, ENV_VAR)):
+        if given:
+            path = Path(given).expanduser()
+            if not path.is_file():
+                raise ConfigError(
+                    f"Config file {str(path)!r} (from {origin}) does not exist",
+                    hint="create one with `gleitzeit config init`",
+                )
+            return path
+    local = Path.cwd() / FILENAME
+    if local.is_file():
+        return local
+    user = user_config_path()
+    if user.is_file():
+        return user
+    return None
+
+
+def _line_map(text: str) -> dict[tuple[Any, ...], int]:
+    """Map each key path in the YAML text to its 1-based line."""
+    lines: dict[tuple[Any, ...], int] = {}
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return lines
+
+    def walk(node: Any, loc: tuple[Any, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                here = loc + (key.value,)
+                lines[here] = key.start_mark.line + 1
+                walk(value, here)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                lines[loc + (i,)] = item.start_mark.line + 1
+                walk(item, loc + (i,))
+
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def parse_config(
+    text: str, source: Path | None = None, env: dict[str, str] | None = None
+) -> Config:
+    """Validate config text; raise :class:`ConfigError` naming file, line, field and value."""
+    label = str(source) if source else "<config>"
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{label}:{mark.line + 1}:{mark.column + 1}" if mark else label
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(
+            f"{where}: not valid YAML: {problem}",
+            hint="check indentation and quoting near that line",
+        ) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{label}: the top level must be a mapping of sections, got {type(data).__name__}",
+            hint="start from `gleitzeit config init`",
+        )
+    lines = _line_map(text)
+
+    def locate(loc: tuple[Any, ...]) -> int | None:
+        while loc:
+            if loc in lines:
+                return lines[loc]
+            loc = loc[:-1]
+        return None
+
+    data, missing = substitute(data, env)
+    problems: list[str] = []
+    plugin_problems: dict[str, list[str]] = {}
+    for m in missing:
+        line = locate(m.loc)
+        where = f"{label}:{line}" if line else label
+        text_ = (
+            f"{where}: {dotted(m.loc)}: environment variable {m.name} is not set "
+            f"(value {m.value!r}); set it or write ${{{m.name}:-default}}"
+        )
+        if len(m.loc) >= 2 and m.loc[0] == "plugins":
+            # A missing secret disables that one plugin, not the whole host.
+            plugin_problems.setdefault(str(m.loc[1]), []).append(text_)
+        else:
+            problems.append(text_)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        problems += describe_errors(exc, model=Config, source=label, locate=locate)
+    if problems:
+        raise ConfigError(f"Invalid configuration in {label}", problems=problems)
+    config._source = source
+    config._lines = lines
+    config._plugin_problems = plugin_problems
+    return config
+
+
+def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
+    """Find and load the config; the built-in defaults when there is no file."""
+    path = find_config_path(explicit)
+    if path is None:
+        return Config()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"Cannot read config file {str(path)!r}: {exc.strerror}") from None
+    return parse_config(text, source=path)

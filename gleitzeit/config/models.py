@@ -1,0 +1,120 @@
+"""The pydantic models of ``gleitzeit.yaml``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+
+class StrictModel(BaseModel):
+    """A config section: unknown keys are errors (with a did-you-mean)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class RoutingConfig(StrictModel):
+    """How a request is matched to a provider instance."""
+
+    strategy: str = Field("least-in-flight", description="router name")
+    retries: int = Field(2, ge=0, le=10, description="retries on another instance")
+    timeout: float = Field(300.0, gt=0, description="seconds one invocation may take")
+    cooldown: float = Field(30.0, ge=0, description="seconds a failing instance rests")
+    failure_threshold: int = Field(3, ge=1, description="consecutive failures before cooldown")
+
+
+class HealthConfig(StrictModel):
+    """How provider health is watched."""
+
+    interval: float = Field(30.0, gt=0, description="seconds between health checks")
+    timeout: float = Field(5.0, gt=0, description="seconds one health check may take")
+    startup_timeout: float = Field(30.0, gt=0, description="seconds a provider may take to start")
+
+
+class FilesConfig(StrictModel):
+    """Where ``file_path`` / ``image_path`` request parameters may read from."""
+
+    allowed_roots: list[str] = Field(default_factory=lambda: ["."])
+    max_bytes: int = Field(10 * 1024 * 1024, gt=0)
+
+
+class ProviderInstanceConfig(StrictModel):
+    """A named provider instance: a plugin's provider type, or a local class."""
+
+    type: str | None = None
+    class_: str | None = Field(None, alias="class")
+    settings: dict[str, Any] = Field(default_factory=dict)
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ProviderInstanceConfig:
+        if (self.type is None) == (self.class_ is None):
+            raise ValueError("give exactly one of 'type' (a plugin's provider) or 'class'")
+        if self.class_ is not None and ":" not in self.class_ and "." not in self.class_:
+            raise ValueError(f"'class' must look like 'package.module:Class', got {self.class_!r}")
+        return self
+
+
+class Config(StrictModel):
+    """The whole of ``gleitzeit.yaml``."""
+
+    autoload_plugins: bool = Field(
+        True, description="enable installed plugins that the plugins: section does not name"
+    )
+    plugins: dict[str, Any] = Field(default_factory=dict)
+    providers: dict[str, ProviderInstanceConfig] = Field(default_factory=dict)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    files: FilesConfig = Field(default_factory=FilesConfig)
+
+    _source: Path | None = PrivateAttr(None)
+    _lines: dict[tuple, int] = PrivateAttr(default_factory=dict)
+    _plugin_problems: dict[str, list[str]] = PrivateAttr(default_factory=dict)
+
+    @property
+    def source(self) -> Path | None:
+        """The file this config was read from (None for the built-in defaults)."""
+        return self._source
+
+    def locate(self, loc: tuple) -> int | None:
+        """The line in the source file of the value at ``loc``, when known."""
+        while loc:
+            if loc in self._lines:
+                return self._lines[loc]
+            loc = loc[:-1]
+        return None
+
+    def plugin_problems(self, name: str) -> list[str]:
+        """Problems found in ``plugins.<name>`` before the plugin's own schema ran."""
+        return list(self._plugin_problems.get(name, []))
+
+    def plugin_section(self, name: str) -> dict | None:
+        """The settings given for plugin ``name``; None when the section is absent."""
+        if name not in self.plugins:
+            return None
+        section = self.plugins[name]
+        if isinstance(section, dict):
+            return {k: v for k, v in section.items() if k != "enabled"}
+        return {}
+
+    def plugin_enabled(self, name: str) -> bool:
+        """Whether ``plugins:`` (and ``autoload_plugins``) enable plugin ``name``."""
+        if name not in self.plugins:
+            return self.autoload_plugins
+        section = self.plugins[name]
+        if section is False:
+            return False
+        if isinstance(section, dict):
+            return bool(section.get("enabled", True))
+        return True
+
+    @model_validator(mode="after")
+    def _plugin_sections(self) -> Config:
+        for name, section in self.plugins.items():
+            if section is None or isinstance(section, (bool, dict)):
+                continue
+            raise ValueError(
+                f"plugins.{name} must be true, false or a mapping of settings, got {section!r}"
+            )
+        return self

@@ -1,0 +1,112 @@
+"""Hook specifications: the contract between the host and its plugins.
+
+pluggy is synchronous, so hooks *register* things — classes, factories, callables —
+through a ``register`` callback, and the host runs the async work inside the
+registered objects. A plugin implements any subset of these hooks with functions
+marked ``@gleitzeit.hookimpl`` whose names match the specs below.
+
+Every hook is called once per plugin (the host calls each plugin's implementation on
+its own, so one broken plugin cannot stop the others).  ``docs/hooks.md`` has a
+worked example for each.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+PROJECT = "gleitzeit"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def gleitzeit_register_providers(register: Any, settings: Any) -> None:
+    """Register the provider classes this plugin offers.
+
+    Called once when the plugin is loaded, before any provider starts. Call
+    ``register(ProviderClass)`` for each :class:`gleitzeit.Provider` subclass. The host
+    creates one instance named ``ProviderClass.name`` with this plugin's settings, plus
+    any instances named in the ``providers:`` section of ``gleitzeit.yaml``.
+
+    ``settings`` is the plugin's section of ``plugins:`` in ``gleitzeit.yaml``,
+    validated against :func:`gleitzeit_config_schema` (an instance of that model), or
+    ``None`` when the plugin declares no schema.
+
+    Return value is ignored.
+    """
+
+
+@hookspec
+def gleitzeit_register_transports(register: Any) -> None:
+    """Register transports: the ways the host reaches provider instances.
+
+    Call ``register(TransportClass)`` where ``TransportClass`` subclasses
+    :class:`gleitzeit.Transport` and has a unique ``name``. The host creates one
+    instance per transport with the host as argument and starts it with the host.
+    The built-in ``inprocess`` transport runs providers inside the host's event loop.
+    """
+
+
+@hookspec
+def gleitzeit_register_routers(register: Any) -> None:
+    """Register routing strategies that pick one provider instance per request.
+
+    Call ``register(RouterClass)`` where ``RouterClass`` subclasses
+    :class:`gleitzeit.Router` and has a unique ``name``; ``routing.strategy`` in
+    ``gleitzeit.yaml`` selects one by that name. Built-ins: ``least-in-flight``
+    (default) and ``round-robin``.
+    """
+
+
+@hookspec
+def gleitzeit_register_health_checks(register: Any) -> None:
+    """Register health checks that run against every provider instance.
+
+    Call ``register(name, check)`` where ``check`` is an ``async`` callable taking a
+    :class:`gleitzeit.ProviderInstance` and returning a :class:`gleitzeit.HealthReport`
+    (or a dict of its fields). Each check runs with the timeout of ``health.timeout``;
+    an instance is healthy only when every check says so. The built-in ``provider``
+    check asks the provider's own ``health()``.
+    """
+
+
+@hookspec
+def gleitzeit_config_schema() -> Any:
+    """Return the pydantic model that validates this plugin's settings.
+
+    The ``plugins: <name>:`` section of ``gleitzeit.yaml`` is validated against it when
+    the plugin loads; a wrong setting marks the plugin ``failed`` with the file, field
+    path and value at fault. The validated model instance is handed to
+    :func:`gleitzeit_register_providers` as ``settings``. Return ``None`` (or do not
+    implement the hook) for a plugin without settings.
+    """
+
+
+@hookspec
+def gleitzeit_startup(host: Any) -> Any:
+    """Called after the host has started its transports and providers.
+
+    May return an awaitable, which the host awaits. An exception is logged and
+    recorded against the plugin; it does not stop the host.
+    """
+
+
+@hookspec
+def gleitzeit_shutdown(host: Any) -> Any:
+    """Called when the host stops, before providers and transports stop.
+
+    May return an awaitable, which the host awaits.
+    """
+
+
+@hookspec
+def gleitzeit_register_commands(cli: Any) -> None:
+    """Add commands to the ``gleitzeit`` command line.
+
+    ``cli`` is the top-level ``click.Group``; call ``cli.add_command(...)`` or use
+    ``@cli.command()`` / ``@cli.group()``. Only called for enabled plugins, when the
+    command line starts.
+    """

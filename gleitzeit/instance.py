@@ -1,0 +1,133 @@
+"""A provider instance as the registry and routers see it, whatever its transport."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from gleitzeit.health import HealthReport
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class MethodInfo:
+    """A method as an instance advertises it."""
+
+    name: str
+    streaming: bool = False
+    description: str = ""
+    params_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
+
+
+class ProviderInstance:
+    """One reachable instance of a provider.
+
+    Transports subclass this and implement :meth:`invoke`, :meth:`stream` and
+    :meth:`health`. The host keeps the counters: ``in_flight`` rises when a call is
+    handed to the instance and falls when it ends, however it ends.
+    """
+
+    transport: str = "?"
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        kind: str,
+        methods: dict[str, MethodInfo],
+        models: tuple[str, ...] | list[str] = (),
+        capabilities: tuple[str, ...] | list[str] = (),
+        description: str = "",
+        version: str = "",
+        instance_id: str | None = None,
+    ) -> None:
+        self.id = instance_id or f"{name}#{next(_ids)}"
+        self.name = name
+        self.kind = kind
+        self.methods = methods
+        self.models = tuple(models)
+        self.capabilities = tuple(capabilities)
+        self.description = description
+        self.version = version
+        self.in_flight = 0
+        self.calls = 0
+        self.errors = 0
+        self.consecutive_failures = 0
+        self.latency_ewma: float | None = None
+        self.cooldown_until = 0.0
+        self.health = HealthReport(status="unknown")
+        self.last_heartbeat: float | None = None
+        self.last_error: str | None = None
+
+    # -- transport side --------------------------------------------------------------
+
+    async def invoke(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def stream(self, method: str, params: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        raise NotImplementedError
+
+    async def check_health(self) -> dict[str, Any]:
+        """The provider's own health report."""
+        raise NotImplementedError
+
+    # -- bookkeeping -----------------------------------------------------------------
+
+    @property
+    def routable(self) -> bool:
+        """Whether routers may pick this instance now."""
+        return self.health.status != "unhealthy" and time.monotonic() >= self.cooldown_until
+
+    def serves_model(self, model: str) -> bool:
+        return model in self.models
+
+    @contextmanager
+    def track(self) -> Iterator[None]:
+        """Count one call in flight for the duration of the block."""
+        self.in_flight += 1
+        self.calls += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+
+    def record_success(self, seconds: float) -> None:
+        self.consecutive_failures = 0
+        alpha = 0.2
+        self.latency_ewma = (
+            seconds
+            if self.latency_ewma is None
+            else alpha * seconds + (1 - alpha) * self.latency_ewma
+        )
+
+    def record_failure(self, error: BaseException, *, threshold: int, cooldown: float) -> None:
+        self.errors += 1
+        self.consecutive_failures += 1
+        self.last_error = str(error)
+        if self.consecutive_failures >= threshold and cooldown > 0:
+            self.cooldown_until = time.monotonic() + cooldown
+
+    def describe(self) -> dict[str, Any]:
+        """The instance as ``providers list --json`` shows it."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind,
+            "transport": self.transport,
+            "description": self.description,
+            "version": self.version,
+            "methods": sorted(self.methods),
+            "models": list(self.models),
+            "capabilities": list(self.capabilities),
+            "status": self.health.status,
+            "in_flight": self.in_flight,
+            "calls": self.calls,
+            "errors": self.errors,
+            "latency_ms": None if self.latency_ewma is None else round(self.latency_ewma * 1000, 3),
+            "cooling_down": time.monotonic() < self.cooldown_until,
+        }

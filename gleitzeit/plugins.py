@@ -1,0 +1,445 @@
+"""Loading plugins into one pluggy manager, each in isolation, and collecting what
+they register.
+
+A plugin goes through: import (only if enabled) -> pluggy registration and hook
+validation -> settings validation -> registration hooks. A failure at any step marks
+that plugin ``failed`` with its reason, removes whatever it registered, and the host
+goes on with the rest; ``GLEITZEIT_STRICT_PLUGINS=1`` turns failures into an error.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+from pydantic import BaseModel, ValidationError
+
+from gleitzeit import hookspecs
+from gleitzeit.config import Config
+from gleitzeit.discovery import import_plugin, installed_plugins
+from gleitzeit.errors import PluginError
+from gleitzeit.health import HealthCheck
+from gleitzeit.provider import KINDS, Provider
+from gleitzeit.routing import Router
+from gleitzeit.transport import Transport
+from gleitzeit.validation import describe_errors, short_repr, suggest
+
+STRICT_ENV = "GLEITZEIT_STRICT_PLUGINS"
+ONLY_ENV = "GLEITZEIT_PLUGINS"
+TRACE_ENV = "GLEITZEIT_TRACE_HOOKS"
+
+_REGISTRATION_HOOKS = (
+    "gleitzeit_register_providers",
+    "gleitzeit_register_transports",
+    "gleitzeit_register_routers",
+    "gleitzeit_register_health_checks",
+)
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _only_from_env() -> set[str] | None:
+    value = os.environ.get(ONLY_ENV)
+    if value is None:
+        return None
+    return {n.strip() for n in value.split(",") if n.strip()}
+
+
+@dataclass
+class PluginRecord:
+    """What the host knows of one plugin, loaded or not."""
+
+    name: str
+    distribution: str | None = None
+    version: str | None = None
+    status: str = "disabled"  # loaded | disabled | failed
+    builtin: bool = False
+    entry_point: str | None = None
+    error: str | None = None
+    #: True when the failure comes from the plugin's settings in gleitzeit.yaml.
+    config_error: bool = False
+    hooks: list[str] = field(default_factory=list)
+    providers: list[str] = field(default_factory=list)
+    transports: list[str] = field(default_factory=list)
+    routers: list[str] = field(default_factory=list)
+    health_checks: list[str] = field(default_factory=list)
+    settings: Any = None
+    settings_schema: type[BaseModel] | None = None
+    obj: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "status": self.status,
+            "builtin": self.builtin,
+            "hooks": list(self.hooks),
+            "providers": list(self.providers),
+            "transports": list(self.transports),
+            "routers": list(self.routers),
+            "health_checks": list(self.health_checks),
+            "error": self.error,
+        }
+
+
+@dataclass
+class ProviderType:
+    """A provider class and the plugin that registered it."""
+
+    cls: type[Provider]
+    plugin: str
+
+
+class Plugins:
+    """The plugins of one host: records, the pluggy manager, and what they registered."""
+
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config or Config()
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.records: dict[str, PluginRecord] = {}
+        self.provider_types: dict[str, ProviderType] = {}
+        self.transports: dict[str, type[Transport]] = {}
+        self.routers: dict[str, type[Router]] = {}
+        self.health_checks: dict[str, HealthCheck] = {}
+        self.trace = _truthy(os.environ.get(TRACE_ENV))
+
+    # -- loading ---------------------------------------------------------------------
+
+    @classmethod
+    def load(
+        cls,
+        config: Config | None = None,
+        *,
+        builtins: bool = True,
+        installed: bool = True,
+        extra: list[tuple[str, Any]] | None = None,
+        strict: bool | None = None,
+    ) -> Plugins:
+        """Load the built-in plugins, the enabled installed ones, and ``extra``
+        ``(name, object)`` pairs (for tests and scripts)."""
+        self = cls(config)
+        only = _only_from_env()
+        if builtins:
+            from gleitzeit.builtins import builtin_plugins
+
+            for name, obj in builtin_plugins():
+                rec = PluginRecord(name=name, distribution="gleitzeit", builtin=True)
+                from gleitzeit._version import __version__
+
+                rec.version = __version__
+                if name == "echo" and not self.config.plugin_enabled(name):
+                    self.records[name] = rec  # the demo provider can be switched off
+                    continue
+                self.add(rec, obj)
+        if installed:
+            for ep in installed_plugins():
+                rec = PluginRecord(
+                    name=ep.name,
+                    distribution=ep.distribution,
+                    version=ep.version,
+                    entry_point=ep.value,
+                )
+                if ep.name in self.records:
+                    rec.status, rec.error = (
+                        "failed",
+                        (
+                            f"the name {ep.name!r} is taken by another plugin; "
+                            f"uninstall one of them ({ep.distribution})"
+                        ),
+                    )
+                    self.records[f"{ep.name} ({ep.distribution})"] = rec
+                    continue
+                enabled = (
+                    (ep.name in only) if only is not None else self.config.plugin_enabled(ep.name)
+                )
+                if not enabled:
+                    self.records[ep.name] = rec
+                    continue
+                try:
+                    obj = import_plugin(ep.name)
+                except BaseException as exc:
+                    if isinstance(exc, KeyboardInterrupt):
+                        raise
+                    self._fail(rec, f"import failed: {type(exc).__name__}: {exc}")
+                    self.records[ep.name] = rec
+                    continue
+                self.add(rec, obj)
+        for name, obj in extra or []:
+            self.add(PluginRecord(name=name), obj)
+        self._note_unknown_sections()
+        if strict if strict is not None else _truthy(os.environ.get(STRICT_ENV)):
+            failed = self.failed()
+            if failed:
+                raise PluginError(
+                    "Plugins failed to load (strict mode): "
+                    + "; ".join(f"{r.name}: {r.error}" for r in failed),
+                    hint=f"fix or uninstall them, or unset {STRICT_ENV}",
+                )
+        return self
+
+    def _note_unknown_sections(self) -> None:
+        """A ``plugins:`` section for a plugin that is not installed is a failure to show."""
+        for name in self.config.plugins:
+            if name in self.records or not self.config.plugin_enabled(name):
+                continue
+            near = suggest(name, list(self.records))
+            rec = PluginRecord(name=name, status="failed", config_error=True)
+            rec.error = f"configured in {self.config.source or 'the config'} but not installed" + (
+                f"; did you mean {near!r}?" if near else f"; try `pip install gleitzeit-{name}`"
+            )
+            self.records[name] = rec
+
+    def _fail(self, rec: PluginRecord, reason: str) -> None:
+        rec.status, rec.error = "failed", reason
+        if rec.obj is not None and self.pm.is_registered(rec.obj):
+            self.pm.unregister(rec.obj)
+        self._forget(rec)
+
+    def _forget(self, rec: PluginRecord) -> None:
+        for table, names in (
+            (self.provider_types, rec.providers),
+            (self.transports, rec.transports),
+            (self.routers, rec.routers),
+            (self.health_checks, rec.health_checks),
+        ):
+            for n in names:
+                table.pop(n, None)
+            names.clear()
+
+    def add(self, rec: PluginRecord, obj: Any) -> PluginRecord:
+        """Register one plugin object; on any failure the record says why."""
+        self.records[rec.name] = rec
+        rec.obj = obj
+        try:
+            self.pm.register(obj, name=rec.name)
+        except ValueError as exc:  # a name or object registered twice
+            self._fail(rec, str(exc))
+            return rec
+        except pluggy.PluginValidationError as exc:
+            self._fail(rec, f"invalid hook implementation: {exc}")
+            return rec
+        callers = self.pm.get_hookcallers(obj) or []
+        unknown = [hc.name for hc in callers if not hc.has_spec()]
+        if unknown:
+            specs = [n for n in dir(hookspecs) if n.startswith("gleitzeit_")]
+            parts = []
+            for n in unknown:
+                near = suggest(n, specs)
+                parts.append(f"{n!r}" + (f" (did you mean {near!r}?)" if near else ""))
+            self._fail(rec, f"unknown hook {', '.join(parts)}; see docs/hooks.md for the hooks")
+            return rec
+        rec.hooks = sorted(hc.name for hc in callers)
+        try:
+            rec.settings = self._settings_for(rec)
+        except PluginError as exc:
+            rec.config_error = True
+            self._fail(rec, str(exc))
+            return rec
+        try:
+            self._run_registrations(rec)
+        except PluginError as exc:
+            self._fail(rec, str(exc))
+            return rec
+        rec.status = "loaded"
+        return rec
+
+    def _settings_for(self, rec: PluginRecord) -> Any:
+        problems = self.config.plugin_problems(rec.name)
+        if problems:
+            raise PluginError("; ".join(problems))
+        section = self.config.plugin_section(rec.name) or {}
+        schema = self._call_one(rec, "gleitzeit_config_schema", {})
+        if schema is None:
+            if section:
+                raise PluginError(
+                    f"{self._where(('plugins', rec.name))}plugins.{rec.name}: this plugin "
+                    f"takes no settings, got {', '.join(sorted(section))}"
+                )
+            return None
+        if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
+            raise PluginError(
+                f"gleitzeit_config_schema returned {short_repr(schema)}, expected a pydantic "
+                "model class"
+            )
+        rec.settings_schema = schema
+        try:
+            return schema.model_validate(section)
+        except ValidationError as exc:
+            source = str(self.config.source) if self.config.source else "<config>"
+            lines = describe_errors(
+                exc,
+                model=schema,
+                prefix=("plugins", rec.name),
+                source=source,
+                locate=self.config.locate,
+            )
+            raise PluginError("invalid settings: " + "; ".join(lines)) from None
+
+    def _where(self, loc: tuple[Any, ...]) -> str:
+        if self.config.source is None:
+            return ""
+        line = self.config.locate(loc)
+        return f"{self.config.source}:{line}: " if line else f"{self.config.source}: "
+
+    # -- registration callbacks ------------------------------------------------------
+
+    def _run_registrations(self, rec: PluginRecord) -> None:
+        registers: dict[str, Callable[..., Any]] = {
+            "gleitzeit_register_providers": lambda cls: self._register_provider(rec, cls),
+            "gleitzeit_register_transports": lambda cls: self._register_named(
+                rec, cls, Transport, self.transports, rec.transports, "transport"
+            ),
+            "gleitzeit_register_routers": lambda cls: self._register_named(
+                rec, cls, Router, self.routers, rec.routers, "router"
+            ),
+            "gleitzeit_register_health_checks": lambda name, check: self._register_check(
+                rec, name, check
+            ),
+        }
+        for hook in _REGISTRATION_HOOKS:
+            kwargs: dict[str, Any] = {"register": registers[hook]}
+            if hook == "gleitzeit_register_providers":
+                kwargs["settings"] = rec.settings
+            self._call_one(rec, hook, kwargs)
+
+    def _register_provider(self, rec: PluginRecord, cls: Any) -> None:
+        if not (isinstance(cls, type) and issubclass(cls, Provider)):
+            raise PluginError(
+                f"register() got {short_repr(cls)}; expected a gleitzeit.Provider subclass"
+            )
+        name = cls.name
+        if not name or not isinstance(name, str):
+            raise PluginError(f"provider class {cls.__qualname__} has no 'name'")
+        if cls.kind not in KINDS:
+            raise PluginError(
+                f"provider {name!r} has kind {cls.kind!r}; expected one of {', '.join(KINDS)}"
+            )
+        if not cls.__methods__:
+            raise PluginError(f"provider {name!r} declares no methods (use @gleitzeit.method)")
+        owner = self.provider_types.get(name)
+        if owner is not None:
+            raise PluginError(f"provider name {name!r} is already registered by {owner.plugin!r}")
+        self.provider_types[name] = ProviderType(cls, rec.name)
+        rec.providers.append(name)
+
+    def _register_named(
+        self,
+        rec: PluginRecord,
+        cls: Any,
+        base: type,
+        table: dict[str, Any],
+        names: list[str],
+        what: str,
+    ) -> None:
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise PluginError(
+                f"register() got {short_repr(cls)}; expected a {base.__name__} subclass"
+            )
+        if not cls.name:
+            raise PluginError(f"{what} class {cls.__qualname__} has no 'name'")
+        if cls.name in table:
+            raise PluginError(f"{what} name {cls.name!r} is already registered")
+        table[cls.name] = cls
+        names.append(cls.name)
+
+    def _register_check(self, rec: PluginRecord, name: Any, check: Any) -> None:
+        if not isinstance(name, str) or not name:
+            raise PluginError(
+                f"health check name must be a non-empty string, got {short_repr(name)}"
+            )
+        if not callable(check):
+            raise PluginError(f"health check {name!r} is not callable")
+        if name in self.health_checks:
+            raise PluginError(f"health check name {name!r} is already registered")
+        self.health_checks[name] = check
+        rec.health_checks.append(name)
+
+    # -- calling hooks ---------------------------------------------------------------
+
+    def _impl_for(self, rec: PluginRecord, hook: str) -> Any:
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            if impl.plugin_name == rec.name:
+                return impl
+        return None
+
+    def _call_one(self, rec: PluginRecord, hook: str, kwargs: dict[str, Any]) -> Any:
+        """Call ``rec``'s implementation of ``hook``; errors become PluginError."""
+        impl = self._impl_for(rec, hook)
+        if impl is None:
+            return None
+        args = {k: kwargs[k] for k in impl.argnames if k in kwargs}
+        start = time.perf_counter()
+        try:
+            result = impl.function(**args)
+        except PluginError as exc:
+            self._trace(hook, rec.name, args, error=exc, start=start)
+            raise PluginError(f"{hook}: {exc.message}") from exc
+        except Exception as exc:
+            self._trace(hook, rec.name, args, error=exc, start=start)
+            raise PluginError(f"{hook} raised {type(exc).__name__}: {exc}") from exc
+        self._trace(hook, rec.name, args, result=result, start=start)
+        return result
+
+    def call_each(self, hook: str, **kwargs: Any) -> list[tuple[PluginRecord, Any]]:
+        """Call every loaded plugin's implementation of ``hook`` in isolation.
+
+        Returns ``(record, result)`` pairs; a plugin that raises gets ``(record, exc)``
+        with the exception, so the caller decides what a failure means.
+        """
+        out: list[tuple[PluginRecord, Any]] = []
+        for rec in list(self.records.values()):
+            if rec.status != "loaded" or self._impl_for(rec, hook) is None:
+                continue
+            try:
+                out.append((rec, self._call_one(rec, hook, kwargs)))
+            except PluginError as exc:
+                out.append((rec, exc))
+        return out
+
+    def _trace(
+        self,
+        hook: str,
+        plugin: str,
+        args: dict[str, Any],
+        *,
+        start: float,
+        result: Any = None,
+        error: BaseException | None = None,
+    ) -> None:
+        if not self.trace:
+            return
+        ms = (time.perf_counter() - start) * 1000
+        shown = ", ".join(f"{k}={_trace_repr(v)}" for k, v in args.items())
+        outcome = (
+            f"raised {type(error).__name__}: {error}" if error else f"-> {_trace_repr(result)}"
+        )
+        print(f"[hook] {hook} plugin={plugin} ({shown}) {outcome} [{ms:.2f} ms]", file=sys.stderr)
+
+    # -- queries ---------------------------------------------------------------------
+
+    def loaded(self) -> list[PluginRecord]:
+        return [r for r in self.records.values() if r.status == "loaded"]
+
+    def failed(self) -> list[PluginRecord]:
+        return [r for r in self.records.values() if r.status == "failed"]
+
+    def listing(self, *, include_builtins: bool = False) -> list[PluginRecord]:
+        return [r for r in self.records.values() if include_builtins or not r.builtin]
+
+
+def _trace_repr(value: Any) -> str:
+    if callable(value) and getattr(value, "__name__", "") == "<lambda>":
+        return "<register>"
+    if inspect.isclass(value):
+        return value.__qualname__
+    return short_repr(value, 80)

@@ -1,0 +1,259 @@
+"""The provider base class: one async class, run in-process or as a remote process.
+
+A provider declares its methods with :func:`method`::
+
+    class Weather(gleitzeit.Provider):
+        name = "weather"
+        kind = "tool"
+
+        @gleitzeit.method("weather/today", params=City)
+        async def today(self, params: City) -> dict:
+            return {"result": ...}
+
+An ``async def`` handler answers ``invoke``; an ``async def`` *generator* handler of
+the same method name answers ``stream``. A method with only a stream handler can still
+be invoked (the stream is collected into one result).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from gleitzeit.errors import GleitzeitError, InvalidParamsError, MethodNotFoundError
+from gleitzeit.results import collect_stream
+from gleitzeit.validation import describe_errors, suggest
+
+Kind = Literal["llm", "tool", "extension"]
+KINDS: tuple[str, ...] = ("llm", "tool", "extension")
+
+_MARK = "__gleitzeit_method__"
+
+
+@dataclass
+class MethodSpec:
+    """What a provider says about one of its methods."""
+
+    name: str
+    description: str = ""
+    params: type[BaseModel] | None = None
+    invoke_handler: str | None = None
+    stream_handler: str | None = None
+
+    @property
+    def streaming(self) -> bool:
+        return self.stream_handler is not None
+
+    def schema(self) -> dict[str, Any]:
+        """JSON Schema of the method's parameters."""
+        if self.params is None:
+            return {"type": "object"}
+        return self.params.model_json_schema()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "streaming": self.streaming,
+            "params_schema": self.schema(),
+        }
+
+
+def method(
+    name: str, *, params: type[BaseModel] | None = None, description: str | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare a provider method named ``name`` (protocol-prefixed, e.g. ``llm/chat``).
+
+    ``params`` is a pydantic model that validates the request's parameters; the handler
+    receives the validated model instance (or the raw dict when ``params`` is None).
+    """
+    if "/" not in name:
+        raise ValueError(f"method name {name!r} needs a protocol prefix, like 'tool/{name}'")
+
+    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if not (inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)):
+            raise TypeError(
+                f"@method({name!r}) needs an 'async def' function or async generator, "
+                f"got {fn.__qualname__}"
+            )
+        doc = description if description is not None else (inspect.getdoc(fn) or "")
+        setattr(fn, _MARK, (name, params, doc.split("\n\n")[0].strip()))
+        return fn
+
+    return mark
+
+
+class Provider:
+    """Base class of every provider.
+
+    Class attributes describe the provider; subclasses set at least ``name`` and
+    ``kind``. ``models`` and ``capabilities`` may be replaced per instance (for example
+    after discovering models in :meth:`start`).
+    """
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[Kind] = "tool"
+    description: ClassVar[str] = ""
+    version: ClassVar[str] = ""
+    models: ClassVar[tuple[str, ...]] = ()
+    capabilities: ClassVar[tuple[str, ...]] = ()
+    #: Optional pydantic model for settings given in a ``providers:`` entry.
+    Settings: ClassVar[type[BaseModel] | None] = None
+
+    __methods__: ClassVar[dict[str, MethodSpec]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        specs: dict[str, MethodSpec] = {}
+        for base in reversed(cls.__mro__[1:]):
+            for spec in getattr(base, "__methods__", {}).values():
+                specs[spec.name] = MethodSpec(**spec.__dict__)
+        for attr, fn in cls.__dict__.items():
+            mark = getattr(fn, _MARK, None)
+            if mark is None:
+                continue
+            mname, params, doc = mark
+            spec = specs.setdefault(mname, MethodSpec(name=mname))
+            if params is not None:
+                spec.params = params
+            if doc and not spec.description:
+                spec.description = doc
+            if inspect.isasyncgenfunction(fn):
+                spec.stream_handler = attr
+            else:
+                spec.invoke_handler = attr
+        cls.__methods__ = specs
+
+    def __init__(self, settings: Any = None, *, name: str | None = None) -> None:
+        self.settings = settings
+        # Instance attributes shadow the class defaults so each instance can differ.
+        self.name = name or type(self).name  # type: ignore[misc]
+        self.models = tuple(type(self).models)  # type: ignore[misc]
+        self.capabilities = tuple(type(self).capabilities)  # type: ignore[misc]
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Prepare the provider (open clients, discover models). Called once per start."""
+
+    async def stop(self) -> None:
+        """Release what :meth:`start` acquired. May be called more than once."""
+
+    async def health(self) -> dict[str, Any]:
+        """Report health: ``{"status": "healthy"|"degraded"|"unhealthy", "detail": ...}``."""
+        return {"status": "healthy"}
+
+    # -- metadata --------------------------------------------------------------------
+
+    @classmethod
+    def method_specs(cls) -> dict[str, MethodSpec]:
+        return dict(cls.__methods__)
+
+    @classmethod
+    def method_names(cls) -> list[str]:
+        return sorted(cls.__methods__)
+
+    def resolve_method(self, method: str) -> MethodSpec:
+        """The spec for ``method``; an unprefixed name works where it is unambiguous."""
+        specs = self.__methods__
+        if method in specs:
+            return specs[method]
+        if "/" not in method:
+            hits = [s for n, s in specs.items() if n.split("/", 1)[1] == method]
+            if len(hits) == 1:
+                return hits[0]
+            if len(hits) > 1:
+                raise MethodNotFoundError(
+                    f"Method {method!r} is ambiguous for provider {self.name!r}: "
+                    f"{', '.join(s.name for s in hits)}",
+                    hint="use the protocol-prefixed name",
+                )
+        near = suggest(method, list(specs))
+        raise MethodNotFoundError(
+            f"Provider {self.name!r} has no method {method!r}"
+            + (f"; did you mean {near!r}?" if near else ""),
+            hint=f"its methods are: {', '.join(sorted(specs)) or '(none)'}",
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """Metadata as sent on registration and shown by ``providers list``."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "description": self.description,
+            "version": self.version,
+            "methods": sorted(self.__methods__),
+            "streaming_methods": sorted(n for n, s in self.__methods__.items() if s.streaming),
+            "models": list(self.models),
+            "capabilities": list(self.capabilities),
+        }
+
+    # -- calls -----------------------------------------------------------------------
+
+    def _validate(self, spec: MethodSpec, params: Any) -> Any:
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            raise InvalidParamsError(
+                f"{spec.name}: parameters must be a JSON object, got {type(params).__name__}"
+            )
+        if spec.params is None:
+            return params
+        try:
+            return spec.params.model_validate(params)
+        except ValidationError as exc:
+            lines = describe_errors(exc, model=spec.params)
+            raise InvalidParamsError(
+                f"Invalid parameters for {spec.name}: " + "; ".join(lines),
+                hint=f"see `gleitzeit providers list --json` for the schema of {spec.name}",
+            ) from None
+
+    async def invoke(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Run ``method`` with ``params`` and return its result dict."""
+        spec = self.resolve_method(method)
+        value = self._validate(spec, params)
+        if spec.invoke_handler:
+            return await getattr(self, spec.invoke_handler)(value)
+        if spec.stream_handler:
+            chunks = [c async for c in self._run_stream(spec, value)]
+            return collect_stream(chunks)
+        raise MethodNotFoundError(f"{spec.name} has no handler on provider {self.name!r}")
+
+    async def stream(
+        self, method: str, params: dict[str, Any] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Run ``method`` and yield ``{"token", "done"}`` chunks; the last has
+        ``done: true``."""
+        spec = self.resolve_method(method)
+        if not spec.streaming:
+            raise MethodNotFoundError(
+                f"{spec.name} on provider {self.name!r} does not stream",
+                hint="call it without --stream",
+            )
+        value = self._validate(spec, params)
+        async for chunk in self._run_stream(spec, value):
+            yield chunk
+
+    async def _run_stream(self, spec: MethodSpec, value: Any) -> AsyncIterator[dict[str, Any]]:
+        gen = getattr(self, spec.stream_handler)(value)  # type: ignore[arg-type]
+        try:
+            async for chunk in gen:
+                if isinstance(chunk, str):
+                    chunk = {"token": chunk, "done": False}
+                elif not isinstance(chunk, dict):
+                    raise GleitzeitError(
+                        f"{spec.name} on {self.name!r} yielded {type(chunk).__name__}, "
+                        "expected a dict chunk or a str token"
+                    )
+                if chunk.get("done"):
+                    yield chunk
+                    return
+                chunk.setdefault("done", False)
+                yield chunk
+            yield {"token": "", "done": True}
+        finally:
+            await gen.aclose()

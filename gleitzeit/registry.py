@@ -1,0 +1,194 @@
+"""The registry of provider instances, indexed by name, method, model and capability."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from gleitzeit.errors import MethodNotFoundError, RoutingError
+from gleitzeit.instance import ProviderInstance
+from gleitzeit.validation import suggest
+
+
+class Registry:
+    """Every provider instance the host can reach, whatever its transport."""
+
+    def __init__(self) -> None:
+        self._instances: dict[str, ProviderInstance] = {}
+        self._by_name: dict[str, dict[str, ProviderInstance]] = defaultdict(dict)
+        self._by_method: dict[str, dict[str, ProviderInstance]] = defaultdict(dict)
+        self._by_model: dict[str, dict[str, ProviderInstance]] = defaultdict(dict)
+        self._by_capability: dict[str, dict[str, ProviderInstance]] = defaultdict(dict)
+
+    def __len__(self) -> int:
+        return len(self._instances)
+
+    def __iter__(self):  # noqa: ANN204
+        return iter(list(self._instances.values()))
+
+    def add(self, instance: ProviderInstance) -> None:
+        if instance.id in self._instances:
+            self.remove(instance.id)
+        self._instances[instance.id] = instance
+        self._index(instance)
+
+    def _index(self, inst: ProviderInstance) -> None:
+        self._by_name[inst.name][inst.id] = inst
+        for m in inst.methods:
+            self._by_method[m][inst.id] = inst
+        for model in inst.models:
+            self._by_model[model][inst.id] = inst
+        for cap in inst.capabilities:
+            self._by_capability[cap][inst.id] = inst
+
+    def _unindex(self, inst: ProviderInstance) -> None:
+        for index, keys in (
+            (self._by_name, [inst.name]),
+            (self._by_method, inst.methods),
+            (self._by_model, inst.models),
+            (self._by_capability, inst.capabilities),
+        ):
+            for key in keys:
+                bucket = index.get(key)
+                if bucket is not None:
+                    bucket.pop(inst.id, None)
+                    if not bucket:
+                        del index[key]
+
+    def update_models(
+        self, instance: ProviderInstance, models: list[str] | tuple[str, ...]
+    ) -> None:
+        """Re-index an instance whose model list changed (for example after discovery)."""
+        self._unindex(instance)
+        instance.models = tuple(models)
+        self._index(instance)
+
+    def remove(self, instance_id: str) -> ProviderInstance | None:
+        inst = self._instances.pop(instance_id, None)
+        if inst is not None:
+            self._unindex(inst)
+        return inst
+
+    def get(self, instance_id: str) -> ProviderInstance | None:
+        return self._instances.get(instance_id)
+
+    def instances(self, name: str | None = None) -> list[ProviderInstance]:
+        if name is None:
+            return list(self._instances.values())
+        return list(self._by_name.get(name, {}).values())
+
+    def names(self) -> list[str]:
+        return sorted(self._by_name)
+
+    def methods(self) -> list[str]:
+        return sorted(self._by_method)
+
+    def models(self) -> list[str]:
+        return sorted(self._by_model)
+
+    # -- lookup ----------------------------------------------------------------------
+
+    def resolve_method(self, method: str, provider: str | None = None) -> str:
+        """The full method name; ``chat`` means ``llm/chat`` where that is unambiguous."""
+        if provider is not None and provider not in self._by_name:
+            self._unknown_provider(provider)
+        known = (
+            {m for inst in self._by_name[provider].values() for m in inst.methods}
+            if provider is not None
+            else set(self._by_method)
+        )
+        if method in known:
+            return method
+        if "/" not in method:
+            hits = sorted(m for m in known if m.split("/", 1)[-1] == method)
+            if len(hits) == 1:
+                return hits[0]
+            if len(hits) > 1:
+                raise MethodNotFoundError(
+                    f"Method {method!r} is ambiguous: {', '.join(hits)}",
+                    hint="use the protocol-prefixed name",
+                )
+        near = suggest(method, sorted(known))
+        where = f"Provider {provider!r} has" if provider else "No provider has"
+        raise MethodNotFoundError(
+            f"{where} no method {method!r}" + (f"; did you mean {near!r}?" if near else ""),
+            hint=(
+                f"available methods: {', '.join(sorted(known)) or '(none)'}"
+                + ("" if provider else " — enable a plugin that provides it in gleitzeit.yaml")
+            ),
+        )
+
+    def _unknown_provider(self, provider: str) -> None:
+        names = self.names()
+        near = suggest(provider, names)
+        raise RoutingError(
+            f"No provider named {provider!r}" + (f"; did you mean {near!r}?" if near else ""),
+            hint=f"available providers: {', '.join(names) or '(none)'} — see `gleitzeit plugins list`",
+        )
+
+    def candidates(
+        self,
+        method: str,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        capability: str | None = None,
+    ) -> list[ProviderInstance]:
+        """Instances that serve the request and may be picked now."""
+        pool = self._by_method.get(method, {})
+        if provider is not None:
+            named = self._by_name.get(provider, {})
+            pool = named if len(named) < len(pool) else pool
+            pool = {k: v for k, v in pool.items() if v.name == provider and method in v.methods}
+        out = []
+        for inst in pool.values():
+            if model is not None and model not in inst.models:
+                continue
+            if capability is not None and capability not in inst.capabilities:
+                continue
+            if inst.routable:
+                out.append(inst)
+        return out
+
+    def explain_no_candidate(
+        self, method: str, *, provider: str | None, model: str | None, capability: str | None
+    ) -> RoutingError:
+        """The error for a request nothing can serve: what was asked, what there is."""
+        pool = [
+            i
+            for i in self._by_method.get(method, {}).values()
+            if provider is None or i.name == provider
+        ]
+        asked = f"method {method!r}" + (f" on provider {provider!r}" if provider else "")
+        if model is not None:
+            with_model = [i for i in pool if model in i.models]
+            if not with_model:
+                served = sorted({m for i in pool for m in i.models})
+                near = suggest(model, served)
+                return RoutingError(
+                    f"No provider serves model {model!r} for {asked}"
+                    + (f"; did you mean {near!r}?" if near else ""),
+                    hint=(
+                        f"models served: {', '.join(served) or '(none)'} — "
+                        "enable a provider for it in gleitzeit.yaml"
+                    ),
+                )
+            pool = with_model
+        if capability is not None:
+            pool = [i for i in pool if capability in i.capabilities]
+            if not pool:
+                return RoutingError(f"No provider with capability {capability!r} serves {asked}")
+        down = [i for i in pool if not i.routable]
+        if down:
+            reasons = "; ".join(
+                f"{i.id}: {i.health.detail or i.last_error or 'cooling down after failures'}"
+                for i in down[:5]
+            )
+            return RoutingError(
+                f"Every instance that serves {asked} is down or cooling down ({reasons})",
+                hint="see `gleitzeit providers health`",
+            )
+        return RoutingError(f"No provider serves {asked}")
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        return [i.describe() for i in sorted(self._instances.values(), key=lambda i: i.id)]
