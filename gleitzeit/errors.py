@@ -78,12 +78,14 @@ class MethodNotFoundError(GleitzeitError):
     """The provider does not offer the requested method."""
 
     code = "method_not_found"
+    exit_code = 2
 
 
 class InvalidParamsError(GleitzeitError):
     """The parameters of a request do not fit the method's schema."""
 
     code = "invalid_params"
+    exit_code = 2
 
 
 class ProviderError(GleitzeitError):

@@ -66,6 +66,8 @@ class PluginRecord:
     error: str | None = None
     #: True when the failure comes from the plugin's settings in gleitzeit.yaml.
     config_error: bool = False
+    #: One line per problem in the plugin's settings (file:line: field: what).
+    config_problems: list[str] = field(default_factory=list)
     hooks: list[str] = field(default_factory=list)
     providers: list[str] = field(default_factory=list)
     transports: list[str] = field(default_factory=list)
@@ -194,9 +196,11 @@ class Plugins:
                 continue
             near = suggest(name, list(self.records))
             rec = PluginRecord(name=name, status="failed", config_error=True)
+            where = self._where(("plugins", name))
             rec.error = f"configured in {self.config.source or 'the config'} but not installed" + (
                 f"; did you mean {near!r}?" if near else f"; try `pip install gleitzeit-{name}`"
             )
+            rec.config_problems = [f"{where}plugins.{name}: {rec.error}"]
             self.records[name] = rec
 
     def _fail(self, rec: PluginRecord, reason: str) -> None:
@@ -256,15 +260,17 @@ class Plugins:
     def _settings_for(self, rec: PluginRecord) -> Any:
         problems = self.config.plugin_problems(rec.name)
         if problems:
+            rec.config_problems = problems
             raise PluginError("; ".join(problems))
         section = self.config.plugin_section(rec.name) or {}
         schema = self._call_one(rec, "gleitzeit_config_schema", {})
         if schema is None:
             if section:
-                raise PluginError(
+                rec.config_problems = [
                     f"{self._where(('plugins', rec.name))}plugins.{rec.name}: this plugin "
                     f"takes no settings, got {', '.join(sorted(section))}"
-                )
+                ]
+                raise PluginError(rec.config_problems[0])
             return None
         if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
             raise PluginError(
@@ -283,6 +289,7 @@ class Plugins:
                 source=source,
                 locate=self.config.locate,
             )
+            rec.config_problems = lines
             raise PluginError("invalid settings: " + "; ".join(lines)) from None
 
     def _where(self, loc: tuple[Any, ...]) -> str:

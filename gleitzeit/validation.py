@@ -90,6 +90,7 @@ def describe_errors(
     prefix: Loc = (),
     source: str | None = None,
     locate: Callable[[Loc], int | None] | None = None,
+    skip: set[Loc] | None = None,
 ) -> list[str]:
     """One line per error: ``file:line: field.path: what is wrong (got value)``."""
     lines = []
@@ -98,6 +99,8 @@ def describe_errors(
         # drop such internal parts so the path is the user's.
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
         full = prefix + loc
+        if skip and full in skip:
+            continue  # already reported, e.g. as a missing environment variable
         if err["type"] == "extra_forbidden":
             key = loc[-1] if loc else "?"
             msg = f"unknown key {key!r}"
@@ -110,6 +113,8 @@ def describe_errors(
                     msg += f"; valid keys: {', '.join(sorted(keys))}"
         else:
             msg = err["msg"]
+            if err["type"] == "value_error":
+                msg = msg.removeprefix("Value error, ")
             if err["type"] != "missing":
                 msg += f" (got {short_repr(err.get('input'))})"
         where = ""

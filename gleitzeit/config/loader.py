@@ -119,7 +119,9 @@ def parse_config(
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        problems += describe_errors(exc, model=Config, source=label, locate=locate)
+        problems += describe_errors(
+            exc, model=Config, source=label, locate=locate, skip={m.loc for m in missing}
+        )
     if problems:
         raise ConfigError(f"Invalid configuration in {label}", problems=problems)
     config._source = source

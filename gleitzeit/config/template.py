@@ -22,8 +22,8 @@ def _field_lines(model: type[BaseModel], indent: str, commented: bool) -> list[s
     lines = []
     for name, field in model.model_fields.items():
         default: Any = field.get_default(call_default_factory=True)
-        value = "" if default is None else default
-        text = f"{field.alias or name}: {_yaml_scalar(value)}"
+        shown = "" if default is None else f" {_yaml_scalar(default)}"
+        text = f"{field.alias or name}:{shown}"
         note = f"  # {field.description}" if field.description else ""
         lines.append(f"{indent}{'# ' if commented else ''}{text}{note}")
     return lines

@@ -1,0 +1,267 @@
+"""The host: routing by method, model and provider; retries; in-flight counters; errors."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import gleitzeit
+from gleitzeit.config import Config, parse_config
+from gleitzeit.host import Host
+from gleitzeit.plugins import Plugins
+
+
+class Flaky(gleitzeit.Provider):
+    """Fails with a retryable error a set number of times, then answers."""
+
+    name = "flaky"
+    kind = "tool"
+
+    def __init__(self, settings=None, *, name=None, failures=0, retryable=True):
+        super().__init__(settings, name=name)
+        self.failures = failures
+        self.retryable = retryable
+        self.calls = 0
+
+    @gleitzeit.method("tool/work")
+    async def work(self, params):
+        self.calls += 1
+        if self.calls <= self.failures:
+            if self.retryable:
+                raise gleitzeit.ProviderUnavailableError(f"{self.name} is busy")
+            raise gleitzeit.ToolError("bad input")
+        return {"result": self.name}
+
+
+class Slow(gleitzeit.Provider):
+    name = "slow"
+    kind = "tool"
+
+    @gleitzeit.method("tool/slow")
+    async def slow(self, params):
+        await asyncio.sleep(params.get("seconds", 10))
+        return {"result": "late"}
+
+    @gleitzeit.method("tool/crash")
+    async def crash(self, params):
+        raise KeyError("oops")
+
+
+class Gate(gleitzeit.Provider):
+    """Holds calls until released, to count what is in flight."""
+
+    name = "gate"
+    kind = "llm"
+    models = ("m1",)
+
+    def __init__(self, settings=None, *, name=None, models=("m1",)):
+        super().__init__(settings, name=name)
+        self.models = tuple(models)
+        self.release = asyncio.Event()
+
+    @gleitzeit.method("llm/chat")
+    async def chat(self, params):
+        await self.release.wait()
+        return gleitzeit.llm_result("ok", model=params.get("model", "m1"), provider=self.name)
+
+    @gleitzeit.method("llm/chat")
+    async def chat_stream(self, params):
+        yield gleitzeit.token_chunk("a")
+        await self.release.wait()
+        yield gleitzeit.token_chunk("b")
+
+
+def _host(*providers, config: Config | None = None) -> Host:
+    config = config or Config()
+    return Host(config, plugins=Plugins.load(config, installed=False), providers=list(providers))
+
+
+async def test_retryable_failure_moves_to_another_instance():
+    a, b = Flaky(name="flaky", failures=5), Flaky(name="flaky")
+    async with _host(a, b) as host:
+        results = [await host.invoke("tool/work", provider="flaky") for _ in range(4)]
+        assert [r["result"] for r in results] == ["flaky"] * 4
+        assert a.calls >= 1 and b.calls == 4
+        assert all(i.in_flight == 0 for i in host.registry)
+
+
+async def test_non_retryable_error_is_raised_at_once():
+    a = Flaky(name="flaky", failures=1, retryable=False)
+    b = Flaky(name="flaky")
+    async with _host(a, b, config=parse_config("routing: {strategy: round-robin}")) as host:
+        with pytest.raises(gleitzeit.ToolError, match="bad input"):
+            await host.invoke("tool/work")
+        assert a.calls + b.calls == 1
+
+
+async def test_retries_are_bounded_and_the_last_error_is_raised():
+    providers = [Flaky(name="flaky", failures=99) for _ in range(5)]
+    async with _host(*providers, config=parse_config("routing: {retries: 2}")) as host:
+        with pytest.raises(gleitzeit.ProviderUnavailableError, match="busy"):
+            await host.invoke("tool/work")
+        assert sum(p.calls for p in providers) == 3
+
+
+async def test_failing_instance_cools_down_and_leaves_routing():
+    bad, good = Flaky(name="flaky", failures=99), Flaky(name="flaky")
+    config = parse_config("routing: {failure_threshold: 1, cooldown: 60, strategy: round-robin}")
+    async with _host(bad, good, config=config) as host:
+        for _ in range(5):
+            assert (await host.invoke("tool/work"))["result"] == "flaky"
+        assert bad.calls == 1  # cooled down after its first failure
+        described = {i.describe()["cooling_down"] for i in host.registry}
+        assert described == {True, False}
+
+
+async def test_timeout_is_a_clear_error_and_in_flight_returns_to_zero():
+    async with _host(Slow()) as host:
+        with pytest.raises(gleitzeit.ProviderTimeoutError, match="longer than 0.05s"):
+            await host.invoke("tool/slow", timeout=0.05)
+        (inst,) = host.registry.instances("slow")
+        assert inst.in_flight == 0
+
+
+async def test_bare_exception_in_a_provider_becomes_a_provider_error():
+    async with _host(Slow()) as host:
+        with pytest.raises(gleitzeit.ProviderError, match="'slow' failed in tool/crash: KeyError"):
+            await host.invoke("tool/crash")
+        assert (await host.invoke("tool/slow", {"seconds": 0}))["result"] == "late"
+
+
+async def test_least_in_flight_spreads_concurrent_calls():
+    one, two = Gate(name="gate"), Gate(name="gate")
+    async with _host(one, two) as host:
+        calls = [
+            asyncio.ensure_future(host.invoke("llm/chat", provider="gate"))
+            for _ in range(6)
+        ]
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert sorted(i.in_flight for i in host.registry.instances("gate")) == [3, 3]
+        one.release.set()
+        two.release.set()
+        await asyncio.gather(*calls)
+        assert [i.in_flight for i in host.registry.instances("gate")] == [0, 0]
+
+
+async def test_cancelled_calls_and_streams_leave_no_in_flight_behind():
+    gate = Gate(name="gate")
+    async with _host(gate) as host:
+        (inst,) = host.registry.instances("gate")
+        call = asyncio.ensure_future(host.invoke("llm/chat", provider="gate"))
+        await asyncio.sleep(0.01)
+        assert inst.in_flight == 1
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert inst.in_flight == 0
+
+        stream = host.stream("llm/chat", provider="gate")
+        assert (await stream.__anext__())["token"] == "a"
+        assert inst.in_flight == 1
+        await stream.aclose()
+        assert inst.in_flight == 0
+
+
+async def test_routing_by_model_and_the_error_when_no_one_serves_it():
+    small, big = Gate(name="small", models=("m-small",)), Gate(name="big", models=("m-big",))
+    small.release.set()
+    big.release.set()
+    async with _host(small, big) as host:
+        assert (await host.invoke("llm/chat", {"model": "m-big"}))["provider"] == "big"
+        assert (await host.invoke("llm/chat", model="m-small"))["provider"] == "small"
+        with pytest.raises(gleitzeit.RoutingError) as info:
+            await host.invoke("llm/chat", {"model": "m-bigg"})
+        text = str(info.value)
+        assert "No provider serves model 'm-bigg'" in text
+        assert "did you mean 'm-big'" in text
+        assert "echo, m-big, m-small" in text
+
+
+async def test_unknown_method_and_provider_errors_say_what_exists():
+    async with _host() as host:
+        with pytest.raises(gleitzeit.MethodNotFoundError) as info:
+            await host.invoke("llm/chatt")
+        assert "did you mean 'llm/chat'" in str(info.value)
+        assert "available methods: llm/chat, llm/generate" in str(info.value)
+        with pytest.raises(gleitzeit.RoutingError, match="No provider named 'ecko'; did you mean 'echo'"):
+            await host.invoke("llm/chat", provider="ecko")
+        with pytest.raises(gleitzeit.MethodNotFoundError, match="'echo' has no method 'llm/embed'"):
+            await host.invoke("llm/embed", provider="echo")
+
+
+async def test_unprefixed_method_resolves_when_unambiguous():
+    async with _host() as host:
+        out = await host.invoke("generate", {"prompt": "short and sweet"})
+        assert out["response"] == "short and sweet"
+
+
+async def test_stream_yields_tokens_then_exactly_one_done_chunk():
+    async with _host() as host:
+        chunks = [c async for c in host.stream("llm/chat", {"messages": [{"role": "user", "content": "one two three"}]})]
+        assert "".join(c["token"] for c in chunks) == "one two three"
+        assert [c["done"] for c in chunks] == [False, False, False, True]
+        assert chunks[-1]["usage"] == {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}
+
+
+async def test_streaming_a_method_that_does_not_stream_is_a_clear_error():
+    async with Host(Config(), plugins=Plugins.load(Config())) as host:
+        with pytest.raises(gleitzeit.MethodNotFoundError, match="does not stream"):
+            async for _ in host.stream("calc/add", {"a": 1, "b": 2}, provider="calculator"):
+                pass
+
+
+async def test_provider_that_fails_to_start_is_down_with_its_reason_and_others_serve():
+    class NoKey(gleitzeit.Provider):
+        name = "nokey"
+        kind = "llm"
+
+        async def start(self):
+            raise gleitzeit.AuthenticationError("no API key", hint="set NOKEY_API_KEY")
+
+        @gleitzeit.method("llm/chat")
+        async def chat(self, params):
+            return {}
+
+    async with _host(NoKey()) as host:
+        (inst,) = host.registry.instances("nokey")
+        assert inst.health.status == "unhealthy"
+        with pytest.raises(gleitzeit.RoutingError, match="no API key"):
+            await host.invoke("llm/chat", provider="nokey")
+        (checked,) = await host.check_health("nokey")
+        assert "no API key" in checked.health.detail
+        assert (await host.invoke("llm/chat", {"messages": [{"content": "hi"}]}))["response"] == "hi"
+
+
+async def test_local_class_from_config_providers_section(tmp_path, monkeypatch):
+    (tmp_path / "my_local_provider.py").write_text(
+        "import gleitzeit\n"
+        "class Local(gleitzeit.Provider):\n"
+        "    name = 'local'\n"
+        "    kind = 'extension'\n"
+        "    @gleitzeit.method('ext/who')\n"
+        "    async def who(self, params):\n"
+        "        return {'result': [self.name, self.settings]}\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = parse_config(
+        "providers:\n"
+        "  mine:\n    class: my_local_provider:Local\n    settings: {colour: blue}\n"
+        "  calc2:\n    type: calculator\n    settings: {precision: 1}\n"
+        "  broken:\n    type: calculatr\n"
+    )
+    async with Host(config, plugins=Plugins.load(config)) as host:
+        assert (await host.invoke("ext/who"))["result"] == ["mine", {"colour": "blue"}]
+        assert (await host.invoke("calc/divide", {"a": 1, "b": 3}, provider="calc2"))["result"] == 0.3
+        assert "did you mean 'calculator'" in host.plugin_errors["providers.broken"]
+
+
+async def test_registry_indexes_and_unindexes():
+    async with _host(Gate(name="g1", models=("a", "b"))) as host:
+        (inst,) = host.registry.instances("g1")
+        assert host.registry.models() == ["a", "b", "echo"]
+        host.registry.update_models(inst, ["c"])
+        assert host.registry.models() == ["c", "echo"]
+        host.registry.remove(inst.id)
+        assert host.registry.names() == ["echo"]
