@@ -28,7 +28,13 @@ def run() -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GLEITZEIT_")}
         env["XDG_CONFIG_HOME"] = cwd  # no user config: the defaults, every plugin enabled
         # One warm-up each, so both sides read files from the page cache.
-        subprocess.run([sys.executable, "-m", "gleitzeit", "plugins", "list"], env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "gleitzeit", "plugins", "list"],
+            env=env,
+            cwd=cwd,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         baseline = _median_seconds([sys.executable, "-c", "pass"], env, cwd)
         listing = _median_seconds([sys.executable, "-m", "gleitzeit", "plugins", "list"], env, cwd)
     ratio = listing / baseline

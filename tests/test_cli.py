@@ -12,7 +12,9 @@ def test_version(run_cli):
 
 
 def test_invoke_json_prints_only_the_result(run_cli):
-    result = run_cli("providers", "invoke", "calculator", "calc/add", "--args", '{"a": 5, "b": 3}', "--json")
+    result = run_cli(
+        "providers", "invoke", "calculator", "calc/add", "--args", '{"a": 5, "b": 3}', "--json"
+    )
     assert result.code == 0, result.err
     assert json.loads(result.out) == {
         "operation": "add",
@@ -23,14 +25,23 @@ def test_invoke_json_prints_only_the_result(run_cli):
 
 
 def test_invoke_llm_prints_the_response_text(run_cli):
-    result = run_cli("providers", "invoke", "echo", "llm/generate", "--args", '{"prompt": "plain text"}')
+    result = run_cli(
+        "providers", "invoke", "echo", "llm/generate", "--args", '{"prompt": "plain text"}'
+    )
     assert result.code == 0, result.err
     assert result.out == "plain text\n"
 
 
 def test_stream_prints_tokens_and_json_stream_prints_chunks(run_cli):
-    args = ["providers", "invoke", "echo", "llm/chat", "--args",
-            '{"messages": [{"role": "user", "content": "hi there"}]}', "--stream"]
+    args = [
+        "providers",
+        "invoke",
+        "echo",
+        "llm/chat",
+        "--args",
+        '{"messages": [{"role": "user", "content": "hi there"}]}',
+        "--stream",
+    ]
     text = run_cli(*args)
     assert text.code == 0, text.err
     assert text.out == "hi there\n"
@@ -42,14 +53,27 @@ def test_stream_prints_tokens_and_json_stream_prints_chunks(run_cli):
 
 def test_args_from_file_and_stdin(run_cli):
     (run_cli.workdir / "args.json").write_text('{"expression": "6 * 7"}')
-    from_file = run_cli("providers", "invoke", "calculator", "calc/evaluate", "--args", "@args.json", "--json")
+    from_file = run_cli(
+        "providers", "invoke", "calculator", "calc/evaluate", "--args", "@args.json", "--json"
+    )
     assert json.loads(from_file.out)["result"] == 42
-    from_stdin = run_cli("providers", "invoke", "calculator", "calc/evaluate", "--args", "-", "--json", input='{"expression": "1+1"}')
+    from_stdin = run_cli(
+        "providers",
+        "invoke",
+        "calculator",
+        "calc/evaluate",
+        "--args",
+        "-",
+        "--json",
+        input='{"expression": "1+1"}',
+    )
     assert json.loads(from_stdin.out)["result"] == 2
 
 
 def test_any_provider_with_dash(run_cli):
-    result = run_cli("providers", "invoke", "-", "calc/multiply", "--args", '{"a": 6, "b": 7}', "--json")
+    result = run_cli(
+        "providers", "invoke", "-", "calc/multiply", "--args", '{"a": 6, "b": 7}', "--json"
+    )
     assert json.loads(result.out)["result"] == 42
 
 
@@ -58,7 +82,9 @@ def test_usage_errors_exit_2_with_a_readable_message(run_cli):
     assert bad_json.code == 2
     assert "not valid JSON" in bad_json.err and "Traceback" not in bad_json.err
 
-    bad_params = run_cli("providers", "invoke", "calculator", "calc/add", "--args", '{"a": "x", "b": 1}')
+    bad_params = run_cli(
+        "providers", "invoke", "calculator", "calc/add", "--args", '{"a": "x", "b": 1}'
+    )
     assert bad_params.code == 2
     assert "a: must be a number" in bad_params.err
 
@@ -71,7 +97,9 @@ def test_usage_errors_exit_2_with_a_readable_message(run_cli):
 
 
 def test_runtime_errors_exit_1_on_stderr_in_few_lines(run_cli):
-    result = run_cli("providers", "invoke", "calculator", "calc/divide", "--args", '{"a": 1, "b": 0}')
+    result = run_cli(
+        "providers", "invoke", "calculator", "calc/divide", "--args", '{"a": 1, "b": 0}'
+    )
     assert result.code == 1
     assert result.out == ""
     assert result.err.startswith("error: calc/divide: division by zero")
@@ -83,7 +111,9 @@ def test_runtime_errors_exit_1_on_stderr_in_few_lines(run_cli):
 
 
 def test_debug_shows_the_traceback(run_cli):
-    result = run_cli("--debug", "providers", "invoke", "calculator", "calc/divide", "--args", '{"a": 1, "b": 0}')
+    result = run_cli(
+        "--debug", "providers", "invoke", "calculator", "calc/divide", "--args", '{"a": 1, "b": 0}'
+    )
     assert result.code != 0
     assert "Traceback" in result.err
 
@@ -111,4 +141,6 @@ def test_trace_hooks_prints_each_hook_call(run_cli):
     result = run_cli("plugins", "list", env={"GLEITZEIT_TRACE_HOOKS": "1"})
     assert result.code == 0
     lines = [line for line in result.err.splitlines() if line.startswith("[hook]")]
-    assert any("gleitzeit_register_providers plugin=calculator" in line and "ms]" in line for line in lines)
+    assert any(
+        "gleitzeit_register_providers plugin=calculator" in line and "ms]" in line for line in lines
+    )

@@ -141,7 +141,9 @@ def test_cli_config_commands(run_cli):
 def test_config_show_masks_secrets():
     from gleitzeit.cli.config_cmd import mask_secrets
 
-    masked = mask_secrets({"plugins": {"openai": {"api_key": "sk-123", "base_url": "u"}}, "token": ""})
+    masked = mask_secrets(
+        {"plugins": {"openai": {"api_key": "sk-123", "base_url": "u"}}, "token": ""}
+    )
     assert masked == {"plugins": {"openai": {"api_key": "****", "base_url": "u"}}, "token": ""}
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-GREETER = '''
+GREETER = """
 from pydantic import BaseModel
 import gleitzeit
 
@@ -21,29 +21,29 @@ class Greeter(gleitzeit.Provider):
 @gleitzeit.hookimpl
 def gleitzeit_register_providers(register):
     register(Greeter)
-'''
+"""
 
-RAISES_ON_IMPORT = '''
+RAISES_ON_IMPORT = """
 raise RuntimeError("boom at import")
-'''
+"""
 
-BAD_HOOK_NAME = '''
+BAD_HOOK_NAME = """
 import gleitzeit
 
 @gleitzeit.hookimpl
 def gleitzeit_register_provider(register):
     pass
-'''
+"""
 
-BAD_HOOK_ARG = '''
+BAD_HOOK_ARG = """
 import gleitzeit
 
 @gleitzeit.hookimpl
 def gleitzeit_register_providers(register, colour):
     pass
-'''
+"""
 
-MARKS_IMPORT = '''
+MARKS_IMPORT = """
 import os, pathlib
 pathlib.Path(os.environ["IMPORT_MARKER"]).write_text("imported")
 import gleitzeit
@@ -51,7 +51,7 @@ import gleitzeit
 @gleitzeit.hookimpl
 def gleitzeit_register_routers(register):
     pass
-'''
+"""
 
 
 def _by_name(result):
@@ -112,7 +112,9 @@ def test_broken_plugins_fail_alone_and_the_calculator_still_works(site, run_cli)
     human = run_cli("plugins", "list")
     assert "boom: import failed: RuntimeError: boom at import" in human.out
 
-    calc = run_cli("providers", "invoke", "calculator", "calc/add", "--args", '{"a": 5, "b": 3}', "--json")
+    calc = run_cli(
+        "providers", "invoke", "calculator", "calc/add", "--args", '{"a": 5, "b": 3}', "--json"
+    )
     assert calc.code == 0, calc.err
     assert calc.json()["result"] == 8
 
@@ -126,7 +128,9 @@ def test_strict_mode_turns_a_broken_plugin_into_a_failing_run(site, run_cli):
     assert "boom" in listed.err and "strict" in listed.err
     assert "Traceback" not in listed.err
 
-    calc = run_cli("providers", "invoke", "calculator", "calc/add", "--args", '{"a": 1, "b": 2}', env=strict)
+    calc = run_cli(
+        "providers", "invoke", "calculator", "calc/add", "--args", '{"a": 1, "b": 2}', env=strict
+    )
     assert calc.code != 0
 
 
@@ -162,8 +166,13 @@ def test_gleitzeit_plugins_env_limits_loading_and_empty_loads_none(site, run_cli
     assert {p["status"] for p in none.values()} == {"disabled"}
     # The built-in echo provider still serves with every plugin switched off.
     echo = run_cli(
-        "providers", "invoke", "echo", "llm/chat", "--json",
-        "--args", '{"messages": [{"role": "user", "content": "still here"}]}',
+        "providers",
+        "invoke",
+        "echo",
+        "llm/chat",
+        "--json",
+        "--args",
+        '{"messages": [{"role": "user", "content": "still here"}]}',
         env={"GLEITZEIT_PLUGINS": ""},
     )
     assert echo.code == 0, echo.err

@@ -45,7 +45,11 @@ async def test_hook_gleitzeit_register_providers():
         seen["settings"] = settings
         register(Ping)
 
-    plugins = Plugins.load(Config(), installed=False, extra=[("p", _plugin(gleitzeit_register_providers=gleitzeit_register_providers))])
+    plugins = Plugins.load(
+        Config(),
+        installed=False,
+        extra=[("p", _plugin(gleitzeit_register_providers=gleitzeit_register_providers))],
+    )
     assert plugins.records["p"].providers == ["ping"]
     async with Host(Config(), plugins=plugins) as host:
         assert (await host.invoke("ping/ping"))["result"] == "pong"
@@ -55,7 +59,11 @@ def test_hook_gleitzeit_register_providers_rejects_what_is_not_a_provider():
     def gleitzeit_register_providers(register):
         register(object)
 
-    plugins = Plugins.load(Config(), installed=False, extra=[("p", _plugin(gleitzeit_register_providers=gleitzeit_register_providers))])
+    plugins = Plugins.load(
+        Config(),
+        installed=False,
+        extra=[("p", _plugin(gleitzeit_register_providers=gleitzeit_register_providers))],
+    )
     rec = plugins.records["p"]
     assert rec.status == "failed"
     assert "expected a gleitzeit.Provider subclass" in rec.error
@@ -76,7 +84,11 @@ async def test_hook_gleitzeit_register_transports():
     def gleitzeit_register_transports(register):
         register(Recording)
 
-    plugins = Plugins.load(Config(), installed=False, extra=[("t", _plugin(gleitzeit_register_transports=gleitzeit_register_transports))])
+    plugins = Plugins.load(
+        Config(),
+        installed=False,
+        extra=[("t", _plugin(gleitzeit_register_transports=gleitzeit_register_transports))],
+    )
     async with Host(Config(), plugins=plugins) as host:
         assert isinstance(host.transports["recording"], Recording)
     assert events == ["start", "stop"]
@@ -93,7 +105,11 @@ async def test_hook_gleitzeit_register_routers():
         register(LastRouter)
 
     config = parse_config("routing: {strategy: last}\n")
-    plugins = Plugins.load(config, installed=False, extra=[("r", _plugin(gleitzeit_register_routers=gleitzeit_register_routers))])
+    plugins = Plugins.load(
+        config,
+        installed=False,
+        extra=[("r", _plugin(gleitzeit_register_routers=gleitzeit_register_routers))],
+    )
     host = Host(config, plugins=plugins, providers=[Ping(name="ping"), Ping(name="ping")])
     async with host:
         assert isinstance(host.router, LastRouter)
@@ -109,7 +125,11 @@ async def test_hook_gleitzeit_register_health_checks():
     def gleitzeit_register_health_checks(register):
         register("slow", always_degraded)
 
-    plugins = Plugins.load(Config(), installed=False, extra=[("h", _plugin(gleitzeit_register_health_checks=gleitzeit_register_health_checks))])
+    plugins = Plugins.load(
+        Config(),
+        installed=False,
+        extra=[("h", _plugin(gleitzeit_register_health_checks=gleitzeit_register_health_checks))],
+    )
     async with Host(Config(), plugins=plugins) as host:
         (echo,) = await host.check_health("echo")
         assert echo.health.status == "degraded"
@@ -128,7 +148,10 @@ async def test_hook_gleitzeit_config_schema():
     def gleitzeit_register_providers(register, settings):
         register(Ping)
 
-    plugin = _plugin(gleitzeit_config_schema=gleitzeit_config_schema, gleitzeit_register_providers=gleitzeit_register_providers)
+    plugin = _plugin(
+        gleitzeit_config_schema=gleitzeit_config_schema,
+        gleitzeit_register_providers=gleitzeit_register_providers,
+    )
     good = parse_config("plugins:\n  p: {greeting: hi}\n")
     plugins = Plugins.load(good, installed=False, extra=[("p", plugin)])
     async with Host(good, plugins=plugins) as host:
@@ -163,18 +186,25 @@ async def test_hook_gleitzeit_startup_and_gleitzeit_shutdown():
         Config(),
         installed=False,
         extra=[
-            ("life", _plugin(gleitzeit_startup=gleitzeit_startup, gleitzeit_shutdown=gleitzeit_shutdown)),
+            (
+                "life",
+                _plugin(gleitzeit_startup=gleitzeit_startup, gleitzeit_shutdown=gleitzeit_shutdown),
+            ),
             ("broken", _plugin(gleitzeit_startup=broken_startup)),
         ],
     )
     host = Host(Config(), plugins=plugins)
     async with host:
         assert "cannot start" in host.plugin_errors["broken"]
-        assert (await host.invoke("llm/chat", {"messages": [{"content": "up"}]}))["response"] == "up"
+        assert (await host.invoke("llm/chat", {"messages": [{"content": "up"}]}))[
+            "response"
+        ] == "up"
     assert events == [("startup", 1), ("shutdown", 1)]
 
 
-test_hook_gleitzeit_startup = test_hook_gleitzeit_shutdown = test_hook_gleitzeit_startup_and_gleitzeit_shutdown
+test_hook_gleitzeit_startup = test_hook_gleitzeit_shutdown = (
+    test_hook_gleitzeit_startup_and_gleitzeit_shutdown
+)
 
 
 def test_hook_gleitzeit_register_commands(monkeypatch):
@@ -187,7 +217,11 @@ def test_hook_gleitzeit_register_commands(monkeypatch):
 
     from gleitzeit import cli as cli_module
 
-    plugins = Plugins.load(Config(), installed=False, extra=[("c", _plugin(gleitzeit_register_commands=gleitzeit_register_commands))])
+    plugins = Plugins.load(
+        Config(),
+        installed=False,
+        extra=[("c", _plugin(gleitzeit_register_commands=gleitzeit_register_commands))],
+    )
     monkeypatch.setattr("gleitzeit.cli.state.CliState.plugins", property(lambda self: plugins))
     group = cli_module.GleitzeitGroup(name="gleitzeit", commands=dict(cli_module.cli.commands))
     group.params = cli_module.cli.params
@@ -201,7 +235,11 @@ def test_hook_gleitzeit_register_commands(monkeypatch):
 
 
 def _hook_names():
-    return sorted(n for n, f in inspect.getmembers(hookspecs, inspect.isfunction) if n.startswith("gleitzeit_"))
+    return sorted(
+        n
+        for n, f in inspect.getmembers(hookspecs, inspect.isfunction)
+        if n.startswith("gleitzeit_")
+    )
 
 
 def _test_names():

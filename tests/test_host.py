@@ -132,10 +132,7 @@ async def test_bare_exception_in_a_provider_becomes_a_provider_error():
 async def test_least_in_flight_spreads_concurrent_calls():
     one, two = Gate(name="gate"), Gate(name="gate")
     async with _host(one, two) as host:
-        calls = [
-            asyncio.ensure_future(host.invoke("llm/chat", provider="gate"))
-            for _ in range(6)
-        ]
+        calls = [asyncio.ensure_future(host.invoke("llm/chat", provider="gate")) for _ in range(6)]
         await asyncio.sleep(0)
         await asyncio.sleep(0)
         assert sorted(i.in_flight for i in host.registry.instances("gate")) == [3, 3]
@@ -185,7 +182,9 @@ async def test_unknown_method_and_provider_errors_say_what_exists():
             await host.invoke("llm/chatt")
         assert "did you mean 'llm/chat'" in str(info.value)
         assert "available methods: llm/chat, llm/generate" in str(info.value)
-        with pytest.raises(gleitzeit.RoutingError, match="No provider named 'ecko'; did you mean 'echo'"):
+        with pytest.raises(
+            gleitzeit.RoutingError, match="No provider named 'ecko'; did you mean 'echo'"
+        ):
             await host.invoke("llm/chat", provider="ecko")
         with pytest.raises(gleitzeit.MethodNotFoundError, match="'echo' has no method 'llm/embed'"):
             await host.invoke("llm/embed", provider="echo")
@@ -199,10 +198,19 @@ async def test_unprefixed_method_resolves_when_unambiguous():
 
 async def test_stream_yields_tokens_then_exactly_one_done_chunk():
     async with _host() as host:
-        chunks = [c async for c in host.stream("llm/chat", {"messages": [{"role": "user", "content": "one two three"}]})]
+        chunks = [
+            c
+            async for c in host.stream(
+                "llm/chat", {"messages": [{"role": "user", "content": "one two three"}]}
+            )
+        ]
         assert "".join(c["token"] for c in chunks) == "one two three"
         assert [c["done"] for c in chunks] == [False, False, False, True]
-        assert chunks[-1]["usage"] == {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}
+        assert chunks[-1]["usage"] == {
+            "prompt_tokens": 3,
+            "completion_tokens": 3,
+            "total_tokens": 6,
+        }
 
 
 async def test_streaming_a_method_that_does_not_stream_is_a_clear_error():
@@ -231,7 +239,9 @@ async def test_provider_that_fails_to_start_is_down_with_its_reason_and_others_s
             await host.invoke("llm/chat", provider="nokey")
         (checked,) = await host.check_health("nokey")
         assert "no API key" in checked.health.detail
-        assert (await host.invoke("llm/chat", {"messages": [{"content": "hi"}]}))["response"] == "hi"
+        assert (await host.invoke("llm/chat", {"messages": [{"content": "hi"}]}))[
+            "response"
+        ] == "hi"
 
 
 async def test_local_class_from_config_providers_section(tmp_path, monkeypatch):
@@ -253,7 +263,9 @@ async def test_local_class_from_config_providers_section(tmp_path, monkeypatch):
     )
     async with Host(config, plugins=Plugins.load(config)) as host:
         assert (await host.invoke("ext/who"))["result"] == ["mine", {"colour": "blue"}]
-        assert (await host.invoke("calc/divide", {"a": 1, "b": 3}, provider="calc2"))["result"] == 0.3
+        assert (await host.invoke("calc/divide", {"a": 1, "b": 3}, provider="calc2"))[
+            "result"
+        ] == 0.3
         assert "did you mean 'calculator'" in host.plugin_errors["providers.broken"]
 
 

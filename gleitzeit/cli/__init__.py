@@ -53,7 +53,9 @@ class GleitzeitGroup(click.Group):
 
 
 @click.group(cls=GleitzeitGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "--version", prog_name="gleitzeit", message="%(prog)s %(version)s")
+@click.version_option(
+    __version__, "--version", prog_name="gleitzeit", message="%(prog)s %(version)s"
+)
 @click.option(
     "--config",
     "config_path",

@@ -99,7 +99,12 @@ def providers_health(ctx: click.Context, name: str | None, as_json: bool) -> Non
         echo_json(data)
     else:
         rows = [
-            [d["name"], d["status"], f"{d['latency_ms']:.1f} ms" if d["latency_ms"] else "", d["detail"]]
+            [
+                d["name"],
+                d["status"],
+                f"{d['latency_ms']:.1f} ms" if d["latency_ms"] else "",
+                d["detail"],
+            ]
             for d in data
         ]
         click.echo(table(["NAME", "STATUS", "LATENCY", "DETAIL"], rows))
@@ -119,7 +124,9 @@ def _parse_args(raw: str | None) -> dict[str, Any]:
             with open(path, encoding="utf-8") as fh:
                 raw, source = fh.read(), path
         except OSError as exc:
-            raise click.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint="--args")
+            raise click.BadParameter(
+                f"cannot read {path}: {exc.strerror}", param_hint="--args"
+            ) from None
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:

@@ -6,10 +6,10 @@ import math
 import time
 
 import pytest
-
-from gleitzeit import InvalidParamsError, MethodNotFoundError, ToolError
 from gleitzeit_calculator.expression import ExpressionError, evaluate
 from gleitzeit_calculator.provider import CalculatorProvider, CalculatorSettings
+
+from gleitzeit import InvalidParamsError, MethodNotFoundError, ToolError
 
 
 @pytest.fixture
@@ -44,7 +44,9 @@ async def test_methods_return_the_standard_tool_shape(calc, method, params, resu
 
 async def test_trigonometry_in_radians_and_degrees(calc):
     assert (await calc.invoke("calc/sin", {"x": math.pi / 2}))["result"] == pytest.approx(1.0)
-    assert (await calc.invoke("calc/cos", {"x": 180, "degrees": True}))["result"] == pytest.approx(-1)
+    assert (await calc.invoke("calc/cos", {"x": 180, "degrees": True}))["result"] == pytest.approx(
+        -1
+    )
     assert (await calc.invoke("calc/tan", {"x": 45, "degrees": True}))["result"] == pytest.approx(1)
 
 
