@@ -14,6 +14,7 @@ import asyncio
 import importlib
 import inspect
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -28,6 +29,7 @@ from gleitzeit.errors import (
     ProviderTimeoutError,
     RoutingError,
 )
+from gleitzeit.files import FILE_KEYS, apply_file_inputs
 from gleitzeit.health import HealthReport, run_checks
 from gleitzeit.instance import ProviderInstance
 from gleitzeit.plugins import Plugins
@@ -39,6 +41,18 @@ from gleitzeit.validation import describe_errors, suggest
 
 log = logging.getLogger("gleitzeit.host")
 
+if sys.version_info >= (3, 11):
+
+    async def _next_within(agen: Any, timeout: float) -> Any:
+        # asyncio.timeout costs no extra task per chunk, unlike wait_for.
+        async with asyncio.timeout(timeout):
+            return await agen.__anext__()
+
+else:  # pragma: no cover - Python 3.10
+
+    async def _next_within(agen: Any, timeout: float) -> Any:
+        return await asyncio.wait_for(agen.__anext__(), timeout)
+
 
 class Host:
     """Routes requests to provider instances found through plugins."""
@@ -49,7 +63,11 @@ class Host:
         *,
         plugins: Plugins | None = None,
         providers: list[Provider] | None = None,
+        lazy: bool = False,
     ) -> None:
+        """``lazy``: start each provider only when a request first needs it (the CLI
+        does this, so calling the calculator does not start an LLM client)."""
+        self.lazy = lazy
         self.config = config if config is not None else load_config()
         self._plugins = plugins
         self.registry = Registry()
@@ -79,12 +97,14 @@ class Host:
         for transport in self.transports.values():
             await transport.start()
         local = self._create_local_providers()
-        timeout = self.config.health.startup_timeout
-        await asyncio.gather(*(self._start_instance(inst, timeout) for inst in local))
+        if not self.lazy:
+            timeout = self.config.health.startup_timeout
+            await asyncio.gather(*(self._start_instance(inst, timeout) for inst in local))
         self._started = True
         await self._call_lifecycle("gleitzeit_startup")
 
     async def _start_instance(self, inst: Any, timeout: float) -> None:
+        inst.start_attempted = True
         try:
             await asyncio.wait_for(inst.start(), timeout)
         except asyncio.TimeoutError:
@@ -226,6 +246,21 @@ class Host:
     async def start_provider(self, instance: Any) -> None:
         await self._start_instance(instance, self.config.health.startup_timeout)
 
+    async def ensure_started(
+        self, *, provider: str | None = None, method: str | None = None
+    ) -> None:
+        """Start the not-yet-started local instances a request could go to."""
+        if provider is not None:
+            pool = self.registry.instances(provider)
+        elif method is not None:
+            pool = [i for i in self.registry if method in i.methods or "/" not in method]
+        else:
+            pool = list(self.registry)
+        todo = [i for i in pool if getattr(i, "start_attempted", True) is False]
+        if todo:
+            timeout = self.config.health.startup_timeout
+            await asyncio.gather(*(self._start_instance(i, timeout) for i in todo))
+
     # -- requests --------------------------------------------------------------------
 
     def _route(
@@ -251,11 +286,22 @@ class Host:
         request = Request(method=resolved, provider=provider, model=model, params=params)
         return resolved, self.router.pick(candidates, request)
 
-    def _model_of(self, params: dict[str, Any], model: str | None) -> str | None:
+    async def _prepare(
+        self, method: str, params: dict[str, Any] | None, provider: str | None, model: str | None
+    ) -> tuple[dict[str, Any], str | None]:
+        """Start what the request needs, fold in file inputs, and find its model."""
+        if not self._started:
+            await self.start()
+        params = dict(params or {})
         if model is not None:
-            return model
-        value = params.get("model") if isinstance(params, dict) else None
-        return value if isinstance(value, str) else None
+            params.setdefault("model", model)
+        if self.lazy:
+            await self.ensure_started(provider=provider, method=method)
+        if any(k in params for k in FILE_KEYS):
+            resolved = self.registry.resolve_method(method, provider)
+            params = apply_file_inputs(resolved, params, self.config.files)
+        value = params.get("model")
+        return params, value if isinstance(value, str) else None
 
     async def invoke(
         self,
@@ -272,12 +318,7 @@ class Host:
         A retryable failure is retried on another instance (``routing.retries``
         times at most); the last error is raised when none succeeds.
         """
-        if not self._started:
-            await self.start()
-        params = dict(params or {})
-        if model is not None:
-            params.setdefault("model", model)
-        model = self._model_of(params, model)
+        params, model = await self._prepare(method, params, provider, model)
         routing = self.config.routing
         timeout = timeout if timeout is not None else routing.timeout
         tried: set[str] = set()
@@ -332,12 +373,7 @@ class Host:
         A stream that fails before its first chunk is retried on another instance;
         once chunks have been delivered, a failure ends the stream with the error.
         """
-        if not self._started:
-            await self.start()
-        params = dict(params or {})
-        if model is not None:
-            params.setdefault("model", model)
-        model = self._model_of(params, model)
+        params, model = await self._prepare(method, params, provider, model)
         routing = self.config.routing
         chunk_timeout = chunk_timeout if chunk_timeout is not None else routing.timeout
         tried: set[str] = set()
@@ -357,7 +393,7 @@ class Host:
                 try:
                     while True:
                         try:
-                            chunk = await asyncio.wait_for(agen.__anext__(), chunk_timeout)
+                            chunk = await _next_within(agen, chunk_timeout)
                         except StopAsyncIteration:
                             break
                         except asyncio.TimeoutError:
@@ -392,6 +428,8 @@ class Host:
         instances = self.registry.instances(name)
         if name is not None and not instances:
             self.registry.resolve_method("?", name)  # raises the unknown-provider error
+        if self.lazy:
+            await self.ensure_started(provider=name)
         checks = self.plugins.health_checks
         timeout = self.config.health.timeout
 

@@ -68,6 +68,8 @@ class PluginRecord:
     config_error: bool = False
     #: One line per problem in the plugin's settings (file:line: field: what).
     config_problems: list[str] = field(default_factory=list)
+    #: Problems that did not stop the plugin from loading.
+    warnings: list[str] = field(default_factory=list)
     hooks: list[str] = field(default_factory=list)
     providers: list[str] = field(default_factory=list)
     transports: list[str] = field(default_factory=list)
@@ -90,6 +92,7 @@ class PluginRecord:
             "routers": list(self.routers),
             "health_checks": list(self.health_checks),
             "error": self.error,
+            "warnings": list(self.warnings),
         }
 
 
@@ -258,19 +261,19 @@ class Plugins:
         return rec
 
     def _settings_for(self, rec: PluginRecord) -> Any:
-        problems = self.config.plugin_problems(rec.name)
-        if problems:
-            rec.config_problems = problems
-            raise PluginError("; ".join(problems))
+        # Unset ${VARS} were left out of the section; report them, and let the plugin
+        # load so that its provider can say what is missing when it starts.
+        rec.config_problems = self.config.plugin_problems(rec.name)
+        rec.warnings = list(rec.config_problems)
         section = self.config.plugin_section(rec.name) or {}
         schema = self._call_one(rec, "gleitzeit_config_schema", {})
         if schema is None:
             if section:
-                rec.config_problems = [
+                rec.config_problems += [
                     f"{self._where(('plugins', rec.name))}plugins.{rec.name}: this plugin "
                     f"takes no settings, got {', '.join(sorted(section))}"
                 ]
-                raise PluginError(rec.config_problems[0])
+                raise PluginError(rec.config_problems[-1])
             return None
         if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
             raise PluginError(
@@ -289,7 +292,7 @@ class Plugins:
                 source=source,
                 locate=self.config.locate,
             )
-            rec.config_problems = lines
+            rec.config_problems += lines
             raise PluginError("invalid settings: " + "; ".join(lines)) from None
 
     def _where(self, loc: tuple[Any, ...]) -> str:

@@ -142,7 +142,8 @@ class Registry:
             pool = {k: v for k, v in pool.items() if v.name == provider and method in v.methods}
         out = []
         for inst in pool.values():
-            if model is not None and model not in inst.models:
+            # An instance that lists no models (not discovered, or a tool) may take any.
+            if model is not None and inst.models and model not in inst.models:
                 continue
             if capability is not None and capability not in inst.capabilities:
                 continue
@@ -161,7 +162,7 @@ class Registry:
         ]
         asked = f"method {method!r}" + (f" on provider {provider!r}" if provider else "")
         if model is not None:
-            with_model = [i for i in pool if model in i.models]
+            with_model = [i for i in pool if not i.models or model in i.models]
             if not with_model:
                 served = sorted({m for i in pool for m in i.models})
                 near = suggest(model, served)

@@ -53,12 +53,16 @@ def test_env_substitution_with_defaults_and_escapes():
     assert config.plugins["calculator"]["note"] == "costs ${PRICE} at home"
 
 
-def test_missing_env_var_inside_a_plugin_section_fails_only_that_plugin():
+def test_missing_env_var_inside_a_plugin_section_is_that_plugins_problem_only():
     config = parse_config(
-        "plugins:\n  openai:\n    api_key: ${OPENAI_API_KEY}\n", source=Path("g.yaml"), env={}
+        "plugins:\n  openai:\n    api_key: ${OPENAI_API_KEY}\n    base_url: http://x/v1\n",
+        source=Path("g.yaml"),
+        env={},
     )
     (problem,) = config.plugin_problems("openai")
     assert "g.yaml:3: plugins.openai.api_key: environment variable OPENAI_API_KEY" in problem
+    # The unset value is left out, so the plugin's default (or env fallback) applies.
+    assert config.plugin_section("openai") == {"base_url": "http://x/v1"}
 
 
 def test_not_yaml_and_not_a_mapping_are_clear_errors():

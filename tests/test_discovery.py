@@ -76,6 +76,7 @@ def test_installed_distribution_is_discovered_listed_and_invoked(site, run_cli):
         "routers": [],
         "health_checks": [],
         "error": None,
+        "warnings": [],
     }
 
     table = run_cli("plugins", "list")

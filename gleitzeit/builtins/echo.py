@@ -8,45 +8,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from gleitzeit.hookspecs import hookimpl
+from gleitzeit.llm import ChatParams, GenerateParams, text_of
 from gleitzeit.provider import Provider, method
 from gleitzeit.results import final_chunk, llm_result, token_chunk, usage
 
 
-class Message(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    role: Literal["system", "user", "assistant", "tool"] = "user"
-    content: str | list[Any] = ""
-
-
-class ChatParams(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    messages: list[Message] = Field(min_length=1)
-    model: str = "echo"
+class EchoChatParams(ChatParams):
     prefix: str = Field("", description="text put before the echoed message")
     delay: float = Field(0.0, ge=0, le=10, description="seconds between streamed words")
 
 
-class GenerateParams(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    prompt: str
-    model: str = "echo"
-    prefix: str = ""
-    delay: float = Field(0.0, ge=0, le=10)
-
-
-def _text(content: str | list[Any]) -> str:
-    if isinstance(content, str):
-        return content
-    parts = [p.get("text", "") for p in content if isinstance(p, dict)]
-    return " ".join(p for p in parts if p)
+class EchoGenerateParams(GenerateParams):
+    prefix: str = Field("", description="text put before the echoed prompt")
+    delay: float = Field(0.0, ge=0, le=10, description="seconds between streamed words")
 
 
 def _words(text: str) -> list[str]:
@@ -86,27 +65,27 @@ class EchoProvider(Provider):
         yield final_chunk(usage=usage(n, len(reply.split())), model="echo", provider=self.name)
 
     @staticmethod
-    def _last_user(params: ChatParams) -> str:
+    def _last_user(params: EchoChatParams) -> str:
         users = [m for m in params.messages if m.role == "user"] or params.messages
-        return _text(users[-1].content)
+        return text_of(users[-1].content)
 
-    @method("llm/chat", params=ChatParams)
-    async def chat(self, params: ChatParams) -> dict[str, Any]:
+    @method("llm/chat", params=EchoChatParams)
+    async def chat(self, params: EchoChatParams) -> dict[str, Any]:
         """Reply with the last user message."""
         return self._result(self._last_user(params), params.prefix)
 
-    @method("llm/chat", params=ChatParams)
-    async def chat_stream(self, params: ChatParams) -> AsyncIterator[dict[str, Any]]:
+    @method("llm/chat", params=EchoChatParams)
+    async def chat_stream(self, params: EchoChatParams) -> AsyncIterator[dict[str, Any]]:
         async for chunk in self._stream(self._last_user(params), params.prefix, params.delay):
             yield chunk
 
-    @method("llm/generate", params=GenerateParams)
-    async def generate(self, params: GenerateParams) -> dict[str, Any]:
+    @method("llm/generate", params=EchoGenerateParams)
+    async def generate(self, params: EchoGenerateParams) -> dict[str, Any]:
         """Reply with the prompt."""
         return self._result(params.prompt, params.prefix)
 
-    @method("llm/generate", params=GenerateParams)
-    async def generate_stream(self, params: GenerateParams) -> AsyncIterator[dict[str, Any]]:
+    @method("llm/generate", params=EchoGenerateParams)
+    async def generate_stream(self, params: EchoGenerateParams) -> AsyncIterator[dict[str, Any]]:
         async for chunk in self._stream(params.prompt, params.prefix, params.delay):
             yield chunk
 

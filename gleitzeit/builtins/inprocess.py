@@ -47,6 +47,7 @@ class LocalInstance(ProviderInstance):
         self.provider = provider
         self.origin = origin
         self.started = False
+        self.start_attempted = False
         self.start_error: GleitzeitError | None = None
 
     async def start(self) -> None:

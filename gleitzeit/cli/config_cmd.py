@@ -70,7 +70,7 @@ def config_validate(ctx: click.Context) -> None:
     state = state_of(ctx)
     config = state.config  # raises ConfigError (exit 2) naming file, field and value
     plugins = Plugins.load(config, strict=False)
-    problems = [line for r in plugins.failed() for line in r.config_problems]
+    problems = [line for r in plugins.records.values() for line in r.config_problems]
     routers = plugins.routers
     if config.routing.strategy not in routers:
         problems.append(

@@ -32,6 +32,9 @@ def plugins_list(ctx: click.Context, as_json: bool, show_all: bool) -> None:
         provides = r.providers + r.transports + r.routers + r.health_checks
         rows.append([r.name, r.version, r.status, ", ".join(provides)])
     click.echo(table(["NAME", "VERSION", "STATUS", "PROVIDES"], rows))
+    for r in records:
+        for warning in r.warnings:
+            click.echo(f"\n{r.name}: warning: {warning}")
     failed = [r for r in records if r.status == "failed"]
     for r in failed:
         click.echo(f"\n{r.name}: {r.error}", err=False)

@@ -80,7 +80,7 @@ def providers_health(ctx: click.Context, name: str | None, as_json: bool) -> Non
     state = state_of(ctx)
 
     async def go() -> list[dict[str, Any]]:
-        async with state.host() as host:
+        async with state.host(lazy=True) as host:
             instances = await host.check_health(name)
             return [
                 {
@@ -170,7 +170,7 @@ def providers_invoke(
     target = None if provider == "-" else provider
 
     async def go() -> Any:
-        async with state.host() as host:
+        async with state.host(lazy=True) as host:
             if not stream:
                 return await host.invoke(
                     method, params, provider=target, model=model, timeout=timeout

@@ -111,9 +111,12 @@ def parse_config(
             f"{where}: {dotted(m.loc)}: environment variable {m.name} is not set "
             f"(value {m.value!r}); set it or write ${{{m.name}:-default}}"
         )
-        if len(m.loc) >= 2 and m.loc[0] == "plugins":
-            # A missing secret disables that one plugin, not the whole host.
+        if len(m.loc) >= 3 and m.loc[0] == "plugins":
+            # A missing secret is that one plugin's problem, not the whole host's: the
+            # setting is left out (so the plugin's own default or env fallback applies,
+            # and its provider can say what is missing) and the problem is reported.
             plugin_problems.setdefault(str(m.loc[1]), []).append(text_)
+            _drop(data, m.loc)
         else:
             problems.append(text_)
     try:
@@ -128,6 +131,17 @@ def parse_config(
     config._lines = lines
     config._plugin_problems = plugin_problems
     return config
+
+
+def _drop(data: Any, loc: tuple[Any, ...]) -> None:
+    node = data
+    for key in loc[:-1]:
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            return
+    if isinstance(node, dict):
+        node.pop(loc[-1], None)
 
 
 def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
