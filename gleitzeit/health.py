@@ -59,7 +59,8 @@ async def run_checks(
     if not results:
         return HealthReport(status="unknown", checked_at=time.time())
     worst = max((r for _, r in results), key=lambda r: _RANK[r.status])
-    details = [f"{n}: {r.detail}" for n, r in results if r.detail and r.status != "healthy"]
+    failing = [(n, r) for n, r in results if r.detail and r.status != "healthy"]
+    details = [r.detail if len(results) == 1 else f"{n}: {r.detail}" for n, r in failing]
     return HealthReport(
         status=worst.status,
         detail="; ".join(details) or worst.detail,

@@ -118,7 +118,7 @@ class Host:
             self.registry.update_models(inst, inst.models)
             inst.health = HealthReport(status="healthy", checked_at=time.time())
         else:
-            log.warning("provider %s is down: %s", inst.id, inst.health.detail)
+            log.info("provider %s is down: %s", inst.id, inst.health.detail)
 
     async def stop(self) -> None:
         """Call the shutdown hooks, then stop providers and transports."""

@@ -1,0 +1,215 @@
+"""A local server that speaks OpenAI's chat, models and embeddings wire format.
+
+For tests of code that uses the openai plugin, with no network and no key::
+
+    async with FakeOpenAI() as server:
+        server.scenario = Scenario(reply="Hi there", chunks=50)
+        # point the plugin (or the openai SDK) at server.url
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from gleitzeit.testing.fake_server import FakeServer, Scenario
+
+__all__ = ["FakeOpenAI", "Scenario"]
+
+
+def error_body(message: str, type_: str, code: str | None, param: str | None = None) -> dict:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+class FakeOpenAI(FakeServer):
+    """OpenAI-compatible server on 127.0.0.1; ``url`` ends in ``/v1``."""
+
+    def __init__(
+        self,
+        *,
+        models: tuple[str, ...] = ("gpt-4o-mini", "text-embedding-3-small"),
+        api_key: str | None = "sk-test",
+        models_endpoint: bool = True,
+    ) -> None:
+        super().__init__()
+        self.models = list(models)
+        self.api_key = api_key
+        self.models_endpoint = models_endpoint
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def app(self) -> Any:
+        from aiohttp import web
+
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self.chat)
+        app.router.add_post("/v1/embeddings", self.embeddings)
+        if self.models_endpoint:
+            app.router.add_get("/v1/models", self.list_models)
+        return app
+
+    def _json_error(self, status: int, body: dict, headers: dict | None = None) -> Any:
+        from aiohttp import web
+
+        return web.json_response(body, status=status, headers=headers or {})
+
+    def _check(self, request: Any, model: str | None) -> Any:
+        """The error response the real service would give, or None."""
+        sc = self.scenario
+        if sc.status is not None:
+            body = sc.error or error_body("scripted error", "server_error", None)
+            return self._json_error(sc.status, body, sc.headers)
+        if self.api_key is not None:
+            auth = request.headers.get("Authorization", "")
+            if auth != f"Bearer {self.api_key}":
+                return self._json_error(
+                    401,
+                    error_body(
+                        "Incorrect API key provided: sk-wr***. You can find your API key at "
+                        "https://platform.openai.com/account/api-keys.",
+                        "invalid_request_error",
+                        "invalid_api_key",
+                    ),
+                )
+        if model is not None and model not in self.models:
+            return self._json_error(
+                404,
+                error_body(
+                    f"The model `{model}` does not exist or you do not have access to it.",
+                    "invalid_request_error",
+                    "model_not_found",
+                ),
+            )
+        return None
+
+    async def list_models(self, request: Any) -> Any:
+        from aiohttp import web
+
+        await self._record(request)
+        failure = self._check(request, None)
+        if failure is not None:
+            return failure
+        data = [
+            {"id": m, "object": "model", "created": 1700000000, "owned_by": "system"}
+            for m in self.models
+        ]
+        return web.json_response({"object": "list", "data": data})
+
+    async def embeddings(self, request: Any) -> Any:
+        from aiohttp import web
+
+        body = await self._record(request)
+        failure = self._check(request, body.get("model"))
+        if failure is not None:
+            return failure
+        inputs = body.get("input")
+        texts = [inputs] if isinstance(inputs, str) else list(inputs or [])
+        data = [
+            {"object": "embedding", "index": i, "embedding": self.scenario.embedding(t)}
+            for i, t in enumerate(texts)
+        ]
+        tokens = sum(len(t.split()) for t in texts)
+        return web.json_response(
+            {
+                "object": "list",
+                "data": data,
+                "model": body.get("model"),
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
+
+    async def chat(self, request: Any) -> Any:
+        from aiohttp import web
+
+        body = await self._record(request)
+        failure = self._check(request, body.get("model"))
+        if failure is not None:
+            return failure
+        sc = self.scenario
+        pieces = sc.pieces()
+        cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        created = int(time.time())
+        model = body.get("model")
+        usage = {
+            "prompt_tokens": sc.prompt_tokens,
+            "completion_tokens": len(pieces),
+            "total_tokens": sc.prompt_tokens + len(pieces),
+        }
+        if not body.get("stream"):
+            return web.json_response(
+                {
+                    "id": cid,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": "".join(pieces)},
+                            "logprobs": None,
+                            "finish_reason": sc.finish_reason,
+                        }
+                    ],
+                    "usage": usage,
+                }
+            )
+        resp = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await resp.prepare(request)
+
+        def chunk(delta: dict, finish: str | None) -> dict:
+            return {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [
+                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+                ],
+            }
+
+        async def send(data: Any) -> None:
+            text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+            await resp.write(f"data: {text}\n\n".encode())
+
+        import asyncio
+
+        await send(chunk({"role": "assistant", "content": ""}, None))
+        last = len(pieces) - 1
+        for i, piece in enumerate(pieces):
+            if sc.error_after is not None and i == sc.error_after:
+                await send(
+                    error_body(
+                        "The server had an error while processing your request.",
+                        "server_error",
+                        None,
+                    )
+                )
+                return resp
+            if sc.drop_after is not None and i == sc.drop_after:
+                self.drop(request)
+                return resp
+            if sc.delay:
+                await asyncio.sleep(sc.delay)
+            await send(chunk({"content": piece}, sc.finish_reason if i == last else None))
+        if not pieces:
+            await send(chunk({}, sc.finish_reason))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            await send(
+                {
+                    "id": cid,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": model,
+                    "choices": [],
+                    "usage": usage,
+                }
+            )
+        await send("[DONE]")
+        await resp.write_eof()
+        return resp

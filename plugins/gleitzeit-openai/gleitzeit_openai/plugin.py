@@ -1,0 +1,20 @@
+"""Entry module of the openai plugin: hook implementations only. The ``openai`` SDK is
+imported when the provider starts, never here, so listing plugins stays fast."""
+
+from __future__ import annotations
+
+from gleitzeit import hookimpl
+
+
+@hookimpl
+def gleitzeit_config_schema():
+    from gleitzeit_openai.settings import OpenAISettings
+
+    return OpenAISettings
+
+
+@hookimpl
+def gleitzeit_register_providers(register):
+    from gleitzeit_openai.provider import OpenAIProvider
+
+    register(OpenAIProvider)
