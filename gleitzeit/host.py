@@ -14,7 +14,6 @@ import asyncio
 import importlib
 import inspect
 import logging
-import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -36,22 +35,11 @@ from gleitzeit.plugins import Plugins
 from gleitzeit.provider import Provider
 from gleitzeit.registry import Registry
 from gleitzeit.routing import Request, Router
+from gleitzeit.stall import StallWatch
 from gleitzeit.transport import Transport
 from gleitzeit.validation import describe_errors, suggest
 
 log = logging.getLogger("gleitzeit.host")
-
-if sys.version_info >= (3, 11):
-
-    async def _next_within(agen: Any, timeout: float) -> Any:
-        # asyncio.timeout costs no extra task per chunk, unlike wait_for.
-        async with asyncio.timeout(timeout):
-            return await agen.__anext__()
-
-else:  # pragma: no cover - Python 3.10
-
-    async def _next_within(agen: Any, timeout: float) -> Any:
-        return await asyncio.wait_for(agen.__anext__(), timeout)
 
 
 class Host:
@@ -390,16 +378,21 @@ class Host:
             start = time.perf_counter()
             with inst.track():
                 agen = inst.stream(resolved, params)
+                watch = StallWatch(chunk_timeout)
                 try:
                     while True:
+                        watch.waiting()
                         try:
-                            chunk = await _next_within(agen, chunk_timeout)
+                            chunk = await agen.__anext__()
                         except StopAsyncIteration:
                             break
-                        except asyncio.TimeoutError:
-                            raise ProviderTimeoutError(
-                                f"{resolved} on {inst.id} sent nothing for {chunk_timeout:g}s",
-                            ) from None
+                        except asyncio.CancelledError:
+                            if watch.fired:
+                                raise ProviderTimeoutError(
+                                    f"{resolved} on {inst.id} sent nothing for {chunk_timeout:g}s",
+                                ) from None
+                            raise
+                        watch.got()
                         delivered = True
                         yield chunk
                         if chunk.get("done"):
@@ -413,6 +406,7 @@ class Host:
                         continue
                     raise
                 finally:
+                    watch.stop()
                     await agen.aclose()
             inst.record_success(time.perf_counter() - start)
             return

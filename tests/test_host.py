@@ -161,6 +161,25 @@ async def test_cancelled_calls_and_streams_leave_no_in_flight_behind():
         assert inst.in_flight == 0
 
 
+async def test_stream_that_stalls_ends_with_a_timeout_and_no_in_flight():
+    gate = Gate(name="gate")
+    async with _host(gate) as host:
+        (inst,) = host.registry.instances("gate")
+        received = []
+        with pytest.raises(gleitzeit.ProviderTimeoutError, match="sent nothing for 0.05s"):
+            async for chunk in host.stream("llm/chat", provider="gate", chunk_timeout=0.05):
+                received.append(chunk)
+        assert [c["token"] for c in received] == ["a"]
+        assert inst.in_flight == 0
+        # A slow consumer is not a stalled provider: time between chunks does not count.
+        gate.release.set()
+        chunks = []
+        async for chunk in host.stream("llm/chat", provider="gate", chunk_timeout=0.05):
+            await asyncio.sleep(0.1)
+            chunks.append(chunk)
+        assert [c["token"] for c in chunks] == ["a", "b", ""]
+
+
 async def test_routing_by_model_and_the_error_when_no_one_serves_it():
     small, big = Gate(name="small", models=("m-small",)), Gate(name="big", models=("m-big",))
     small.release.set()

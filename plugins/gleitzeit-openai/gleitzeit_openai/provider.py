@@ -113,7 +113,7 @@ class OpenAIProvider(Provider):
             await self.stop()
             raise
         except Exception as exc:  # unreachable now: start anyway, health will say why
-            log.warning("openai: model discovery at %s failed: %s", self.base_url, exc)
+            log.info("openai: model discovery at %s failed: %s", self.base_url, exc)
 
     async def _discover(self, timeout: float) -> tuple[str, ...]:
         try:

@@ -1,0 +1,27 @@
+"""Entry module of the ollama plugin: hook implementations only. The ``ollama`` client is
+imported when the provider starts, never here, so listing plugins stays fast."""
+
+from __future__ import annotations
+
+from gleitzeit import hookimpl
+
+
+@hookimpl
+def gleitzeit_config_schema():
+    from gleitzeit_ollama.settings import OllamaSettings
+
+    return OllamaSettings
+
+
+@hookimpl
+def gleitzeit_register_providers(register):
+    from gleitzeit_ollama.provider import OllamaProvider
+
+    register(OllamaProvider)
+
+
+@hookimpl
+def gleitzeit_register_commands(cli):
+    from gleitzeit_ollama.commands import ollama_group
+
+    cli.add_command(ollama_group)
