@@ -60,7 +60,9 @@ class ProviderInstance:
         self.consecutive_failures = 0
         self.latency_ewma: float | None = None
         self.cooldown_until = 0.0
-        self.health = HealthReport(status="unknown")
+        self._health = HealthReport(status="unknown")
+        #: Set by the registry that holds this instance; told when routability changes.
+        self.registry: Any = None
         self.last_heartbeat: float | None = None
         self.last_error: str | None = None
 
@@ -79,9 +81,20 @@ class ProviderInstance:
     # -- bookkeeping -----------------------------------------------------------------
 
     @property
+    def health(self) -> HealthReport:
+        return self._health
+
+    @health.setter
+    def health(self, report: HealthReport) -> None:
+        changed = (report.status == "unhealthy") != (self._health.status == "unhealthy")
+        self._health = report
+        if changed and self.registry is not None:
+            self.registry.changed()
+
+    @property
     def routable(self) -> bool:
         """Whether routers may pick this instance now."""
-        return self.health.status != "unhealthy" and time.monotonic() >= self.cooldown_until
+        return self._health.status != "unhealthy" and time.monotonic() >= self.cooldown_until
 
     def serves_model(self, model: str) -> bool:
         return model in self.models
@@ -111,6 +124,8 @@ class ProviderInstance:
         self.last_error = str(error)
         if self.consecutive_failures >= threshold and cooldown > 0:
             self.cooldown_until = time.monotonic() + cooldown
+            if self.registry is not None:
+                self.registry.changed()
 
     def describe(self) -> dict[str, Any]:
         """The instance as ``providers list --json`` shows it."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -19,6 +21,14 @@ class Registry:
         self._by_method: dict[str, dict[str, ProviderInstance]] = defaultdict(dict)
         self._by_model: dict[str, dict[str, ProviderInstance]] = defaultdict(dict)
         self._by_capability: dict[str, dict[str, ProviderInstance]] = defaultdict(dict)
+        # Candidate lists by request shape, valid while nothing changed routability
+        # (epoch) and until the first cooldown among them ends (expires).
+        self._epoch = 0
+        self._cache: dict[tuple, tuple[int, float, list[ProviderInstance]]] = {}
+
+    def changed(self) -> None:
+        """Something that affects routing changed: forget cached candidate lists."""
+        self._epoch += 1
 
     def __len__(self) -> int:
         return len(self._instances)
@@ -30,7 +40,9 @@ class Registry:
         if instance.id in self._instances:
             self.remove(instance.id)
         self._instances[instance.id] = instance
+        instance.registry = self
         self._index(instance)
+        self.changed()
 
     def _index(self, inst: ProviderInstance) -> None:
         self._by_name[inst.name][inst.id] = inst
@@ -62,11 +74,14 @@ class Registry:
         self._unindex(instance)
         instance.models = tuple(models)
         self._index(instance)
+        self.changed()
 
     def remove(self, instance_id: str) -> ProviderInstance | None:
         inst = self._instances.pop(instance_id, None)
         if inst is not None:
             self._unindex(inst)
+            inst.registry = None
+            self.changed()
         return inst
 
     def get(self, instance_id: str) -> ProviderInstance | None:
@@ -134,21 +149,35 @@ class Registry:
         model: str | None = None,
         capability: str | None = None,
     ) -> list[ProviderInstance]:
-        """Instances that serve the request and may be picked now."""
+        """Instances that serve the request and may be picked now.
+
+        The list is cached and shared: do not change it.
+        """
+        key = (method, provider, model, capability)
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == self._epoch and now < hit[1]:
+            return hit[2]
         pool = self._by_method.get(method, {})
         if provider is not None:
-            named = self._by_name.get(provider, {})
-            pool = named if len(named) < len(pool) else pool
-            pool = {k: v for k, v in pool.items() if v.name == provider and method in v.methods}
+            pool = {k: v for k, v in self._by_name.get(provider, {}).items() if k in pool}
         out = []
+        expires = math.inf
         for inst in pool.values():
             # An instance that lists no models (not discovered, or a tool) may take any.
             if model is not None and inst.models and model not in inst.models:
                 continue
             if capability is not None and capability not in inst.capabilities:
                 continue
-            if inst.routable:
-                out.append(inst)
+            if inst.health.status == "unhealthy":
+                continue
+            if inst.cooldown_until > now:
+                expires = min(expires, inst.cooldown_until)
+                continue
+            out.append(inst)
+        if len(self._cache) > 1024:
+            self._cache.clear()
+        self._cache[key] = (self._epoch, expires, out)
         return out
 
     def explain_no_candidate(

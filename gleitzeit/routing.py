@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -38,11 +39,22 @@ class Router:
 
 
 class LeastInFlightRouter(Router):
-    """The instance with the fewest calls in flight; ties go to the least used."""
+    """The instance with the fewest calls in flight; ties go to the least used.
+
+    Exact up to 64 candidates. Above that it compares two instances drawn at random
+    ("power of two choices"), which keeps the load as even in practice and the pick
+    constant-time however many instances there are.
+    """
 
     name = "least-in-flight"
+    exact_up_to = 64
 
     def pick(self, candidates: Sequence[ProviderInstance], request: Request) -> ProviderInstance:
+        n = len(candidates)
+        if n > self.exact_up_to:
+            a = candidates[random.randrange(n)]
+            b = candidates[random.randrange(n)]
+            return a if (a.in_flight, a.calls) <= (b.in_flight, b.calls) else b
         best = candidates[0]
         best_key = (best.in_flight, best.calls)
         for inst in candidates:
@@ -63,3 +75,23 @@ class RoundRobinRouter(Router):
 
     def pick(self, candidates: Sequence[ProviderInstance], request: Request) -> ProviderInstance:
         return candidates[next(self._counter) % len(candidates)]
+
+
+class LatencyRouter(Router):
+    """The instance expected to answer soonest: its recent latency times the calls
+    queued on it. Instances with no latency yet are tried first, so each gets measured."""
+
+    name = "latency"
+
+    def pick(self, candidates: Sequence[ProviderInstance], request: Request) -> ProviderInstance:
+        if len(candidates) > LeastInFlightRouter.exact_up_to:
+            pool = [candidates[random.randrange(len(candidates))] for _ in range(2)]
+        else:
+            pool = candidates
+        best = pool[0]
+        best_score = (best.latency_ewma or 0.0) * (best.in_flight + 1)
+        for inst in pool:
+            score = (inst.latency_ewma or 0.0) * (inst.in_flight + 1)
+            if score < best_score or (score == best_score and inst.in_flight < best.in_flight):
+                best, best_score = inst, score
+        return best

@@ -184,7 +184,7 @@ def test_builtins_are_listed_with_all(run_cli):
     listed = _by_name(run_cli("plugins", "list", "--json", "--all"))
     assert listed["echo"]["builtin"] is True
     assert listed["inprocess-transport"]["transports"] == ["inprocess"]
-    assert listed["default-routers"]["routers"] == ["least-in-flight", "round-robin"]
+    assert listed["default-routers"]["routers"] == ["least-in-flight", "round-robin", "latency"]
     assert "echo" not in _by_name(run_cli("plugins", "list", "--json"))
 
 

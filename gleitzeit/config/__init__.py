@@ -7,6 +7,7 @@ from gleitzeit.config.models import (
     HealthConfig,
     ProviderInstanceConfig,
     RoutingConfig,
+    ServerConfig,
 )
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "HealthConfig",
     "ProviderInstanceConfig",
     "RoutingConfig",
+    "ServerConfig",
     "find_config_path",
     "load_config",
     "parse_config",

@@ -39,6 +39,31 @@ class FilesConfig(StrictModel):
     max_bytes: int = Field(10 * 1024 * 1024, gt=0)
 
 
+class ServerConfig(StrictModel):
+    """``gleitzeit serve``: where it listens and how it treats remote providers."""
+
+    host: str = Field("127.0.0.1", description="address to bind; 0.0.0.0 for every interface")
+    port: int = Field(8000, ge=0, le=65535)
+    token: str | None = Field(
+        None, description="token providers and clients must present; default $GLEITZEIT_TOKEN"
+    )
+    max_payload_bytes: int = Field(
+        1_000_000, gt=0, description="largest request or result accepted over Socket.IO"
+    )
+    heartbeat_interval: float = Field(5.0, gt=0, description="seconds between provider heartbeats")
+    stale_after: float = Field(
+        15.0, gt=0, description="seconds without a heartbeat before an instance leaves routing"
+    )
+    shutdown_grace: float = Field(
+        10.0, ge=0, description="seconds in-flight calls may finish after SIGINT/SIGTERM"
+    )
+
+    def resolved_token(self) -> str | None:
+        import os
+
+        return self.token or os.environ.get("GLEITZEIT_TOKEN") or None
+
+
 class ProviderInstanceConfig(StrictModel):
     """A named provider instance: a plugin's provider type, or a local class."""
 
@@ -67,6 +92,7 @@ class Config(StrictModel):
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
     files: FilesConfig = Field(default_factory=FilesConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
 
     _source: Path | None = PrivateAttr(None)
     _lines: dict[tuple, int] = PrivateAttr(default_factory=dict)

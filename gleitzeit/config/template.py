@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gleitzeit.config.models import Config, FilesConfig, HealthConfig, RoutingConfig
+from gleitzeit.config.models import Config, FilesConfig, HealthConfig, RoutingConfig, ServerConfig
 
 HEADER = """\
 # gleitzeit.yaml — configuration of the Gleitzeit host.
@@ -70,6 +70,10 @@ def render(plugins: list[tuple[str, str | None, type[BaseModel] | None]]) -> str
         "# Where file_path / image_path parameters may read from.",
         "files:",
         *_field_lines(FilesConfig, "  ", commented=False),
+        "",
+        "# `gleitzeit serve` and remote providers over Socket.IO.",
+        "server:",
+        *_field_lines(ServerConfig, "  ", commented=False),
         "",
     ]
     text = "\n".join(out)

@@ -1,0 +1,227 @@
+"""The Socket.IO wire protocol between ``gleitzeit serve``, remote providers and clients.
+
+Every payload is one of the pydantic models below, validated on the way in; an invalid
+one is answered with an error (``code: invalid_message``) naming the field, never an
+exception that kills a handler. ``docs/protocol.md`` documents each event with the JSON
+Schema generated from these models (``python -m gleitzeit.protocol`` prints them).
+
+Namespaces: ``/providers`` for provider processes, ``/clients`` for callers. Both
+authenticate with ``auth = {"token": "..."}`` on connect.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from gleitzeit.errors import GleitzeitError
+from gleitzeit.validation import describe_errors
+
+PROTOCOL_VERSION = 1
+PROVIDERS_NAMESPACE = "/providers"
+CLIENTS_NAMESPACE = "/clients"
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+METHOD_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
+MAX_METHODS = 256
+MAX_MODELS = 4096
+MAX_CAPABILITIES = 64
+
+
+class InvalidMessage(GleitzeitError):
+    """A payload on the wire does not fit its schema."""
+
+    code = "invalid_message"
+    exit_code = 2
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- provider -> server ------------------------------------------------------------------
+
+
+class MethodDescription(_Msg):
+    """A method as a provider advertises it."""
+
+    streaming: bool = False
+    description: str = Field("", max_length=2000)
+    params_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
+
+
+class Register(_Msg):
+    """``register`` (provider -> server, with ack): announce one provider instance.
+
+    Sent after every (re)connect. Several connections with the same ``name`` are
+    instances of one provider and share its load.
+    """
+
+    protocol: int = Field(PROTOCOL_VERSION, description="protocol version the provider speaks")
+    name: str = Field(description="provider name: letters, digits, '_', '.', '-'; at most 64")
+    kind: Literal["llm", "tool", "extension"]
+    methods: dict[str, MethodDescription] = Field(
+        description="protocol-prefixed method names, e.g. 'llm/chat', and their descriptions"
+    )
+    models: list[str] = Field(default_factory=list, max_length=MAX_MODELS)
+    capabilities: list[str] = Field(default_factory=list, max_length=MAX_CAPABILITIES)
+    description: str = Field("", max_length=2000)
+    version: str = Field("", max_length=64)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME_RE.match(value):
+            raise ValueError(
+                "must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+            )
+        return value
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, value: dict[str, MethodDescription]) -> dict[str, MethodDescription]:
+        if not value:
+            raise ValueError("a provider needs at least one method")
+        if len(value) > MAX_METHODS:
+            raise ValueError(f"at most {MAX_METHODS} methods")
+        bad = [m for m in value if not METHOD_RE.match(m)]
+        if bad:
+            raise ValueError(f"method names must look like 'protocol/name', got {bad[:3]}")
+        return value
+
+    @field_validator("models", "capabilities")
+    @classmethod
+    def _short_strings(cls, value: list[str]) -> list[str]:
+        if any(len(v) > 256 or not v for v in value):
+            raise ValueError("each entry must be 1-256 characters")
+        return value
+
+
+class RegisterAck(_Msg):
+    """The ack of ``register``."""
+
+    ok: bool
+    instance_id: str | None = None
+    heartbeat_interval: float | None = Field(None, description="seconds between heartbeats")
+    error: dict[str, Any] | None = None
+
+
+class Heartbeat(_Msg):
+    """``heartbeat`` (provider -> server, no ack): the instance is alive."""
+
+    instance_id: str | None = None
+    in_flight: int | None = Field(None, ge=0)
+
+
+class StreamData(_Msg):
+    """``stream:data`` (provider -> server, server -> client): one chunk of a stream."""
+
+    stream_id: str = Field(min_length=1, max_length=64)
+    chunk: dict[str, Any]
+
+
+class StreamEnd(_Msg):
+    """``stream:end``: the stream finished; its last ``stream:data`` had ``done: true``."""
+
+    stream_id: str = Field(min_length=1, max_length=64)
+
+
+class StreamFailed(_Msg):
+    """``stream:error``: the stream broke off; ``error`` says why."""
+
+    stream_id: str = Field(min_length=1, max_length=64)
+    error: dict[str, Any]
+
+
+# -- server -> provider, and client -> server ----------------------------------------
+
+
+class Invoke(_Msg):
+    """``invoke`` (with ack): call a method.
+
+    From a client, ``provider`` and ``model`` pin the request as on the command line;
+    from the server to a provider they are omitted.
+    """
+
+    method: str = Field(min_length=1, max_length=160)
+    params: dict[str, Any] = Field(default_factory=dict)
+    provider: str | None = Field(None, max_length=64)
+    model: str | None = Field(None, max_length=256)
+    timeout: float | None = Field(None, gt=0, le=86400)
+
+
+class InvokeReply(_Msg):
+    """The ack of ``invoke``: a result or an error."""
+
+    ok: bool
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+class StreamStart(Invoke):
+    """``stream:start`` (with ack): start a stream; chunks follow as ``stream:data``
+    events with the same ``stream_id``, then ``stream:end`` or ``stream:error``."""
+
+    stream_id: str = Field(min_length=1, max_length=64)
+
+
+class StreamCancel(_Msg):
+    """``stream:cancel`` (no ack): stop a stream early."""
+
+    stream_id: str = Field(min_length=1, max_length=64)
+
+
+class Ack(_Msg):
+    """A plain ack: ``ok`` or an ``error``."""
+
+    ok: bool
+    error: dict[str, Any] | None = None
+
+
+EVENTS: dict[str, tuple[str, type[BaseModel], type[BaseModel] | None, str]] = {
+    # event: (direction, payload model, ack model, namespace)
+    "register": ("provider -> server", Register, RegisterAck, PROVIDERS_NAMESPACE),
+    "heartbeat": ("provider -> server", Heartbeat, None, PROVIDERS_NAMESPACE),
+    "invoke": ("server -> provider, client -> server", Invoke, InvokeReply, "both"),
+    "stream:start": ("server -> provider, client -> server", StreamStart, Ack, "both"),
+    "stream:data": ("provider -> server, server -> client", StreamData, None, "both"),
+    "stream:end": ("provider -> server, server -> client", StreamEnd, None, "both"),
+    "stream:error": ("provider -> server, server -> client", StreamFailed, None, "both"),
+    "stream:cancel": ("server -> provider, client -> server", StreamCancel, None, "both"),
+    "health": ("server -> provider", Ack, InvokeReply, PROVIDERS_NAMESPACE),
+}
+
+
+def parse(model: type[BaseModel], data: Any, event: str) -> Any:
+    """Validate an incoming payload; raise :class:`InvalidMessage` naming the field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidMessage(
+            f"invalid {event!r} payload: " + "; ".join(describe_errors(exc, model=model))
+        ) from None
+
+
+def error_payload(exc: BaseException) -> dict[str, Any]:
+    """An error as it travels on the wire."""
+    if isinstance(exc, GleitzeitError):
+        return exc.to_dict()
+    return {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}", "retryable": False}
+
+
+def payload_size(data: Any) -> int:
+    """Bytes of a payload as JSON (what the size limit counts)."""
+    return len(json.dumps(data, separators=(",", ":"), default=str))
+
+
+def schemas() -> dict[str, Any]:
+    """JSON Schema of every payload, by model name."""
+    models = {m for _, m, a, _ in EVENTS.values()} | {a for _, _, a, _ in EVENTS.values() if a}
+    return {m.__name__: m.model_json_schema() for m in sorted(models, key=lambda m: m.__name__)}
+
+
+if __name__ == "__main__":
+    print(json.dumps(schemas(), indent=2))
