@@ -65,6 +65,8 @@ class Host:
         self._started = False
         self._health_task: asyncio.Task[None] | None = None
         self.plugin_errors: dict[str, str] = {}
+        #: The GleitzeitServer serving this host, if any (set by ``gleitzeit serve``).
+        self.server: Any = None
 
     @property
     def plugins(self) -> Plugins:

@@ -62,6 +62,13 @@ class MethodSpec:
             "params_schema": self.schema(),
         }
 
+    def describe_wire(self) -> dict[str, Any]:
+        return {
+            "streaming": self.streaming,
+            "description": self.description[:2000],
+            "params_schema": self.schema(),
+        }
+
 
 def method(
     name: str, *, params: type[BaseModel] | None = None, description: str | None = None
@@ -143,6 +150,12 @@ class Provider:
     async def stop(self) -> None:
         """Release what :meth:`start` acquired. May be called more than once."""
 
+    async def on_connected(self) -> None:
+        """Called when this provider, run remotely, has (re)registered with a server."""
+
+    async def on_disconnected(self) -> None:
+        """Called when this provider, run remotely, lost its server connection."""
+
     async def health(self) -> dict[str, Any]:
         """Report health: ``{"status": "healthy"|"degraded"|"unhealthy", "detail": ...}``."""
         return {"status": "healthy"}
@@ -178,6 +191,18 @@ class Provider:
             + (f"; did you mean {near!r}?" if near else ""),
             hint=f"its methods are: {', '.join(sorted(specs)) or '(none)'}",
         )
+
+    def registration(self) -> dict[str, Any]:
+        """The ``register`` payload of the wire protocol for this provider."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "methods": {n: s.describe_wire() for n, s in self.__methods__.items()},
+            "models": list(self.models),
+            "capabilities": list(self.capabilities),
+            "description": self.description,
+            "version": self.version,
+        }
 
     def describe(self) -> dict[str, Any]:
         """Metadata as sent on registration and shown by ``providers list``."""

@@ -7,10 +7,11 @@ from typing import Any
 
 def builtin_plugins() -> list[tuple[str, Any]]:
     """(name, plugin object) of every built-in plugin, in load order."""
-    from gleitzeit.builtins import echo, health_checks, inprocess, routers
+    from gleitzeit.builtins import echo, health_checks, inprocess, routers, socketio_transport
 
     return [
         ("inprocess-transport", inprocess),
+        ("socketio-transport", socketio_transport),
         ("default-routers", routers),
         ("default-health", health_checks),
         ("echo", echo),

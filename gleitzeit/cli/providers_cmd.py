@@ -23,6 +23,15 @@ def _run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
+server_option = click.option(
+    "--server",
+    "server_url",
+    envvar="GLEITZEIT_SERVER",
+    help="Use a running `gleitzeit serve` at this URL.",
+)
+token_option = click.option("--token", envvar="GLEITZEIT_TOKEN", help="The server's token.")
+
+
 def _warn_setup_problems(host: Any) -> None:
     for where, problem in host.plugin_errors.items():
         warn(f"{where}: {problem}")
@@ -30,14 +39,24 @@ def _warn_setup_problems(host: Any) -> None:
 
 @providers_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON, with method schemas.")
+@server_option
+@token_option
 @click.pass_context
-def providers_list(ctx: click.Context, as_json: bool) -> None:
-    """List provider instances with their methods and models."""
+def providers_list(
+    ctx: click.Context, as_json: bool, server_url: str | None, token: str | None
+) -> None:
+    """List provider instances with their methods, models, health and calls in flight."""
     state = state_of(ctx)
 
     async def go() -> list[Any]:
+        if server_url:
+            from gleitzeit.client import Client
+
+            async with Client(server_url, token=token) as client:
+                return await client.providers()
         async with state.host() as host:
             _warn_setup_problems(host)
+            await host.check_health()
             out = []
             for inst in sorted(host.registry, key=lambda i: i.id):
                 data = inst.describe()
@@ -58,11 +77,25 @@ def providers_list(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         echo_json(data)
         return
-    rows = [
-        [d["name"], d["kind"], d["status"], ", ".join(d["methods"]), ", ".join(d["models"])]
-        for d in data
-    ]
-    click.echo(table(["NAME", "KIND", "STATUS", "METHODS", "MODELS"], rows))
+    if server_url:
+        rows = [
+            [
+                d["id"],
+                d["kind"],
+                d["transport"],
+                d["status"],
+                d["in_flight"],
+                ", ".join(d["methods"]),
+            ]
+            for d in data
+        ]
+        click.echo(table(["INSTANCE", "KIND", "TRANSPORT", "STATUS", "IN-FLIGHT", "METHODS"], rows))
+    else:
+        rows = [
+            [d["name"], d["kind"], d["status"], ", ".join(d["methods"]), ", ".join(d["models"])]
+            for d in data
+        ]
+        click.echo(table(["NAME", "KIND", "STATUS", "METHODS", "MODELS"], rows))
     for d in data:
         if d["status"] == "unhealthy" and d["health_detail"]:
             click.echo(f"\n{d['name']}: {d['health_detail']}")
@@ -71,28 +104,30 @@ def providers_list(ctx: click.Context, as_json: bool) -> None:
 @providers_group.command("health")
 @click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@server_option
+@token_option
 @click.pass_context
-def providers_health(ctx: click.Context, name: str | None, as_json: bool) -> None:
-    """Run health checks now, for every provider or the one NAME.
+def providers_health(
+    ctx: click.Context, name: str | None, as_json: bool, server_url: str | None, token: str | None
+) -> None:
+    """Run health checks now, for every provider or the one NAME: status, last
+    heartbeat, calls in flight, errors, latency.
 
     Exits 1 when a checked instance is unhealthy.
     """
+    from gleitzeit.server.clients import health_row
+
     state = state_of(ctx)
 
     async def go() -> list[dict[str, Any]]:
+        if server_url:
+            from gleitzeit.client import Client
+
+            async with Client(server_url, token=token) as client:
+                return await client.health(name)
         async with state.host(lazy=True) as host:
             instances = await host.check_health(name)
-            return [
-                {
-                    "id": i.id,
-                    "name": i.name,
-                    "transport": i.transport,
-                    "in_flight": i.in_flight,
-                    "errors": i.errors,
-                    **i.health.model_dump(),
-                }
-                for i in sorted(instances, key=lambda i: i.id)
-            ]
+            return [health_row(i) for i in sorted(instances, key=lambda i: i.id)]
 
     data = _run(go())
     if as_json:
@@ -100,16 +135,26 @@ def providers_health(ctx: click.Context, name: str | None, as_json: bool) -> Non
     else:
         rows = [
             [
-                d["name"],
+                d["id"] if server_url else d["name"],
                 d["status"],
-                f"{d['latency_ms']:.1f} ms" if d["latency_ms"] else "",
+                _ago(d.get("last_heartbeat")),
+                d["in_flight"],
+                d["errors"],
+                f"{d['check_latency_ms']:.1f} ms" if d.get("check_latency_ms") is not None else "",
                 d["detail"],
             ]
             for d in data
         ]
-        click.echo(table(["NAME", "STATUS", "LATENCY", "DETAIL"], rows))
+        headers = ["INSTANCE" if server_url else "NAME", "STATUS", "HEARTBEAT", "IN-FLIGHT"]
+        click.echo(table(headers + ["ERRORS", "LATENCY", "DETAIL"], rows))
     if any(d["status"] == "unhealthy" for d in data):
         ctx.exit(1)
+
+
+def _ago(stamp: float | None) -> str:
+    if not stamp:
+        return ""
+    return f"{max(0.0, time.time() - stamp):.1f}s ago"
 
 
 def _parse_args(raw: str | None) -> dict[str, Any]:
@@ -150,6 +195,8 @@ def _parse_args(raw: str | None) -> dict[str, Any]:
 @click.option("--stream", is_flag=True, help="Print tokens as they arrive.")
 @click.option("--json", "as_json", is_flag=True, help="Print only the result as JSON.")
 @click.option("--timeout", type=float, help="Seconds to wait (default: routing.timeout).")
+@server_option
+@token_option
 @click.pass_context
 def providers_invoke(
     ctx: click.Context,
@@ -160,6 +207,8 @@ def providers_invoke(
     stream: bool,
     as_json: bool,
     timeout: float | None,
+    server_url: str | None,
+    token: str | None,
 ) -> None:
     """Call METHOD on PROVIDER, e.g. `providers invoke calculator calc/add --args '{"a": 1, "b": 2}'`.
 
@@ -169,8 +218,15 @@ def providers_invoke(
     state = state_of(ctx)
     target = None if provider == "-" else provider
 
+    def target_api() -> Any:
+        if server_url:
+            from gleitzeit.client import Client
+
+            return Client(server_url, token=token)
+        return state.host(lazy=True)
+
     async def go() -> Any:
-        async with state.host(lazy=True) as host:
+        async with target_api() as host:
             if not stream:
                 return await host.invoke(
                     method, params, provider=target, model=model, timeout=timeout

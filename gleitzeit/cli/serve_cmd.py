@@ -1,0 +1,135 @@
+"""``gleitzeit serve`` and ``gleitzeit provider run``: the host as a server, and
+providers as separate processes that connect to it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from typing import Any
+
+import click
+
+from gleitzeit.cli.state import state_of
+
+
+@click.command("serve")
+@click.option("--host", "bind", help="Address to bind (default: server.host, 127.0.0.1).")
+@click.option("--port", type=int, help="Port (default: server.port, 8000; 0 picks a free one).")
+@click.pass_context
+def serve(ctx: click.Context, bind: str | None, port: int | None) -> None:
+    """Serve the host: remote providers connect on /providers, callers on /clients.
+
+    In-process providers from the config are served beside remote ones. SIGINT or
+    SIGTERM stops taking work, lets in-flight calls finish (server.shutdown_grace),
+    tells providers, and exits 0.
+    """
+    from gleitzeit.server import GleitzeitServer
+
+    state = state_of(ctx)
+    host = state.host()
+    server = GleitzeitServer(host, bind=bind, port=port)
+
+    def ready(srv: GleitzeitServer) -> None:
+        local = len(srv.host.registry)
+        auth = "token required" if srv.token else "no token"
+        click.echo(f"gleitzeit serving on {srv.url} ({local} local provider instance(s); {auth})")
+        click.echo("press Ctrl+C to stop", err=True)
+
+    asyncio.run(server.serve_forever(ready))
+    click.echo("gleitzeit stopped", err=True)
+
+
+@click.group("provider")
+def provider_group() -> None:
+    """Run a provider as a separate process."""
+
+
+def _make_provider(state: Any, target: str, name: str | None, raw_settings: str | None) -> Any:
+    from gleitzeit.errors import ConfigError
+    from gleitzeit.host import _import_class
+    from gleitzeit.validation import suggest
+
+    settings: Any = json.loads(raw_settings) if raw_settings else None
+    if ":" in target:
+        try:
+            cls = _import_class(target)
+        except Exception as exc:
+            raise click.BadParameter(
+                f"cannot load {target!r}: {exc}", param_hint="TARGET"
+            ) from None
+        schema = getattr(cls, "Settings", None)
+        if schema is not None:
+            settings = schema.model_validate(settings or {})
+    else:
+        plugins = state.plugins
+        ptype = plugins.provider_types.get(target)
+        if ptype is None:
+            known = sorted(plugins.provider_types)
+            near = suggest(target, known)
+            raise ConfigError(
+                f"No provider type {target!r}" + (f"; did you mean {near!r}?" if near else ""),
+                hint=f"installed: {', '.join(known) or '(none)'}; or give module:Class",
+            )
+        cls = ptype.cls
+        record = plugins.records[ptype.plugin]
+        if settings is not None and record.settings_schema is not None:
+            settings = record.settings_schema.model_validate(settings)
+        elif settings is None:
+            settings = record.settings
+    return cls(settings, name=name)
+
+
+@provider_group.command("run")
+@click.argument("target")
+@click.option("--server", "url", required=True, envvar="GLEITZEIT_SERVER", help="Server URL.")
+@click.option("--token", envvar="GLEITZEIT_TOKEN", help="Token (default: $GLEITZEIT_TOKEN).")
+@click.option("--name", help="Register under this provider name instead of the class's.")
+@click.option("--settings", "raw_settings", help="Provider settings as a JSON object.")
+@click.pass_context
+def provider_run(
+    ctx: click.Context,
+    target: str,
+    url: str,
+    token: str | None,
+    name: str | None,
+    raw_settings: str | None,
+) -> None:
+    """Run TARGET (an installed provider type such as `calculator`, or `module:Class`)
+    and serve it to the server at --server until SIGINT/SIGTERM.
+
+    Several processes with the same name are instances of one provider.
+    """
+    from gleitzeit.remote import ProviderRunner
+
+    state = state_of(ctx)
+    provider = _make_provider(state, target, name, raw_settings)
+    runner = ProviderRunner(provider, url, token=token)
+
+    async def go() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, runner.stop)
+            except (NotImplementedError, RuntimeError):
+                pass
+
+        async def announce() -> None:
+            while True:
+                await runner.registered.wait()
+                click.echo(
+                    f"provider {provider.name} registered with {url} as {runner.instance_id}"
+                )
+                while runner.registered.is_set():
+                    await asyncio.sleep(0.2)
+
+        note = asyncio.ensure_future(announce())
+        try:
+            await runner.run()
+        finally:
+            note.cancel()
+
+    asyncio.run(go())
+
+
+COMMANDS = [serve, provider_group]

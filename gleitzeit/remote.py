@@ -1,0 +1,288 @@
+"""Run a provider as a separate process that serves a ``gleitzeit serve`` over Socket.IO.
+
+    runner = ProviderRunner(MyProvider(), "http://127.0.0.1:8000", token="s3cret")
+    await runner.run()          # until stop() or SIGINT/SIGTERM
+
+The same provider class runs in-process or here, unchanged. The runner registers,
+sends heartbeats, answers ``invoke``/``stream:start``/``health``, and after a dropped
+connection reconnects with backoff and registers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import Any
+
+from gleitzeit.errors import GleitzeitError, ProviderError
+from gleitzeit.protocol import (
+    PROVIDERS_NAMESPACE,
+    Invoke,
+    RegisterAck,
+    StreamCancel,
+    StreamStart,
+    error_payload,
+    parse,
+)
+from gleitzeit.provider import Provider
+
+log = logging.getLogger("gleitzeit.remote")
+
+
+class ConnectFailed(GleitzeitError):
+    """The server refused the connection (a wrong token) or the registration."""
+
+    code = "connect_failed"
+    exit_code = 2
+
+
+def _reply_error(provider: Provider, method: str, exc: BaseException) -> dict[str, Any]:
+    if not isinstance(exc, GleitzeitError):
+        log.debug("provider %s raised in %s", provider.name, method, exc_info=exc)
+        exc = ProviderError(
+            f"Provider {provider.name!r} failed in {method}: {type(exc).__name__}: {exc}"
+        )
+    return {"ok": False, "error": error_payload(exc)}
+
+
+class ProviderRunner:
+    """Serve one provider object to a server until stopped."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        url: str,
+        *,
+        token: str | None = None,
+        heartbeat_interval: float | None = None,
+        reconnect_delay: float = 0.5,
+        reconnect_delay_max: float = 5.0,
+    ) -> None:
+        self.provider = provider
+        self.url = url.rstrip("/")
+        self.token = token
+        self.heartbeat_interval = heartbeat_interval
+        self.reconnect_delay = reconnect_delay
+        self.reconnect_delay_max = reconnect_delay_max
+        self.instance_id: str | None = None
+        self.registered = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._streams: dict[str, asyncio.Task[None]] = {}
+        self._sio: Any = None
+        self._in_flight = 0
+        self._fatal: GleitzeitError | None = None
+        self._refused = ""
+
+    def _client(self) -> Any:
+        import socketio
+
+        sio = socketio.AsyncClient(
+            reconnection=True,
+            reconnection_attempts=0,
+            reconnection_delay=self.reconnect_delay,
+            reconnection_delay_max=self.reconnect_delay_max,
+            randomization_factor=0.5,
+            handle_sigint=False,
+        )
+        ns = PROVIDERS_NAMESPACE
+        sio.on("connect", self._on_connect, namespace=ns)
+        sio.on("disconnect", self._on_disconnect, namespace=ns)
+        sio.on("invoke", self._on_invoke, namespace=ns)
+        sio.on("stream:start", self._on_stream_start, namespace=ns)
+        sio.on("stream:cancel", self._on_stream_cancel, namespace=ns)
+        sio.on("health", self._on_health, namespace=ns)
+        sio.on("shutdown", self._on_shutdown, namespace=ns)
+        sio.on("connect_error", self._on_connect_error, namespace=ns)
+        return sio
+
+    def _on_connect_error(self, data: Any = None) -> None:
+        self._refused = (
+            str(data.get("message", data)) if isinstance(data, dict) else str(data or "")
+        )
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Start the provider, connect (retrying until the server is there), serve, and
+        on :meth:`stop` disconnect and stop the provider."""
+        await self.provider.start()
+        self._sio = self._client()
+        heartbeat = asyncio.ensure_future(self._heartbeats())
+        try:
+            await self._connect_first()
+            await self._stop.wait()
+            if self._fatal is not None:
+                raise self._fatal
+        finally:
+            heartbeat.cancel()
+            for task in list(self._streams.values()):
+                task.cancel()
+            try:
+                await self._sio.disconnect()
+            except Exception:
+                pass
+            await self.provider.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _connect_first(self) -> None:
+        import socketio
+
+        delay = self.reconnect_delay
+        while not self._stop.is_set():
+            try:
+                await self._sio.connect(
+                    self.url,
+                    namespaces=[PROVIDERS_NAMESPACE],
+                    auth={"token": self.token} if self.token else None,
+                    transports=["websocket"],
+                    wait_timeout=10,
+                )
+                return
+            except socketio.exceptions.ConnectionError as exc:
+                text = self._refused or str(exc)
+                self._refused = ""
+                if "authentication failed" in text:
+                    raise ConnectFailed(f"{self.url} refused the provider: {text}") from None
+                log.info("cannot connect to %s (%s); retrying in %.1fs", self.url, text, delay)
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, self.reconnect_delay_max)
+
+    async def _reconnect_later(self) -> None:
+        await asyncio.sleep(self.reconnect_delay)
+        try:
+            await self._sio.disconnect()
+        except Exception:
+            pass
+        await self._connect_first()
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await self.registered.wait()
+            if self._sio is not None and self._sio.connected:
+                try:
+                    await self._sio.emit(
+                        "heartbeat",
+                        {"instance_id": self.instance_id, "in_flight": self._in_flight},
+                        namespace=PROVIDERS_NAMESPACE,
+                    )
+                except Exception:
+                    pass
+            # The interval comes with the registration ack unless set here.
+            await asyncio.sleep(self.heartbeat_interval or 5.0)
+
+    # -- handlers --------------------------------------------------------------------
+
+    async def _on_connect(self) -> None:
+        # Registration needs an ack, which cannot be awaited inside the connect handler.
+        asyncio.ensure_future(self._register())
+
+    async def _register(self) -> None:
+        try:
+            raw = await self._sio.call(
+                "register", self.provider.registration(), namespace=PROVIDERS_NAMESPACE, timeout=10
+            )
+            ack = parse(RegisterAck, raw, "register ack")
+        except Exception as exc:
+            log.error("registration with %s failed: %s", self.url, exc)
+            return
+        if not ack.ok:
+            log.error("%s refused the registration: %s", self.url, (ack.error or {}).get("message"))
+            self._fatal = ConnectFailed(
+                f"{self.url} refused the registration: {(ack.error or {}).get('message')}"
+            )
+            self._stop.set()
+            return
+        self.instance_id = ack.instance_id
+        if self.heartbeat_interval is None and ack.heartbeat_interval:
+            self.heartbeat_interval = ack.heartbeat_interval
+        self.registered.set()
+        log.info("registered as %s", self.instance_id)
+        try:
+            await self.provider.on_connected()
+        except Exception:
+            log.warning("on_connected failed", exc_info=True)
+
+    async def _on_disconnect(self, *reason: Any) -> None:
+        self.registered.clear()
+        if reason and str(reason[0]) == "io server disconnect" and not self._stop.is_set():
+            # The server dropped us on purpose; the client library will not reconnect
+            # by itself after that, so do it here.
+            asyncio.ensure_future(self._reconnect_later())
+        for task in list(self._streams.values()):
+            task.cancel()
+        try:
+            await self.provider.on_disconnected()
+        except Exception:
+            log.warning("on_disconnected failed", exc_info=True)
+
+    async def _on_shutdown(self, data: Any = None) -> None:
+        log.info("server is shutting down; will reconnect when it is back")
+
+    async def _on_invoke(self, data: Any = None) -> dict[str, Any]:
+        self._in_flight += 1
+        method = "?"
+        try:
+            msg = parse(Invoke, data, "invoke")
+            method = msg.method
+            result = await self.provider.invoke(msg.method, msg.params)
+            return {"ok": True, "result": result}
+        except Exception as exc:
+            return _reply_error(self.provider, method, exc)
+        finally:
+            self._in_flight -= 1
+
+    async def _on_health(self, data: Any = None) -> dict[str, Any]:
+        try:
+            return {"ok": True, "result": await self.provider.health()}
+        except Exception as exc:
+            return _reply_error(self.provider, "health", exc)
+
+    async def _on_stream_start(self, data: Any = None) -> None:
+        stream_id = data.get("stream_id") if isinstance(data, dict) else None
+        try:
+            msg = parse(StreamStart, data, "stream:start")
+        except GleitzeitError as exc:
+            if isinstance(stream_id, str):
+                await self._emit_error(stream_id, exc)
+            return
+        self._streams[msg.stream_id] = asyncio.ensure_future(self._pump(msg))
+
+    async def _emit_error(self, stream_id: str, exc: BaseException) -> None:
+        payload = _reply_error(self.provider, "stream", exc)["error"]
+        await self._sio.emit(
+            "stream:error",
+            {"stream_id": stream_id, "error": payload},
+            namespace=PROVIDERS_NAMESPACE,
+        )
+
+    async def _pump(self, msg: StreamStart) -> None:
+        ns = PROVIDERS_NAMESPACE
+        self._in_flight += 1
+        try:
+            async for chunk in self.provider.stream(msg.method, msg.params):
+                await self._sio.emit(
+                    "stream:data", {"stream_id": msg.stream_id, "chunk": chunk}, namespace=ns
+                )
+            await self._sio.emit("stream:end", {"stream_id": msg.stream_id}, namespace=ns)
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:
+            try:
+                await self._emit_error(msg.stream_id, exc)
+            except Exception:
+                pass
+        finally:
+            self._in_flight -= 1
+            self._streams.pop(msg.stream_id, None)
+
+    async def _on_stream_cancel(self, data: Any = None) -> None:
+        try:
+            msg = parse(StreamCancel, data, "stream:cancel")
+        except GleitzeitError:
+            return
+        task = self._streams.get(msg.stream_id)
+        if task is not None:
+            task.cancel()

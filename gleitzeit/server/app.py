@@ -1,0 +1,140 @@
+"""The server: aiohttp + a python-socketio ``AsyncServer`` in front of a :class:`Host`."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gleitzeit.server.auth import AuthFailed, check_token
+from gleitzeit.server.clients import ClientHandlers
+
+log = logging.getLogger("gleitzeit.server")
+
+
+def is_loopback(address: str) -> bool:
+    if address in ("localhost", ""):
+        return address == "localhost"
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+class GleitzeitServer:
+    """Serve a host: remote providers on ``/providers``, callers on ``/clients``."""
+
+    def __init__(self, host: Any, *, bind: str | None = None, port: int | None = None) -> None:
+        import socketio
+        from aiohttp import web
+
+        cfg = host.config.server
+        self.host = host
+        self.bind = bind if bind is not None else cfg.host
+        self.port = cfg.port if port is None else port
+        self.token = cfg.resolved_token()
+        self.draining = False
+        # The engine's own limit drops the whole connection, so it sits well above ours:
+        # a payload a little over the limit gets a clear error and the client stays.
+        self.sio = socketio.AsyncServer(
+            async_mode="aiohttp",
+            max_http_buffer_size=cfg.max_payload_bytes * 4 + 65536,
+            ping_interval=10,
+            ping_timeout=10,
+            cors_allowed_origins=[],
+        )
+        self.app = web.Application()
+        self.sio.attach(self.app)
+        self.app.router.add_get("/healthz", self._healthz)
+        self.clients = ClientHandlers(self)
+        self.clients.attach(self.sio)
+        self._runner: Any = None
+        self._stopped = asyncio.Event()
+        host.server = self
+
+    def authenticate(self, auth: Any, environ: dict, *, who: str) -> None:
+        import socketio
+
+        try:
+            check_token(self.token, auth, environ)
+        except AuthFailed as exc:
+            log.warning("refused a %s connection: %s", who, exc)
+            raise socketio.exceptions.ConnectionRefusedError(str(exc)) from None
+
+    async def _healthz(self, request: Any) -> Any:
+        from aiohttp import web
+
+        return web.json_response(
+            {"status": "draining" if self.draining else "ok", "instances": len(self.host.registry)}
+        )
+
+    @property
+    def url(self) -> str:
+        shown = self.bind if ":" not in self.bind else f"[{self.bind}]"
+        return f"http://{shown}:{self.port}"
+
+    def in_flight(self) -> int:
+        return sum(i.in_flight for i in self.host.registry) + self.clients.active
+
+    async def start(self) -> None:
+        from aiohttp import web
+
+        if not is_loopback(self.bind) and self.token is None:
+            log.warning(
+                "serving on %s without a token: anyone who can reach it may register providers "
+                "and call them; set GLEITZEIT_TOKEN or server.token",
+                self.bind,
+            )
+        await self.host.start()
+        await self.host.check_health()  # so that what cannot serve is out of routing at once
+        self.host.watch_health()
+        # Open websockets (providers, clients) must not hold the shutdown for the
+        # default minute: they reconnect when the server is back.
+        try:
+            self._runner = web.AppRunner(
+                self.app, handle_signals=False, access_log=None, shutdown_timeout=1.0
+            )
+            site_kw: dict[str, Any] = {}
+        except TypeError:  # aiohttp < 3.9 takes it on the site
+            self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+            site_kw = {"shutdown_timeout": 1.0}
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.bind, self.port, **site_kw)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop taking work, let in-flight calls finish within ``grace``, tell providers,
+        and close."""
+        if self._runner is None:
+            return
+        self.draining = True
+        grace = self.host.config.server.shutdown_grace if grace is None else grace
+        deadline = time.monotonic() + grace
+        while self.in_flight() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if self.in_flight():
+            log.warning("stopping with %d call(s) still in flight", self.in_flight())
+        await self.host.stop()
+        await self._runner.cleanup()
+        self._runner = None
+        self._stopped.set()
+
+    async def serve_forever(self, ready: Callable[[GleitzeitServer], None] | None = None) -> None:
+        """Run until SIGINT or SIGTERM, then stop gracefully."""
+        await self.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError):  # not on this platform
+                pass
+        if ready is not None:
+            ready(self)
+        await stop.wait()
+        await self.stop()

@@ -1,0 +1,59 @@
+"""Providers that the remote tests run in subprocesses (`gleitzeit provider run`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from pydantic import BaseModel
+
+import gleitzeit
+
+
+class Job(BaseModel):
+    id: int
+    delay: float = 0.02
+
+
+class Worker(gleitzeit.Provider):
+    """Answers with the request's id and its own pid, after a short delay."""
+
+    name = "worker"
+    kind = "tool"
+
+    @gleitzeit.method("work/do", params=Job)
+    async def do(self, p: Job) -> dict:
+        await asyncio.sleep(p.delay)
+        return {"result": p.id, "pid": os.getpid()}
+
+    @gleitzeit.method("work/fail")
+    async def fail(self, params) -> dict:
+        raise gleitzeit.ToolError("this always fails", hint="by design")
+
+    @gleitzeit.method("work/crash")
+    async def crash(self, params) -> dict:
+        raise RuntimeError("unexpected")
+
+
+class Count(BaseModel):
+    n: int = 5
+    delay: float = 0.0
+
+
+class Ticker(gleitzeit.Provider):
+    """Streams n numbered tokens."""
+
+    name = "ticker"
+    kind = "llm"
+    models = ("tick-1",)
+
+    @gleitzeit.method("llm/generate", params=Count)
+    async def ticks(self, p: Count):
+        for i in range(p.n):
+            if p.delay:
+                await asyncio.sleep(p.delay)
+            yield gleitzeit.token_chunk(f"t{i} ")
+        yield gleitzeit.final_chunk(usage=gleitzeit.usage(0, p.n))
+
+    async def health(self) -> dict:
+        return {"status": "healthy", "detail": f"pid {os.getpid()}"}
