@@ -81,8 +81,9 @@ def procs(tmp_path):
 async def serve():
     servers: list[GleitzeitServer] = []
 
-    async def start(config_text: str = "", port: int = 0) -> GleitzeitServer:
-        config = parse_config(f"server: {{token: {TOKEN}}}\n" + config_text)
+    async def start(server_settings: str = "", port: int = 0) -> GleitzeitServer:
+        extra = f", {server_settings}" if server_settings else ""
+        config = parse_config(f"server: {{token: {TOKEN}{extra}}}\n")
         host = Host(config, plugins=Plugins.load(config, installed=False))
         server = GleitzeitServer(host, bind="127.0.0.1", port=port)
         await server.start()
@@ -195,7 +196,7 @@ async def test_wrong_token_is_refused(serve, procs):
 
 
 async def test_oversized_payload_is_refused_and_others_keep_working(serve, procs):
-    server = await serve("server: {token: %s, max_payload_bytes: 20000}\n" % TOKEN)
+    server = await serve("max_payload_bytes: 20000")
     procs.provider("remote_providers:Worker", server.url)
     await wait_until(lambda: remote(server, "worker"), "registration")
     async with Client(server.url, token=TOKEN) as big, Client(server.url, token=TOKEN) as small:
@@ -257,7 +258,7 @@ async def test_provider_that_dies_mid_stream_ends_the_stream_with_an_error(serve
 
 
 async def test_a_silent_instance_leaves_routing_and_comes_back(serve, procs):
-    server = await serve(f"server: {{token: {TOKEN}, heartbeat_interval: 0.2, stale_after: 0.6}}\n")
+    server = await serve("heartbeat_interval: 0.2, stale_after: 0.6")
     stopped = procs.provider("remote_providers:Worker", server.url)
     procs.provider("remote_providers:Worker", server.url)
     await wait_until(lambda: len(remote(server, "worker")) == 2, "two instances")
