@@ -94,6 +94,14 @@ def method(
     return mark
 
 
+_RESERVED = frozenset(
+    {
+        "start", "stop", "health", "invoke", "stream", "describe", "registration",
+        "resolve_method", "method_specs", "method_names", "on_connected", "on_disconnected",
+    }
+)
+
+
 class Provider:
     """Base class of every provider.
 
@@ -123,6 +131,12 @@ class Provider:
             mark = getattr(fn, _MARK, None)
             if mark is None:
                 continue
+            if attr in _RESERVED:
+                raise TypeError(
+                    f"{cls.__qualname__}.{attr}: a method handler may not be named {attr!r}, "
+                    f"which Provider itself uses; rename the function (the method name "
+                    f"{mark[0]!r} stays as it is)"
+                )
             mname, params, doc = mark
             spec = specs.setdefault(mname, MethodSpec(name=mname))
             if params is not None:
