@@ -49,7 +49,11 @@ async def _measure(call, stream) -> dict:
     t = time.perf_counter()
     n = await stream(CHUNKS)
     chunk_rate = n / (time.perf_counter() - t)
-    return {"p50_ms": statistics.median(lat) * 1000, "throughput": throughput, "chunks_per_s": chunk_rate}
+    return {
+        "p50_ms": statistics.median(lat) * 1000,
+        "throughput": throughput,
+        "chunks_per_s": chunk_rate,
+    }
 
 
 async def _raw() -> dict:
@@ -80,7 +84,10 @@ async def _raw() -> dict:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    peer = subprocess.Popen([sys.executable, str(HERE / "remote_peers.py"), "raw", f"http://127.0.0.1:{port}"], env=_env())
+    peer = subprocess.Popen(
+        [sys.executable, str(HERE / "remote_peers.py"), "raw", f"http://127.0.0.1:{port}"],
+        env=_env(),
+    )
     sid = await asyncio.wait_for(ready, 60)
 
     async def call():
@@ -112,8 +119,19 @@ async def _gleitzeit() -> dict:
     server = GleitzeitServer(host, bind="127.0.0.1", port=0)
     await server.start()
     peer = subprocess.Popen(
-        [sys.executable, "-m", "gleitzeit", "provider", "run", "remote_peers:BenchProvider", "--server", server.url],
-        env=_env(), cwd=HERE, stdout=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "gleitzeit",
+            "provider",
+            "run",
+            "remote_peers:BenchProvider",
+            "--server",
+            server.url,
+        ],
+        env=_env(),
+        cwd=HERE,
+        stdout=subprocess.DEVNULL,
     )
     while not host.registry.instances("bench"):
         await asyncio.sleep(0.02)
@@ -145,7 +163,9 @@ def _pick_among_1000() -> dict:
         host = Host(Config(), plugins=Plugins.load(Config(), installed=False, builtins=True))
         await host.start()
         for i in range(1000):
-            inst = ProviderInstance(name="llm", kind="llm", methods={"llm/x": MethodInfo("llm/x")}, models=("m",))
+            inst = ProviderInstance(
+                name="llm", kind="llm", methods={"llm/x": MethodInfo("llm/x")}, models=("m",)
+            )
             inst.in_flight = i % 7
             host.registry.add(inst)
         times = []

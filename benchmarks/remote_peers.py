@@ -1,7 +1,7 @@
 """Peers for the remote benchmark, each run in its own process.
 
-    python3 remote_peers.py raw URL          # a bare python-socketio client: the baseline
-    gleitzeit provider run remote_peers:BenchProvider --server URL   # the same work as a provider
+python3 remote_peers.py raw URL          # a bare python-socketio client: the baseline
+gleitzeit provider run remote_peers:BenchProvider --server URL   # the same work as a provider
 """
 
 from __future__ import annotations

@@ -96,8 +96,18 @@ def method(
 
 _RESERVED = frozenset(
     {
-        "start", "stop", "health", "invoke", "stream", "describe", "registration",
-        "resolve_method", "method_specs", "method_names", "on_connected", "on_disconnected",
+        "start",
+        "stop",
+        "health",
+        "invoke",
+        "stream",
+        "describe",
+        "registration",
+        "resolve_method",
+        "method_specs",
+        "method_names",
+        "on_connected",
+        "on_disconnected",
     }
 )
 

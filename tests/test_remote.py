@@ -357,3 +357,41 @@ def test_cli_against_a_served_host(tmp_path, run_cli):
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
+
+
+def test_protocol_doc_carries_the_current_schemas():
+    from gleitzeit.protocol import SCHEMAS_END, SCHEMAS_START, schemas_markdown
+
+    text = (HERE.parent / "docs" / "protocol.md").read_text()
+    start, end = text.index(SCHEMAS_START), text.index(SCHEMAS_END) + len(SCHEMAS_END)
+    assert text[start:end] == schemas_markdown(), "run: python -m gleitzeit.protocol --write-docs"
+
+
+async def test_a_provider_written_with_bare_python_socketio_serves(serve, monkeypatch):
+    """The protocol doc's Python example, as written, registers and serves."""
+    import re
+
+    import socketio
+
+    text = (HERE.parent / "docs" / "protocol.md").read_text()
+    example = re.search(
+        r"The same in Python without Gleitzeit.*?```python\n(.*?)```", text, re.S
+    ).group(1)
+    server = await serve()
+    code = example.replace('"http://127.0.0.1:8000"', repr(server.url)).replace(
+        "asyncio.run(main())", ""
+    )
+    namespace: dict = {"__name__": "doc_example"}
+    monkeypatch.setenv("GLEITZEIT_TOKEN", TOKEN)
+    try:
+        exec(compile(code, "protocol.md", "exec"), namespace)
+        task = asyncio.ensure_future(namespace["main"]())
+        await wait_until(lambda: remote(server, "upper"), "the example to register")
+        async with Client(server.url, token=TOKEN) as client:
+            out = await client.invoke("text/upper", {"text": "hi"})
+        assert out == {"result": "HI"}
+    finally:
+        sio = namespace.get("sio")
+        if isinstance(sio, socketio.AsyncClient):
+            await sio.disconnect()
+        task.cancel()
