@@ -39,16 +39,27 @@ from gleitzeit.routing import Request, Router
 from gleitzeit.transport import Transport
 
 
-def __getattr__(name: str):  # the host pulls in more; import it only when asked for
-    if name == "Host":
-        from gleitzeit.host import Host
+_LAZY = {
+    "Host": "gleitzeit.host",
+    "Client": "gleitzeit.client",
+    "ProviderRunner": "gleitzeit.remote",
+    "GleitzeitServer": "gleitzeit.server",
+}
 
-        return Host
+
+def __getattr__(name: str):  # these pull in more; import them only when asked for
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'gleitzeit' has no attribute {name!r}")
 
 
 __all__ = [
     "AuthenticationError",
+    "Client",
+    "GleitzeitServer",
+    "ProviderRunner",
     "ConfigError",
     "FileAccessError",
     "GleitzeitError",

@@ -57,3 +57,17 @@ class Ticker(gleitzeit.Provider):
 
     async def health(self) -> dict:
         return {"status": "healthy", "detail": f"pid {os.getpid()}"}
+
+
+class Announcer(Worker):
+    """A worker that appends to $ANNOUNCE_FILE on every (re)connection."""
+
+    name = "announcer"
+
+    async def on_connected(self) -> None:
+        with open(os.environ["ANNOUNCE_FILE"], "a") as fh:
+            fh.write("connected\n")
+
+    async def on_disconnected(self) -> None:
+        with open(os.environ["ANNOUNCE_FILE"], "a") as fh:
+            fh.write("disconnected\n")

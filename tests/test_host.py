@@ -296,3 +296,66 @@ async def test_registry_indexes_and_unindexes():
         assert host.registry.models() == ["c", "echo"]
         host.registry.remove(inst.id)
         assert host.registry.names() == ["echo"]
+
+
+async def test_scheduled_health_checks_take_instances_out_and_back():
+    class Moody(gleitzeit.Provider):
+        name = "moody"
+        kind = "tool"
+        well = True
+
+        @gleitzeit.method("tool/ask")
+        async def ask(self, params):
+            return {"result": "ok"}
+
+        async def health(self):
+            return {"status": "healthy" if self.well else "unhealthy", "detail": "mood"}
+
+    moody = Moody()
+    config = parse_config("health: {interval: 0.05, timeout: 1}")
+    async with _host(moody, config=config) as host:
+        host.watch_health()
+        (inst,) = host.registry.instances("moody")
+        moody.well = False
+        for _ in range(200):
+            if inst.health.status == "unhealthy":
+                break
+            await asyncio.sleep(0.02)
+        with pytest.raises(gleitzeit.RoutingError, match="down"):
+            await host.invoke("tool/ask")
+        moody.well = True
+        for _ in range(200):
+            if inst.health.status == "healthy":
+                break
+            await asyncio.sleep(0.02)
+        assert (await host.invoke("tool/ask"))["result"] == "ok"
+
+
+async def test_slow_health_check_counts_as_unhealthy():
+    class Sleepy(gleitzeit.Provider):
+        name = "sleepy"
+        kind = "tool"
+
+        @gleitzeit.method("tool/nap")
+        async def nap(self, params):
+            return {}
+
+        async def health(self):
+            await asyncio.sleep(5)
+            return {"status": "healthy"}
+
+    async with _host(Sleepy(), config=parse_config("health: {timeout: 0.05}")) as host:
+        (inst,) = await host.check_health("sleepy")
+        assert inst.health.status == "unhealthy"
+        assert "no answer within 0.05s" in inst.health.detail
+
+
+def test_provider_handlers_may_not_shadow_provider_methods():
+    with pytest.raises(TypeError, match="may not be named 'stream'"):
+
+        class Bad(gleitzeit.Provider):
+            name = "bad"
+
+            @gleitzeit.method("x/stream")
+            async def stream(self, params):
+                yield {}

@@ -167,17 +167,36 @@ async def test_two_instances_share_load_and_survive_sigkill_of_one(serve, procs)
     assert all(i.in_flight == 0 for i in instances)
 
 
-async def test_provider_reconnects_after_the_server_restarts(serve, procs):
+async def test_provider_reconnects_after_the_server_restarts(serve, procs, tmp_path):
+    announce = tmp_path / "announce.txt"
+    procs.env["ANNOUNCE_FILE"] = str(announce)
     server = await serve()
     port = server.port
-    procs.provider("remote_providers:Worker", server.url)
-    await wait_until(lambda: remote(server, "worker"), "registration")
+    procs.provider("remote_providers:Announcer", server.url)
+    await wait_until(lambda: remote(server, "announcer"), "registration")
     await server.stop(grace=0)
 
     again = await serve(port=port)
-    await wait_until(lambda: remote(again, "worker"), "re-registration", timeout=30)
+    await wait_until(lambda: remote(again, "announcer"), "re-registration", timeout=30)
     async with Client(again.url, token=TOKEN) as client:
         assert (await client.invoke("work/do", {"id": 3}))["result"] == 3
+    await wait_until(lambda: announce.read_text().count("connected\n") >= 3, "the hooks")
+    assert announce.read_text().splitlines()[:3] == ["connected", "disconnected", "connected"]
+
+
+async def test_graceful_stop_lets_in_flight_calls_finish_and_refuses_new_ones(serve, procs):
+    server = await serve()
+    procs.provider("remote_providers:Worker", server.url)
+    await wait_until(lambda: remote(server, "worker"), "registration")
+    async with Client(server.url, token=TOKEN) as client:
+        slow = asyncio.ensure_future(client.invoke("work/do", {"id": 1, "delay": 0.5}))
+        await wait_until(lambda: server.in_flight() > 0, "the call to be in flight")
+        stopping = asyncio.ensure_future(server.stop(grace=10))
+        await wait_until(lambda: server.draining, "draining")
+        with pytest.raises(gleitzeit.ProviderUnavailableError, match="shutting down"):
+            await client.invoke("work/do", {"id": 2})
+        assert (await slow)["result"] == 1
+        await stopping
 
 
 async def test_wrong_token_is_refused(serve, procs):
