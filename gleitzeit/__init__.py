@@ -38,7 +38,6 @@ from gleitzeit.results import (
 from gleitzeit.routing import Request, Router
 from gleitzeit.transport import Transport
 
-
 _LAZY = {
     "Host": "gleitzeit.host",
     "Client": "gleitzeit.client",
