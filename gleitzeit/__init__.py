@@ -36,6 +36,7 @@ from gleitzeit.results import (
     usage,
 )
 from gleitzeit.routing import Request, Router
+from gleitzeit.tasks import task
 from gleitzeit.transport import Transport
 
 _LAZY = {
@@ -88,6 +89,7 @@ __all__ = [
     "hookimpl",
     "llm_result",
     "method",
+    "task",
     "token_chunk",
     "tool_result",
     "usage",

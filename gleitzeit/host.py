@@ -237,13 +237,15 @@ class Host:
         await self._start_instance(instance, self.config.health.startup_timeout)
 
     async def ensure_started(
-        self, *, provider: str | None = None, method: str | None = None
+        self, *, provider: str | None = None, method: str | None = None, model: str | None = None
     ) -> None:
         """Start the not-yet-started local instances a request could go to."""
         if provider is not None:
             pool = self.registry.instances(provider)
         elif method is not None:
             pool = [i for i in self.registry if method in i.methods or "/" not in method]
+            if model is None:  # do not start what could not take the request anyway
+                pool = [i for i in pool if method not in i.model_required]
         else:
             pool = list(self.registry)
         todo = [i for i in pool if getattr(i, "start_attempted", True) is False]
@@ -286,7 +288,10 @@ class Host:
         if model is not None:
             params.setdefault("model", model)
         if self.lazy:
-            await self.ensure_started(provider=provider, method=method)
+            value = params.get("model")
+            await self.ensure_started(
+                provider=provider, method=method, model=value if isinstance(value, str) else None
+            )
         if any(k in params for k in FILE_KEYS):
             resolved = self.registry.resolve_method(method, provider)
             params = apply_file_inputs(resolved, params, self.config.files)

@@ -45,6 +45,7 @@ class ProviderInstance:
         description: str = "",
         version: str = "",
         instance_id: str | None = None,
+        model_required: tuple[str, ...] | list[str] = (),
     ) -> None:
         self.id = instance_id or f"{name}#{next(_ids)}"
         self.name = name
@@ -52,6 +53,7 @@ class ProviderInstance:
         self.methods = methods
         self.models = tuple(models)
         self.capabilities = tuple(capabilities)
+        self.model_required = frozenset(model_required)
         self.description = description
         self.version = version
         self.in_flight = 0

@@ -68,6 +68,11 @@ class Register(_Msg):
     )
     models: list[str] = Field(default_factory=list, max_length=MAX_MODELS)
     capabilities: list[str] = Field(default_factory=list, max_length=MAX_CAPABILITIES)
+    model_required: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_METHODS,
+        description="methods that need a 'model' in the request (no default model)",
+    )
     description: str = Field("", max_length=2000)
     version: str = Field("", max_length=64)
 

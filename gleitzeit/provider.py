@@ -126,6 +126,9 @@ class Provider:
     version: ClassVar[str] = ""
     models: ClassVar[tuple[str, ...]] = ()
     capabilities: ClassVar[tuple[str, ...]] = ()
+    #: Methods that cannot run without a ``model`` in the request (for example an LLM
+    #: provider with no default model). Routing skips this provider for such requests.
+    model_required: ClassVar[tuple[str, ...]] = ()
     #: Optional pydantic model for settings given in a ``providers:`` entry.
     Settings: ClassVar[type[BaseModel] | None] = None
 
@@ -165,6 +168,7 @@ class Provider:
         self.name = name or type(self).name  # type: ignore[misc]
         self.models = tuple(type(self).models)  # type: ignore[misc]
         self.capabilities = tuple(type(self).capabilities)  # type: ignore[misc]
+        self.model_required = tuple(type(self).model_required)  # type: ignore[misc]
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -224,6 +228,7 @@ class Provider:
             "methods": {n: s.describe_wire() for n, s in self.__methods__.items()},
             "models": list(self.models),
             "capabilities": list(self.capabilities),
+            "model_required": list(self.model_required),
             "description": self.description,
             "version": self.version,
         }

@@ -167,6 +167,8 @@ class Registry:
             # An instance that lists no models (not discovered, or a tool) may take any.
             if model is not None and inst.models and model not in inst.models:
                 continue
+            if model is None and method in inst.model_required:
+                continue
             if capability is not None and capability not in inst.capabilities:
                 continue
             if inst.health.status == "unhealthy":
@@ -190,6 +192,17 @@ class Registry:
             if provider is None or i.name == provider
         ]
         asked = f"method {method!r}" + (f" on provider {provider!r}" if provider else "")
+        if model is None:
+            need = sorted({i.name for i in pool if method in i.model_required})
+            if need and len(need) == len({i.name for i in pool}):
+                served = sorted({m for i in pool for m in i.models})
+                return RoutingError(
+                    f"No provider serves {asked} without a model: {', '.join(need)} need one",
+                    hint="pass a model (--model or \"model\" in the parameters)"
+                    + (f"; served: {', '.join(served[:20])}" if served else "")
+                    + ", or set default_model in the plugin's settings",
+                )
+            pool = [i for i in pool if method not in i.model_required]
         if model is not None:
             with_model = [i for i in pool if not i.models or model in i.models]
             if not with_model:

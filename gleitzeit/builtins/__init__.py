@@ -7,7 +7,14 @@ from typing import Any
 
 def builtin_plugins() -> list[tuple[str, Any]]:
     """(name, plugin object) of every built-in plugin, in load order."""
-    from gleitzeit.builtins import echo, health_checks, inprocess, routers, socketio_transport
+    from gleitzeit.builtins import (
+        echo,
+        health_checks,
+        inprocess,
+        python_tasks,
+        routers,
+        socketio_transport,
+    )
 
     return [
         ("inprocess-transport", inprocess),
@@ -15,4 +22,5 @@ def builtin_plugins() -> list[tuple[str, Any]]:
         ("default-routers", routers),
         ("default-health", health_checks),
         ("echo", echo),
+        ("python-tasks", python_tasks),
     ]

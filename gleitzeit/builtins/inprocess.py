@@ -43,6 +43,7 @@ class LocalInstance(ProviderInstance):
             capabilities=provider.capabilities,
             description=provider.description,
             version=provider.version,
+            model_required=provider.model_required,
         )
         self.provider = provider
         self.origin = origin

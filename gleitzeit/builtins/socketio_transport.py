@@ -66,6 +66,7 @@ class RemoteInstance(ProviderInstance):
             description=reg.description,
             version=reg.version,
             instance_id=f"{reg.name}@{sid[:8]}#{next(_ids)}",
+            model_required=reg.model_required,
         )
         self._transport = transport
         self.sid = sid

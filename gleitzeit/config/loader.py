@@ -6,13 +6,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from gleitzeit.config.models import Config
 from gleitzeit.config.substitution import substitute
 from gleitzeit.errors import ConfigError
 from gleitzeit.validation import describe_errors, dotted
+from gleitzeit.yamllines import line_map, load_mapping
+from gleitzeit.yamllines import locate as find_line
 
 FILENAME = "gleitzeit.yaml"
 ENV_VAR = "GLEITZEIT_CONFIG"
@@ -46,60 +47,16 @@ def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path | N
     return None
 
 
-def _line_map(text: str) -> dict[tuple[Any, ...], int]:
-    """Map each key path in the YAML text to its 1-based line."""
-    lines: dict[tuple[Any, ...], int] = {}
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return lines
-
-    def walk(node: Any, loc: tuple[Any, ...]) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                here = loc + (key.value,)
-                lines[here] = key.start_mark.line + 1
-                walk(value, here)
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                lines[loc + (i,)] = item.start_mark.line + 1
-                walk(item, loc + (i,))
-
-    if root is not None:
-        walk(root, ())
-    return lines
-
-
 def parse_config(
     text: str, source: Path | None = None, env: dict[str, str] | None = None
 ) -> Config:
     """Validate config text; raise :class:`ConfigError` naming file, line, field and value."""
     label = str(source) if source else "<config>"
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{label}:{mark.line + 1}:{mark.column + 1}" if mark else label
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(
-            f"{where}: not valid YAML: {problem}",
-            hint="check indentation and quoting near that line",
-        ) from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{label}: the top level must be a mapping of sections, got {type(data).__name__}",
-            hint="start from `gleitzeit config init`",
-        )
-    lines = _line_map(text)
+    data = load_mapping(text, label, ConfigError)
+    lines = line_map(text)
 
     def locate(loc: tuple[Any, ...]) -> int | None:
-        while loc:
-            if loc in lines:
-                return lines[loc]
-            loc = loc[:-1]
-        return None
+        return find_line(lines, loc)
 
     data, missing = substitute(data, env)
     problems: list[str] = []

@@ -64,6 +64,15 @@ class ServerConfig(StrictModel):
         return self.token or os.environ.get("GLEITZEIT_TOKEN") or None
 
 
+class WorkflowsConfig(StrictModel):
+    """``gleitzeit run``: where runs are stored and how many calls run at once."""
+
+    database: str | None = Field(
+        None, description="SQLite file of runs; default: runs.sqlite in the user data dir"
+    )
+    concurrency: int = Field(8, ge=1, le=1000, description="calls in flight at once per run")
+
+
 class ProviderInstanceConfig(StrictModel):
     """A named provider instance: a plugin's provider type, or a local class."""
 
@@ -93,6 +102,7 @@ class Config(StrictModel):
     health: HealthConfig = Field(default_factory=HealthConfig)
     files: FilesConfig = Field(default_factory=FilesConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    workflows: WorkflowsConfig = Field(default_factory=WorkflowsConfig)
 
     _source: Path | None = PrivateAttr(None)
     _lines: dict[tuple, int] = PrivateAttr(default_factory=dict)

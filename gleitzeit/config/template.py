@@ -6,7 +6,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gleitzeit.config.models import Config, FilesConfig, HealthConfig, RoutingConfig, ServerConfig
+from gleitzeit.config.models import (
+    Config,
+    FilesConfig,
+    HealthConfig,
+    RoutingConfig,
+    ServerConfig,
+    WorkflowsConfig,
+)
 
 HEADER = """\
 # gleitzeit.yaml — configuration of the Gleitzeit host.
@@ -74,6 +81,10 @@ def render(plugins: list[tuple[str, str | None, type[BaseModel] | None]]) -> str
         "# `gleitzeit serve` and remote providers over Socket.IO.",
         "server:",
         *_field_lines(ServerConfig, "  ", commented=False),
+        "",
+        "# `gleitzeit run`: workflow runs.",
+        "workflows:",
+        *_field_lines(WorkflowsConfig, "  ", commented=False),
         "",
     ]
     text = "\n".join(out)

@@ -63,6 +63,9 @@ class OpenAIProvider(Provider):
         super().__init__(settings, name=name)
         if not isinstance(self.settings, OpenAISettings):
             self.settings = OpenAISettings.model_validate(self.settings or {})
+        if self.settings.default_model is None:
+            # Chat and generate need a model then; embed has embedding_model.
+            self.model_required = ("llm/chat", "llm/generate")
         self._client: Any = None
 
     @property

@@ -1,0 +1,217 @@
+"""``gleitzeit run`` and ``gleitzeit runs``: workflows, and their stored runs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gleitzeit.cli.output import echo_json, table
+from gleitzeit.cli.state import state_of
+
+
+def _store(state: Any, db: str | None) -> Any:
+    from gleitzeit.workflows import RunStore, default_database
+
+    path = db or state.config.workflows.database or default_database()
+    return RunStore(path)
+
+
+@click.command("run")
+@click.argument("workflow_file", required=False, type=click.Path(dir_okay=False))
+@click.option("--input", "-i", "inputs", multiple=True, help="name=value, for ${inputs.name}.")
+@click.option("--resume", "resume_id", help="Continue a stored run; completed tasks are not run again.")
+@click.option("--json", "as_json", is_flag=True, help="Print the final results as JSON.")
+@click.option("--server", "server_url", envvar="GLEITZEIT_SERVER", help="Run against a `gleitzeit serve`.")
+@click.option("--token", envvar="GLEITZEIT_TOKEN", help="The server's token.")
+@click.option("--concurrency", type=int, help="Calls in flight at once (default: workflows.concurrency).")
+@click.option("--db", help="SQLite file of runs (default: workflows.database).")
+@click.pass_context
+def run(
+    ctx: click.Context,
+    workflow_file: str | None,
+    inputs: tuple[str, ...],
+    resume_id: str | None,
+    as_json: bool,
+    server_url: str | None,
+    token: str | None,
+    concurrency: int | None,
+    db: str | None,
+) -> None:
+    """Run WORKFLOW_FILE: tasks in dependency order, independent ones at once, with live
+    progress; results are stored so the run can be listed, shown and resumed.
+
+    Exits 0 when every task completed, 1 when one failed, 2 when the file is invalid.
+    """
+    from gleitzeit.workflows import Engine, load_workflow, parse_workflow
+    from gleitzeit.workflows.progress import LiveProgress, PlainProgress
+    from gleitzeit.workflows.runner import (
+        HybridApi,
+        check_methods,
+        import_task_modules,
+        parse_inputs,
+    )
+
+    state = state_of(ctx)
+    if (workflow_file is None) == (resume_id is None):
+        raise click.UsageError("give a WORKFLOW_FILE, or --resume RUN_ID")
+    store = _store(state, db)
+    completed: dict[str, Any] | None = None
+    run_id = None
+    try:
+        if resume_id is not None:
+            stored = store.get_run(resume_id)
+            run_id = stored["id"]
+            source = Path(stored["workflow_path"]) if stored["workflow_path"] else None
+            workflow = parse_workflow(stored["workflow_text"], source=source)
+            given = stored["inputs"]
+            completed = {
+                t: item["result"] for t, item in stored["tasks"].items() if item["status"] == "completed"
+            }
+            server_url = server_url or stored.get("target")
+        else:
+            workflow = load_workflow(workflow_file)
+            given = parse_inputs(inputs)
+        import_task_modules(workflow)
+
+        if server_url:
+            from gleitzeit.client import Client
+
+            api: Any = HybridApi(Client(server_url, token=token), state.host(lazy=True))
+        else:
+            api = state.host(lazy=True)
+        if as_json:
+            progress: Any = None
+        elif sys.stderr.isatty():
+            progress = LiveProgress()
+        else:
+            progress = PlainProgress()
+        engine = Engine(
+            api,
+            store=store,
+            concurrency=concurrency or state.config.workflows.concurrency,
+            on_event=progress,
+        )
+
+        async def go() -> Any:
+            async with api:
+                await check_methods(workflow, api)
+                return await engine.run(
+                    workflow, given, run_id=run_id, completed=completed, target=server_url
+                )
+
+        result = asyncio.run(go())
+    finally:
+        store.close()
+    if as_json:
+        echo_json(result.to_dict())
+    else:
+        _summary(result)
+    if result.status != "completed":
+        ctx.exit(1)
+
+
+def _short(value: Any, width: int = 70) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    text = text.replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _summary(result: Any) -> None:
+    rows = []
+    for task_id, state in result.tasks.items():
+        shown = state.result
+        if isinstance(shown, dict):
+            for key in ("response", "result"):
+                if key in shown:
+                    shown = shown[key]
+                    break
+        rows.append(
+            [
+                task_id,
+                state.status,
+                f"{state.duration:.2f}s" if state.duration is not None else "",
+                _short(state.error) if state.error else _short(shown) if shown is not None else "",
+            ]
+        )
+    if len(rows) > 50:
+        hidden = len(rows) - 50
+        rows = [r for r in rows if r[1] != "completed"][:25] + rows[:25]
+        click.echo(f"(showing 50 of {len(result.tasks)} tasks; {hidden} more in `gleitzeit runs show`)")
+    click.echo(table(["TASK", "STATUS", "TIME", "RESULT"], rows))
+    click.echo(f"\nrun {result.run_id}: {result.status}")
+    if result.status == "failed":
+        click.echo(f"resume with: gleitzeit run --resume {result.run_id}")
+
+
+@click.group("runs")
+def runs_group() -> None:
+    """Stored workflow runs."""
+
+
+@runs_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--limit", default=20, show_default=True)
+@click.option("--db", help="SQLite file of runs.")
+@click.pass_context
+def runs_list(ctx: click.Context, as_json: bool, limit: int, db: str | None) -> None:
+    """The most recent runs."""
+    store = _store(state_of(ctx), db)
+    try:
+        runs = store.list_runs(limit)
+    finally:
+        store.close()
+    if as_json:
+        echo_json(runs)
+        return
+    rows = [
+        [
+            r["id"],
+            r["workflow_name"],
+            r["status"],
+            f"{r['completed']}/{r['tasks']}",
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["created_at"])),
+        ]
+        for r in runs
+    ]
+    click.echo(table(["RUN", "WORKFLOW", "STATUS", "DONE", "STARTED"], rows) if rows else "no runs yet")
+
+
+@runs_group.command("show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--db", help="SQLite file of runs.")
+@click.pass_context
+def runs_show(ctx: click.Context, run_id: str, as_json: bool, db: str | None) -> None:
+    """One run: each task's status, attempts, result or error."""
+    store = _store(state_of(ctx), db)
+    try:
+        data = store.get_run(run_id)
+    finally:
+        store.close()
+    data.pop("workflow_text", None)
+    if as_json:
+        echo_json(data)
+        return
+    click.echo(f"run {data['id']}  {data['workflow_name']}  {data['status']}")
+    if data.get("workflow_path"):
+        click.echo(f"file {data['workflow_path']}")
+    if data["inputs"]:
+        click.echo(f"inputs {json.dumps(data['inputs'], default=str)}")
+    rows = []
+    for task_id, t in data["tasks"].items():
+        took = ""
+        if t["started_at"] and t["finished_at"]:
+            took = f"{t['finished_at'] - t['started_at']:.2f}s"
+        rows.append(
+            [task_id, t["status"], t["attempts"], took, _short(t["error"] or t["result"] or "")]
+        )
+    click.echo(table(["TASK", "STATUS", "TRIES", "TIME", "RESULT / ERROR"], rows))
+
+
+COMMANDS = [run, runs_group]

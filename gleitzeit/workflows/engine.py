@@ -1,0 +1,379 @@
+"""Running a workflow: the DAG, concurrency, retries, timeouts, fan-out, persistence.
+
+The engine talks to an *api* with ``invoke(method, params, provider=, model=,
+timeout=)``: a :class:`gleitzeit.Host` (in-process) or a :class:`gleitzeit.Client`
+(a running ``gleitzeit serve``) — the same workflow runs against either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob as globmod
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from gleitzeit.errors import (
+    FileAccessError,
+    GleitzeitError,
+    InvalidParamsError,
+    MethodNotFoundError,
+    PayloadTooLargeError,
+    ProviderError,
+)
+from gleitzeit.workflows.loader import Workflow, WorkflowError
+from gleitzeit.workflows.models import GlobSpec, RetryPolicy, TaskSpec
+from gleitzeit.workflows.references import ReferenceError_, substitute
+from gleitzeit.workflows.store import RunStore
+
+#: Failures that another try cannot mend: the request itself is wrong.
+NOT_RETRIED = (
+    InvalidParamsError,
+    MethodNotFoundError,
+    ReferenceError_,
+    FileAccessError,
+    PayloadTooLargeError,
+)
+NO_RETRY = RetryPolicy(max_attempts=1)
+
+
+@dataclass
+class TaskState:
+    id: str
+    status: str = "pending"  # pending | running | completed | failed | skipped
+    result: Any = None
+    error: str | None = None
+    attempts: int = 0
+    started: float | None = None
+    finished: float | None = None
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None or self.finished is None:
+            return None
+        return self.finished - self.started
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "result": self.result,
+            "error": self.error,
+            "attempts": self.attempts,
+            "duration": None if self.duration is None else round(self.duration, 6),
+        }
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    workflow: str
+    status: str  # completed | failed | interrupted
+    tasks: dict[str, TaskState]
+    started: float
+    finished: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "workflow": self.workflow,
+            "status": self.status,
+            "duration": round(self.finished - self.started, 6),
+            "tasks": {t: s.to_dict() for t, s in self.tasks.items()},
+        }
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def resolve_inputs(workflow: Workflow, given: dict[str, Any] | None) -> dict[str, Any]:
+    given = dict(given or {})
+    specs = workflow.spec.input_specs()
+    out: dict[str, Any] = {}
+    missing = []
+    for name, spec in specs.items():
+        if name in given:
+            out[name] = given.pop(name)
+        elif spec.required:
+            missing.append(name)
+        else:
+            out[name] = spec.default
+    if missing:
+        raise WorkflowError(
+            f"Workflow {workflow.name!r} needs input(s) {', '.join(missing)}",
+            hint="pass them with --input name=value",
+        )
+    if given and specs:
+        raise WorkflowError(
+            f"Unknown input(s) {', '.join(sorted(given))} for workflow {workflow.name!r}",
+            hint=f"its inputs are: {', '.join(specs)}",
+        )
+    out.update(given)
+    return out
+
+
+class Engine:
+    """Runs workflows against an api, persisting to a :class:`RunStore` if given."""
+
+    def __init__(
+        self,
+        api: Any,
+        *,
+        store: RunStore | None = None,
+        concurrency: int = 8,
+        on_event: Callable[..., None] | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.api = api
+        self.store = store
+        self.concurrency = concurrency
+        self.on_event = on_event or (lambda *a, **k: None)
+        self.rand = rand
+
+    async def run(
+        self,
+        workflow: Workflow,
+        inputs: dict[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        completed: dict[str, Any] | None = None,
+        target: str | None = None,
+    ) -> RunResult:
+        """Run (or, with ``completed`` results of an earlier run, resume) a workflow."""
+        resuming = completed is not None
+        inputs = resolve_inputs(workflow, inputs) if not resuming else dict(inputs or {})
+        run_id = run_id or new_run_id()
+        run = _Run(self, workflow, inputs, run_id)
+        for task_id, result in (completed or {}).items():
+            if task_id in run.states:
+                state = run.states[task_id]
+                state.status, state.result = "completed", result
+        store = self.store
+        if store is not None:
+            if resuming:
+                store.run_resumed(run_id, [t for t, s in run.states.items() if s.status != "completed"])
+            else:
+                store.create_run(
+                    run_id,
+                    name=workflow.name,
+                    path=str(workflow.source.resolve()) if workflow.source else None,
+                    text=workflow.text,
+                    inputs=inputs,
+                    target=target,
+                    task_ids=list(workflow.tasks),
+                )
+        concurrency = workflow.spec.concurrency or self.concurrency
+        return await run.execute(concurrency, resuming)
+
+
+class _Run:
+    """The state of one run while it executes."""
+
+    def __init__(self, engine: Engine, workflow: Workflow, inputs: dict[str, Any], run_id: str) -> None:
+        self.engine = engine
+        self.workflow = workflow
+        self.inputs = inputs
+        self.run_id = run_id
+        self.states = {t: TaskState(t) for t in workflow.tasks}
+        self.store = engine.store
+        self.emit = engine.on_event
+        self._dirty = asyncio.Event()
+        self._all_done = asyncio.Event()
+        self._outstanding = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sem: asyncio.Semaphore | None = None
+
+    # -- scheduling ------------------------------------------------------------------
+
+    async def execute(self, concurrency: int, resuming: bool) -> RunResult:
+        started = time.time()
+        self._sem = asyncio.Semaphore(concurrency)
+        self.emit("run_started", run_id=self.run_id, workflow=self.workflow.name, tasks=list(self.states), resumed=resuming)
+        self._waiting = {
+            t: sum(1 for d in spec.dependencies if self.states[d].status != "completed")
+            for t, spec in self.workflow.tasks.items()
+        }
+        flusher = asyncio.ensure_future(self._flush_loop()) if self.store else None
+        status = "failed"
+        try:
+            ready = [t for t, n in self._waiting.items() if n == 0 and self.states[t].status == "pending"]
+            for task_id in ready:
+                self._launch(task_id)
+            if self._outstanding:
+                await self._all_done.wait()
+            status = "completed" if all(s.status == "completed" for s in self.states.values()) else "failed"
+        except asyncio.CancelledError:
+            status = "interrupted"
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            raise
+        finally:
+            failed = [t for t, s in self.states.items() if s.status == "failed"]
+            error = f"failed: {', '.join(failed)}" if failed else None
+            if self.store is not None:
+                self.store.run_done(self.run_id, status, error if status != "interrupted" else "interrupted")
+                if flusher is not None:
+                    flusher.cancel()
+                await self.store.flush()
+            finished = time.time()
+            self.emit("run_finished", run_id=self.run_id, status=status, duration=finished - started)
+        return RunResult(self.run_id, self.workflow.name, status, self.states, started, finished)
+
+    def _launch(self, task_id: str) -> None:
+        self._outstanding += 1
+        task = asyncio.ensure_future(self._run_task(task_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _settled(self, task_id: str) -> None:
+        """A task reached completed or failed: start what it unblocks, skip what it dooms."""
+        state = self.states[task_id]
+        if state.status == "completed":
+            for nxt in self.workflow.dependents[task_id]:
+                self._waiting[nxt] -= 1
+                if self._waiting[nxt] == 0 and self.states[nxt].status == "pending":
+                    self._launch(nxt)
+        else:
+            self._skip_dependents(task_id)
+        self._outstanding -= 1
+        if self._outstanding == 0:
+            self._all_done.set()
+
+    def _skip_dependents(self, failed: str) -> None:
+        todo = list(self.workflow.dependents[failed])
+        while todo:
+            task_id = todo.pop()
+            state = self.states[task_id]
+            if state.status != "pending":
+                continue
+            state.status = "skipped"
+            state.error = f"skipped: dependency {failed!r} did not complete"
+            if self.store is not None:
+                self.store.task_done(self.run_id, task_id, "skipped", error=state.error)
+            self.emit("task_skipped", task=task_id, reason=state.error)
+            todo.extend(self.workflow.dependents[task_id])
+        self._dirty.set()
+
+    async def _flush_loop(self) -> None:
+        assert self.store is not None
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            await self.store.flush()
+
+    # -- one task --------------------------------------------------------------------
+
+    async def _run_task(self, task_id: str) -> None:
+        spec = self.workflow.tasks[task_id]
+        state = self.states[task_id]
+        state.status = "running"
+        state.started = time.time()
+        self.emit("task_started", task=task_id)
+        try:
+            scope: dict[str, Any] = {d: self.states[d].result for d in spec.dependencies}
+            scope["inputs"] = self.inputs
+            if spec.for_each is None:
+                params = substitute(spec.parameters, scope, task_id)
+                state.result = await self._attempts(spec, state, params)
+            else:
+                items = self._items(spec, scope)
+                calls = [
+                    self._attempts(
+                        spec,
+                        state,
+                        substitute(spec.parameters, {**scope, "item": item, "item_index": i}, task_id),
+                        item_index=i,
+                    )
+                    for i, item in enumerate(items)
+                ]
+                results = await asyncio.gather(*calls)
+                state.result = {"items": items, "results": list(results), "count": len(items)}
+            state.status = "completed"
+        except asyncio.CancelledError:
+            state.status = "pending"
+            raise
+        except Exception as exc:
+            state.status = "failed"
+            state.error = _describe(exc)
+        state.finished = time.time()
+        if self.store is not None:
+            self.store.task_done(
+                self.run_id,
+                task_id,
+                state.status,
+                result=state.result if state.status == "completed" else None,
+                error=state.error,
+                attempts=state.attempts,
+                finished=state.finished,
+            )
+            self._dirty.set()
+        if state.status == "completed":
+            self.emit("task_completed", task=task_id, duration=state.duration, result=state.result)
+        else:
+            self.emit("task_failed", task=task_id, error=state.error)
+        self._settled(task_id)
+
+    def _items(self, spec: TaskSpec, scope: dict[str, Any]) -> list[Any]:
+        value = spec.for_each
+        if isinstance(value, GlobSpec):
+            return sorted(globmod.glob(value.glob, recursive=True))
+        items = substitute(value, scope, spec.id)
+        if not isinstance(items, list):
+            raise ReferenceError_(
+                f"task {spec.id!r}: for_each must give a list, got {type(items).__name__}"
+            )
+        return items
+
+    async def _attempts(
+        self, spec: TaskSpec, state: TaskState, params: dict[str, Any], item_index: int | None = None
+    ) -> Any:
+        policy = spec.retry or NO_RETRY
+        attempt = 0
+        assert self._sem is not None
+        while True:
+            attempt += 1
+            state.attempts = max(state.attempts, attempt)
+            began = time.time()
+            if self.store is not None:
+                self.store.task_started(self.run_id, spec.id, state.attempts, began)
+            try:
+                async with self._sem:
+                    result = await self.engine.api.invoke(
+                        spec.method,
+                        params,
+                        provider=spec.provider,
+                        model=spec.model,
+                        timeout=spec.timeout,
+                    )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                err = exc if isinstance(exc, GleitzeitError) else ProviderError(f"{type(exc).__name__}: {exc}")
+                text = _describe(err) if item_index is None else f"item {item_index}: {_describe(err)}"
+                if self.store is not None:
+                    self.store.attempt_done(self.run_id, spec.id, attempt, "failed", text, began, time.time())
+                if isinstance(err, NOT_RETRIED) or attempt >= policy.max_attempts:
+                    raise _Failed(text) from None
+                delay = policy.delay(attempt, self.engine.rand())
+                self.emit("task_retry", task=spec.id, attempt=attempt, error=text, delay=delay)
+                await asyncio.sleep(delay)
+                continue
+            if self.store is not None and (attempt > 1 or policy.max_attempts > 1):
+                self.store.attempt_done(self.run_id, spec.id, attempt, "completed", None, began, time.time())
+            return result
+
+
+class _Failed(Exception):
+    """A task's last try failed; the message is already the description."""
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, _Failed):
+        return str(exc)
+    if isinstance(exc, GleitzeitError):
+        return f"{type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {exc}"

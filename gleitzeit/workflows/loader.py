@@ -1,0 +1,205 @@
+"""Reading and checking a workflow file: schema, ids, dependencies, cycles, references."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from gleitzeit.errors import ConfigError
+from gleitzeit.validation import describe_errors, suggest
+from gleitzeit.workflows.models import TaskSpec, WorkflowSpec
+from gleitzeit.workflows.references import REF, SPECIAL, WHOLE, references
+from gleitzeit.yamllines import line_map, load_mapping, locate
+
+
+class WorkflowError(ConfigError):
+    """A workflow file is not valid; each problem names the task and the field."""
+
+    code = "workflow_error"
+
+
+@dataclass
+class Workflow:
+    """A checked workflow: its spec, where it came from, and its graph."""
+
+    spec: WorkflowSpec
+    text: str
+    source: Path | None = None
+    tasks: dict[str, TaskSpec] = field(default_factory=dict)
+    dependents: dict[str, list[str]] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def load_workflow(path: str | Path) -> Workflow:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise WorkflowError(f"Cannot read workflow {str(path)!r}: {exc.strerror}") from None
+    return parse_workflow(text, source=path)
+
+
+def parse_workflow(text: str, source: Path | None = None) -> Workflow:
+    label = str(source) if source else "<workflow>"
+    data = load_mapping(text, label, WorkflowError)
+    lines = line_map(text)
+
+    def where(loc: tuple[Any, ...]) -> str:
+        line = locate(lines, loc)
+        return f"{label}:{line}: " if line else f"{label}: "
+
+    try:
+        spec = WorkflowSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = describe_errors(
+            exc, model=WorkflowSpec, source=label, locate=lambda loc: locate(lines, loc)
+        )
+        for i, problem in enumerate(problems):
+            problems[i] = _name_task(problem, data)
+        raise WorkflowError(f"Invalid workflow {label}", problems=problems) from None
+
+    problems: list[str] = []
+    tasks: dict[str, TaskSpec] = {}
+    index: dict[str, int] = {}
+    for i, task in enumerate(spec.tasks):
+        if task.id in tasks:
+            problems.append(
+                f"{where(('tasks', i, 'id'))}tasks[{i}]: duplicate task id {task.id!r} "
+                f"(first used by tasks[{index[task.id]}])"
+            )
+            continue
+        tasks[task.id] = task
+        index[task.id] = i
+    declared_inputs = set(spec.inputs)
+    for task_id, task in tasks.items():
+        i = index[task_id]
+        for dep in task.dependencies:
+            if dep == task_id:
+                problems.append(f"{where(('tasks', i, 'dependencies'))}task {task_id!r} depends on itself")
+            elif dep not in tasks:
+                near = suggest(dep, list(tasks))
+                problems.append(
+                    f"{where(('tasks', i, 'dependencies'))}task {task_id!r}: unknown dependency "
+                    f"{dep!r}" + (f"; did you mean {near!r}?" if near else "")
+                )
+        checked: list[tuple[str, Any]] = [("parameters", task.parameters)]
+        if isinstance(task.for_each, str):
+            if not WHOLE.match(task.for_each):
+                problems.append(
+                    f"{where(('tasks', i, 'for_each'))}task {task_id!r}: for_each must be one "
+                    f"reference such as '${{other_task.items}}', a list, or {{glob: ...}}"
+                )
+            checked.append(("for_each", task.for_each))
+        elif isinstance(task.for_each, list):
+            checked.append(("for_each", task.for_each))
+        for fieldname, value in checked:
+            for root, path in references(value):
+                loc = where(("tasks", i, fieldname))
+                ref = f"${{{root}{path}}}"
+                if root == "inputs":
+                    name = path.lstrip(".").split(".")[0].split("[")[0]
+                    if declared_inputs and name not in declared_inputs:
+                        near = suggest(name, sorted(declared_inputs))
+                        problems.append(
+                            f"{loc}task {task_id!r}: {ref} names an undeclared input {name!r}"
+                            + (f"; did you mean {near!r}?" if near else "")
+                        )
+                elif root in ("item", "item_index"):
+                    if task.for_each is None or fieldname == "for_each":
+                        problems.append(f"{loc}task {task_id!r}: {ref} is only for tasks with for_each")
+                elif root not in tasks:
+                    near = suggest(root, list(tasks))
+                    problems.append(
+                        f"{loc}task {task_id!r}: {ref} refers to an unknown task {root!r}"
+                        + (f"; did you mean {near!r}?" if near else "")
+                    )
+                elif root not in task.dependencies:
+                    problems.append(
+                        f"{loc}task {task_id!r}: {ref} refers to task {root!r}, which is not "
+                        f"among its dependencies; add it to dependencies"
+                    )
+    cycle = _find_cycle(tasks)
+    if cycle:
+        first = index[cycle[0]]
+        problems.append(
+            f"{where(('tasks', first, 'dependencies'))}dependency cycle: {' -> '.join(cycle)} "
+            "(each task depends on the next)"
+        )
+    if problems:
+        raise WorkflowError(f"Invalid workflow {label}", problems=problems)
+
+    dependents: dict[str, list[str]] = {t: [] for t in tasks}
+    for task_id, task in tasks.items():
+        for dep in task.dependencies:
+            dependents[dep].append(task_id)
+    return Workflow(
+        spec=spec,
+        text=text,
+        source=source,
+        tasks=tasks,
+        dependents=dependents,
+        order=_topological(tasks),
+    )
+
+
+def _name_task(problem: str, data: dict[str, Any]) -> str:
+    """'tasks[2].method: ...' reads better as "tasks[2] (id 'x').method: ..."."""
+    tasks = data.get("tasks")
+    if not isinstance(tasks, list):
+        return problem
+    for i, task in enumerate(tasks):
+        marker = f"tasks[{i}]"
+        if marker in problem and isinstance(task, dict) and isinstance(task.get("id"), str):
+            return problem.replace(marker, f"{marker} (id {task['id']!r})", 1)
+    return problem
+
+
+def _kahn(tasks: dict[str, TaskSpec]) -> tuple[list[str], set[str]]:
+    """Topological order (dependencies first) and the tasks left over (on or behind a
+    cycle). Iterative, so a chain of thousands of tasks is fine."""
+    waiting = {t: len(set(spec.dependencies) & tasks.keys()) for t, spec in tasks.items()}
+    dependents: dict[str, list[str]] = {t: [] for t in tasks}
+    for t, spec in tasks.items():
+        for dep in set(spec.dependencies):
+            if dep in tasks:
+                dependents[dep].append(t)
+    ready = [t for t, n in waiting.items() if n == 0]
+    order: list[str] = []
+    while ready:
+        node = ready.pop()
+        order.append(node)
+        for nxt in dependents[node]:
+            waiting[nxt] -= 1
+            if waiting[nxt] == 0:
+                ready.append(nxt)
+    return order, set(tasks) - set(order)
+
+
+def _find_cycle(tasks: dict[str, TaskSpec]) -> list[str] | None:
+    """One cycle, as ``a -> b -> ... -> a`` where each task depends on the next."""
+    _, left = _kahn(tasks)
+    if not left:
+        return None
+    # Every leftover task has a leftover dependency; walking them must come back round.
+    node = min(left)
+    seen: dict[str, int] = {}
+    path: list[str] = []
+    while node not in seen:
+        seen[node] = len(path)
+        path.append(node)
+        node = next(d for d in tasks[node].dependencies if d in left)
+    return path[seen[node] :] + [node]
+
+
+def _topological(tasks: dict[str, TaskSpec]) -> list[str]:
+    return _kahn(tasks)[0]
+
+
+__all__ = ["REF", "Workflow", "WorkflowError", "load_workflow", "parse_workflow"]

@@ -1,0 +1,123 @@
+"""Showing a run as it goes: a live view on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, TextIO
+
+SYMBOL = {
+    "pending": "·",
+    "running": "▶",
+    "completed": "✓",
+    "failed": "✗",
+    "skipped": "-",
+    "retrying": "↻",
+}
+
+
+def _preview(result: Any, width: int = 60) -> str:
+    if isinstance(result, dict):
+        for key in ("response", "result", "count"):
+            if key in result:
+                result = result[key]
+                break
+    text = str(result).replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class PlainProgress:
+    """One line per event: for logs, pipes and CI."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stderr
+
+    def __call__(self, event: str, **data: Any) -> None:
+        line = None
+        if event == "run_started":
+            what = "resuming" if data.get("resumed") else "running"
+            line = f"{what} {data['workflow']!r} ({len(data['tasks'])} tasks) as run {data['run_id']}"
+        elif event == "task_started":
+            line = f"  {SYMBOL['running']} {data['task']}"
+        elif event == "task_completed":
+            line = f"  {SYMBOL['completed']} {data['task']} ({data['duration']:.2f}s) {_preview(data['result'])}"
+        elif event == "task_failed":
+            line = f"  {SYMBOL['failed']} {data['task']}: {data['error']}"
+        elif event == "task_retry":
+            line = (
+                f"  {SYMBOL['retrying']} {data['task']}: try {data['attempt']} failed ({data['error']}); "
+                f"retrying in {data['delay']:.2f}s"
+            )
+        elif event == "task_skipped":
+            line = f"  {SYMBOL['skipped']} {data['task']}: {data['reason']}"
+        elif event == "run_finished":
+            line = f"run {data['run_id']} {data['status']} in {data['duration']:.2f}s"
+        if line is not None:
+            print(line, file=self.out, flush=True)
+
+
+class LiveProgress:
+    """A redrawn table of tasks on a terminal (at most ten redraws a second)."""
+
+    MAX_ROWS = 20
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stderr
+        self.order: list[str] = []
+        self.status: dict[str, str] = {}
+        self.note: dict[str, str] = {}
+        self.header = ""
+        self._drawn = 0
+        self._last = 0.0
+
+    def __call__(self, event: str, **data: Any) -> None:
+        task = data.get("task")
+        if event == "run_started":
+            what = "resuming" if data.get("resumed") else "running"
+            self.header = f"{what} {data['workflow']!r} as run {data['run_id']}"
+            self.order = list(data["tasks"])
+            self.status = {t: "pending" for t in self.order}
+        elif event == "task_started":
+            self.status[task] = "running"
+        elif event == "task_completed":
+            self.status[task] = "completed"
+            self.note[task] = f"({data['duration']:.2f}s) {_preview(data['result'])}"
+        elif event == "task_failed":
+            self.status[task] = "failed"
+            self.note[task] = data["error"]
+        elif event == "task_retry":
+            self.status[task] = "retrying"
+            self.note[task] = f"try {data['attempt']} failed; retrying in {data['delay']:.1f}s"
+        elif event == "task_skipped":
+            self.status[task] = "skipped"
+            self.note[task] = data["reason"]
+        final = event == "run_finished"
+        now = time.monotonic()
+        if final or now - self._last >= 0.1:
+            self._last = now
+            self._draw(final, data)
+
+    def _draw(self, final: bool, data: dict[str, Any]) -> None:
+        counts: dict[str, int] = {}
+        for s in self.status.values():
+            counts[s] = counts.get(s, 0) + 1
+        summary = "  ".join(f"{SYMBOL[k]} {k} {v}" for k, v in sorted(counts.items()))
+        rows = self.order
+        if len(rows) > self.MAX_ROWS and not final:
+            active = [t for t in rows if self.status[t] in ("running", "retrying", "failed")]
+            rows = active[: self.MAX_ROWS]
+        elif len(rows) > self.MAX_ROWS:
+            rows = [t for t in rows if self.status[t] != "completed"][: self.MAX_ROWS]
+        width = max((len(t) for t in rows), default=4)
+        lines = [self.header, summary] + [
+            f"  {SYMBOL[self.status[t]]} {t.ljust(width)}  {self.note.get(t, '')}"[:160] for t in rows
+        ]
+        if final:
+            lines.append(f"run {data['run_id']} {data['status']} in {data['duration']:.2f}s")
+        text = ""
+        if self._drawn:
+            text += f"\x1b[{self._drawn}F\x1b[J"
+        text += "\n".join(lines) + "\n"
+        self.out.write(text)
+        self.out.flush()
+        self._drawn = len(lines)

@@ -1,0 +1,100 @@
+"""``${task_id.field.sub[0]}``, ``${inputs.name}`` and ``${item}`` references.
+
+A parameter that is exactly one reference keeps the referenced value's type (a number
+stays a number, a list a list); a reference inside a longer string is rendered as text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from gleitzeit.errors import GleitzeitError
+
+REF = re.compile(r"\$\{\s*([A-Za-z_][A-Za-z0-9_-]*)((?:\.[A-Za-z0-9_-]+|\[\d+\])*)\s*\}")
+WHOLE = re.compile(r"^\s*" + REF.pattern + r"\s*$")
+_PART = re.compile(r"\.([A-Za-z0-9_-]+)|\[(\d+)\]")
+SPECIAL = ("inputs", "item", "item_index")
+
+
+class ReferenceError_(GleitzeitError):
+    """A reference names something that is not there."""
+
+    code = "reference_error"
+
+
+def parse_path(path: str) -> list[str | int]:
+    return [m.group(1) if m.group(1) is not None else int(m.group(2)) for m in _PART.finditer(path)]
+
+
+def references(value: Any) -> Iterator[tuple[str, str]]:
+    """Every (root, path) referenced anywhere inside ``value``."""
+    if isinstance(value, str):
+        for m in REF.finditer(value):
+            yield m.group(1), m.group(2)
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from references(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from references(v)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return f"its fields are: {', '.join(map(str, value)) or '(none)'}"
+    if isinstance(value, list):
+        return f"it is a list of {len(value)}"
+    return f"it is {type(value).__name__} {json.dumps(value, default=str)[:60]}"
+
+
+def lookup(root: str, path: str, scope: Mapping[str, Any], task_id: str) -> Any:
+    """The value at ``root`` + ``path``; an error names the task, the path and what exists."""
+    if root not in scope:
+        raise ReferenceError_(
+            f"task {task_id!r}: ${{{root}{path}}} refers to {root!r}, which has no value here"
+        )
+    value = scope[root]
+    walked = root
+    for part in parse_path(path):
+        if isinstance(part, int):
+            if not isinstance(value, list) or part >= len(value):
+                raise ReferenceError_(
+                    f"task {task_id!r}: ${{{root}{path}}}: {walked} has no item [{part}]; "
+                    + _describe(value)
+                )
+            value = value[part]
+            walked += f"[{part}]"
+        else:
+            if not isinstance(value, Mapping) or part not in value:
+                raise ReferenceError_(
+                    f"task {task_id!r}: ${{{root}{path}}}: {walked} has no field {part!r}; "
+                    + _describe(value)
+                )
+            value = value[part]
+            walked += f".{part}"
+    return value
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def substitute(value: Any, scope: Mapping[str, Any], task_id: str) -> Any:
+    """Resolve every reference inside ``value``."""
+    if isinstance(value, str):
+        if "${" not in value:
+            return value
+        whole = WHOLE.match(value)
+        if whole:
+            return lookup(whole.group(1), whole.group(2), scope, task_id)
+        return REF.sub(lambda m: _text(lookup(m.group(1), m.group(2), scope, task_id)), value)
+    if isinstance(value, Mapping):
+        return {k: substitute(v, scope, task_id) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, scope, task_id) for v in value]
+    return value

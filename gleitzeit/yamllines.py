@@ -1,0 +1,58 @@
+"""Line numbers of the keys in a YAML text, so errors can say where."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+Loc = tuple[Any, ...]
+
+
+def line_map(text: str) -> dict[Loc, int]:
+    """Map each key path (and list index) in the YAML text to its 1-based line."""
+    lines: dict[Loc, int] = {}
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return lines
+
+    def walk(node: Any, loc: Loc) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                here = loc + (key.value,)
+                lines[here] = key.start_mark.line + 1
+                walk(value, here)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                lines[loc + (i,)] = item.start_mark.line + 1
+                walk(item, loc + (i,))
+
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def locate(lines: dict[Loc, int], loc: Loc) -> int | None:
+    """The line of ``loc``, or of the nearest enclosing key that has one."""
+    while loc:
+        if loc in lines:
+            return lines[loc]
+        loc = loc[:-1]
+    return None
+
+
+def load_mapping(text: str, label: str, error: type[Exception]) -> dict[str, Any]:
+    """Parse YAML whose top level must be a mapping; ``error(message)`` otherwise."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{label}:{mark.line + 1}:{mark.column + 1}" if mark else label
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise error(f"{where}: not valid YAML: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise error(f"{label}: the top level must be a mapping, got {type(data).__name__}")
+    return data
