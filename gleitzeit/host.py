@@ -14,6 +14,7 @@ import asyncio
 import importlib
 import inspect
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -40,6 +41,19 @@ from gleitzeit.transport import Transport
 from gleitzeit.validation import describe_errors, suggest
 
 log = logging.getLogger("gleitzeit.host")
+
+
+if sys.version_info >= (3, 11):
+
+    async def _within(awaitable: Any, timeout: float) -> Any:
+        # asyncio.timeout runs the call in this task; wait_for would start a new one.
+        async with asyncio.timeout(timeout):
+            return await awaitable
+
+else:  # pragma: no cover - Python 3.10
+
+    async def _within(awaitable: Any, timeout: float) -> Any:
+        return await asyncio.wait_for(awaitable, timeout)
 
 
 class Host:
@@ -329,7 +343,7 @@ class Host:
             start = time.perf_counter()
             try:
                 with inst.track():
-                    result = await asyncio.wait_for(inst.invoke(resolved, params), timeout)
+                    result = await _within(inst.invoke(resolved, params), timeout)
             except asyncio.TimeoutError:
                 err: GleitzeitError = ProviderTimeoutError(
                     f"{resolved} on {inst.id} took longer than {timeout:g}s",

@@ -198,7 +198,7 @@ class Registry:
                 served = sorted({m for i in pool for m in i.models})
                 return RoutingError(
                     f"No provider serves {asked} without a model: {', '.join(need)} need one",
-                    hint="pass a model (--model or \"model\" in the parameters)"
+                    hint='pass a model (--model or "model" in the parameters)'
                     + (f"; served: {', '.join(served[:20])}" if served else "")
                     + ", or set default_model in the plugin's settings",
                 )

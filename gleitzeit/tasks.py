@@ -34,10 +34,15 @@ def task(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> An
         if not _NAME.match(task_name):
             raise ValueError(f"task name {task_name!r} must be a plain identifier")
         existing = REGISTRY.get(task_name)
-        if existing is not None and existing is not f and (
-            existing.__module__,
-            existing.__qualname__,
-        ) != (f.__module__, f.__qualname__):
+        if (
+            existing is not None
+            and existing is not f
+            and (
+                existing.__module__,
+                existing.__qualname__,
+            )
+            != (f.__module__, f.__qualname__)
+        ):
             raise ValueError(
                 f"a task named {task_name!r} is already registered by "
                 f"{existing.__module__}.{existing.__qualname__}"

@@ -25,11 +25,17 @@ def _store(state: Any, db: str | None) -> Any:
 @click.command("run")
 @click.argument("workflow_file", required=False, type=click.Path(dir_okay=False))
 @click.option("--input", "-i", "inputs", multiple=True, help="name=value, for ${inputs.name}.")
-@click.option("--resume", "resume_id", help="Continue a stored run; completed tasks are not run again.")
+@click.option(
+    "--resume", "resume_id", help="Continue a stored run; completed tasks are not run again."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the final results as JSON.")
-@click.option("--server", "server_url", envvar="GLEITZEIT_SERVER", help="Run against a `gleitzeit serve`.")
+@click.option(
+    "--server", "server_url", envvar="GLEITZEIT_SERVER", help="Run against a `gleitzeit serve`."
+)
 @click.option("--token", envvar="GLEITZEIT_TOKEN", help="The server's token.")
-@click.option("--concurrency", type=int, help="Calls in flight at once (default: workflows.concurrency).")
+@click.option(
+    "--concurrency", type=int, help="Calls in flight at once (default: workflows.concurrency)."
+)
 @click.option("--db", help="SQLite file of runs (default: workflows.database).")
 @click.pass_context
 def run(
@@ -71,7 +77,9 @@ def run(
             workflow = parse_workflow(stored["workflow_text"], source=source)
             given = stored["inputs"]
             completed = {
-                t: item["result"] for t, item in stored["tasks"].items() if item["status"] == "completed"
+                t: item["result"]
+                for t, item in stored["tasks"].items()
+                if item["status"] == "completed"
             }
             server_url = server_url or stored.get("target")
         else:
@@ -142,7 +150,9 @@ def _summary(result: Any) -> None:
     if len(rows) > 50:
         hidden = len(rows) - 50
         rows = [r for r in rows if r[1] != "completed"][:25] + rows[:25]
-        click.echo(f"(showing 50 of {len(result.tasks)} tasks; {hidden} more in `gleitzeit runs show`)")
+        click.echo(
+            f"(showing 50 of {len(result.tasks)} tasks; {hidden} more in `gleitzeit runs show`)"
+        )
     click.echo(table(["TASK", "STATUS", "TIME", "RESULT"], rows))
     click.echo(f"\nrun {result.run_id}: {result.status}")
     if result.status == "failed":
@@ -179,7 +189,9 @@ def runs_list(ctx: click.Context, as_json: bool, limit: int, db: str | None) -> 
         ]
         for r in runs
     ]
-    click.echo(table(["RUN", "WORKFLOW", "STATUS", "DONE", "STARTED"], rows) if rows else "no runs yet")
+    click.echo(
+        table(["RUN", "WORKFLOW", "STATUS", "DONE", "STARTED"], rows) if rows else "no runs yet"
+    )
 
 
 @runs_group.command("show")

@@ -1,8 +1,8 @@
 """Workflows: YAML files of tasks that call provider methods and pass results on.
 
-    from gleitzeit.workflows import load_workflow, Engine
-    async with gleitzeit.Host() as host:
-        result = await Engine(host).run(load_workflow("flow.yaml"), {"city": "Berlin"})
+from gleitzeit.workflows import load_workflow, Engine
+async with gleitzeit.Host() as host:
+    result = await Engine(host).run(load_workflow("flow.yaml"), {"city": "Berlin"})
 """
 
 from gleitzeit.workflows.engine import Engine, RunResult, TaskState

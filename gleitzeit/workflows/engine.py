@@ -38,6 +38,7 @@ NOT_RETRIED = (
     PayloadTooLargeError,
 )
 NO_RETRY = RetryPolicy(max_attempts=1)
+RUNNING_ROW_AFTER = 0.2  # seconds
 
 
 @dataclass
@@ -154,7 +155,9 @@ class Engine:
         store = self.store
         if store is not None:
             if resuming:
-                store.run_resumed(run_id, [t for t, s in run.states.items() if s.status != "completed"])
+                store.run_resumed(
+                    run_id, [t for t, s in run.states.items() if s.status != "completed"]
+                )
             else:
                 store.create_run(
                     run_id,
@@ -172,7 +175,9 @@ class Engine:
 class _Run:
     """The state of one run while it executes."""
 
-    def __init__(self, engine: Engine, workflow: Workflow, inputs: dict[str, Any], run_id: str) -> None:
+    def __init__(
+        self, engine: Engine, workflow: Workflow, inputs: dict[str, Any], run_id: str
+    ) -> None:
         self.engine = engine
         self.workflow = workflow
         self.inputs = inputs
@@ -180,18 +185,24 @@ class _Run:
         self.states = {t: TaskState(t) for t in workflow.tasks}
         self.store = engine.store
         self.emit = engine.on_event
-        self._dirty = asyncio.Event()
         self._all_done = asyncio.Event()
         self._outstanding = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._sem: asyncio.Semaphore | None = None
+        self._last_long_check = 0.0
 
     # -- scheduling ------------------------------------------------------------------
 
     async def execute(self, concurrency: int, resuming: bool) -> RunResult:
         started = time.time()
         self._sem = asyncio.Semaphore(concurrency)
-        self.emit("run_started", run_id=self.run_id, workflow=self.workflow.name, tasks=list(self.states), resumed=resuming)
+        self.emit(
+            "run_started",
+            run_id=self.run_id,
+            workflow=self.workflow.name,
+            tasks=list(self.states),
+            resumed=resuming,
+        )
         self._waiting = {
             t: sum(1 for d in spec.dependencies if self.states[d].status != "completed")
             for t, spec in self.workflow.tasks.items()
@@ -199,12 +210,18 @@ class _Run:
         flusher = asyncio.ensure_future(self._flush_loop()) if self.store else None
         status = "failed"
         try:
-            ready = [t for t, n in self._waiting.items() if n == 0 and self.states[t].status == "pending"]
+            ready = [
+                t for t, n in self._waiting.items() if n == 0 and self.states[t].status == "pending"
+            ]
             for task_id in ready:
                 self._launch(task_id)
             if self._outstanding:
                 await self._all_done.wait()
-            status = "completed" if all(s.status == "completed" for s in self.states.values()) else "failed"
+            status = (
+                "completed"
+                if all(s.status == "completed" for s in self.states.values())
+                else "failed"
+            )
         except asyncio.CancelledError:
             status = "interrupted"
             for task in list(self._tasks):
@@ -215,33 +232,52 @@ class _Run:
             failed = [t for t, s in self.states.items() if s.status == "failed"]
             error = f"failed: {', '.join(failed)}" if failed else None
             if self.store is not None:
-                self.store.run_done(self.run_id, status, error if status != "interrupted" else "interrupted")
+                self.store.run_done(
+                    self.run_id, status, error if status != "interrupted" else "interrupted"
+                )
                 if flusher is not None:
                     flusher.cancel()
                 await self.store.flush()
             finished = time.time()
-            self.emit("run_finished", run_id=self.run_id, status=status, duration=finished - started)
+            self.emit(
+                "run_finished", run_id=self.run_id, status=status, duration=finished - started
+            )
         return RunResult(self.run_id, self.workflow.name, status, self.states, started, finished)
 
     def _launch(self, task_id: str) -> None:
         self._outstanding += 1
-        task = asyncio.ensure_future(self._run_task(task_id))
+        task = asyncio.ensure_future(self._run_chain(task_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _settled(self, task_id: str) -> None:
-        """A task reached completed or failed: start what it unblocks, skip what it dooms."""
+    async def _run_chain(self, task_id: str | None) -> None:
+        # A finished task hands one newly ready dependent back to run here, in the same
+        # asyncio task: a chain of N tasks then costs no new asyncio tasks at all.
+        while task_id is not None:
+            task_id = await self._run_task(task_id)
+
+    def _settled(self, task_id: str) -> str | None:
+        """A task reached completed or failed: start what it unblocks, skip what it
+        dooms. Returns one unblocked task for the caller to run itself."""
         state = self.states[task_id]
+        keep: str | None = None
         if state.status == "completed":
             for nxt in self.workflow.dependents[task_id]:
                 self._waiting[nxt] -= 1
                 if self._waiting[nxt] == 0 and self.states[nxt].status == "pending":
-                    self._launch(nxt)
+                    if keep is None:
+                        keep = nxt
+                        self.states[nxt].status = "running"  # claimed; not launched twice
+                    else:
+                        self._launch(nxt)
         else:
             self._skip_dependents(task_id)
+        if keep is not None:
+            return keep  # the outstanding count carries over to it
         self._outstanding -= 1
         if self._outstanding == 0:
             self._all_done.set()
+        return None
 
     def _skip_dependents(self, failed: str) -> None:
         todo = list(self.workflow.dependents[failed])
@@ -253,21 +289,45 @@ class _Run:
             state.status = "skipped"
             state.error = f"skipped: dependency {failed!r} did not complete"
             if self.store is not None:
-                self.store.task_done(self.run_id, task_id, "skipped", error=state.error)
+                self.store.task_done(
+                    self.run_id, task_id, "skipped", error=state.error, finished=time.time()
+                )
             self.emit("task_skipped", task=task_id, reason=state.error)
             todo.extend(self.workflow.dependents[task_id])
-        self._dirty.set()
 
     async def _flush_loop(self) -> None:
+        """Commit queued writes every few milliseconds, in one transaction each.
+
+        A task's row is written when it ends. A task still running after
+        RUNNING_ROW_AFTER seconds also gets a 'running' row, so `gleitzeit runs show`
+        can see it; short tasks are spared that second write.
+        """
         assert self.store is not None
+        recorded: set[str] = set()
         while True:
-            await self._dirty.wait()
-            self._dirty.clear()
-            await self.store.flush()
+            await asyncio.sleep(0.005)
+            now = time.time()
+            for task_id, state in self.states.items() if self._long_check_due(now) else ():
+                if (
+                    state.status == "running"
+                    and task_id not in recorded
+                    and state.started is not None
+                    and now - state.started >= RUNNING_ROW_AFTER
+                ):
+                    recorded.add(task_id)
+                    self.store.task_started(self.run_id, task_id, state.attempts, state.started)
+            if self.store._pending:
+                await self.store.flush()
+
+    def _long_check_due(self, now: float) -> bool:
+        if now - self._last_long_check < RUNNING_ROW_AFTER / 2:
+            return False
+        self._last_long_check = now
+        return True
 
     # -- one task --------------------------------------------------------------------
 
-    async def _run_task(self, task_id: str) -> None:
+    async def _run_task(self, task_id: str) -> str | None:
         spec = self.workflow.tasks[task_id]
         state = self.states[task_id]
         state.status = "running"
@@ -277,7 +337,11 @@ class _Run:
             scope: dict[str, Any] = {d: self.states[d].result for d in spec.dependencies}
             scope["inputs"] = self.inputs
             if spec.for_each is None:
-                params = substitute(spec.parameters, scope, task_id)
+                params = (
+                    substitute(spec.parameters, scope, task_id)
+                    if task_id in self.workflow.with_refs
+                    else spec.parameters
+                )
                 state.result = await self._attempts(spec, state, params)
             else:
                 items = self._items(spec, scope)
@@ -285,7 +349,9 @@ class _Run:
                     self._attempts(
                         spec,
                         state,
-                        substitute(spec.parameters, {**scope, "item": item, "item_index": i}, task_id),
+                        substitute(
+                            spec.parameters, {**scope, "item": item, "item_index": i}, task_id
+                        ),
                         item_index=i,
                     )
                     for i, item in enumerate(items)
@@ -308,14 +374,14 @@ class _Run:
                 result=state.result if state.status == "completed" else None,
                 error=state.error,
                 attempts=state.attempts,
+                started=state.started,
                 finished=state.finished,
             )
-            self._dirty.set()
         if state.status == "completed":
             self.emit("task_completed", task=task_id, duration=state.duration, result=state.result)
         else:
             self.emit("task_failed", task=task_id, error=state.error)
-        self._settled(task_id)
+        return self._settled(task_id)
 
     def _items(self, spec: TaskSpec, scope: dict[str, Any]) -> list[Any]:
         value = spec.for_each
@@ -329,7 +395,11 @@ class _Run:
         return items
 
     async def _attempts(
-        self, spec: TaskSpec, state: TaskState, params: dict[str, Any], item_index: int | None = None
+        self,
+        spec: TaskSpec,
+        state: TaskState,
+        params: dict[str, Any],
+        item_index: int | None = None,
     ) -> Any:
         policy = spec.retry or NO_RETRY
         attempt = 0
@@ -338,8 +408,6 @@ class _Run:
             attempt += 1
             state.attempts = max(state.attempts, attempt)
             began = time.time()
-            if self.store is not None:
-                self.store.task_started(self.run_id, spec.id, state.attempts, began)
             try:
                 async with self._sem:
                     result = await self.engine.api.invoke(
@@ -352,10 +420,18 @@ class _Run:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                err = exc if isinstance(exc, GleitzeitError) else ProviderError(f"{type(exc).__name__}: {exc}")
-                text = _describe(err) if item_index is None else f"item {item_index}: {_describe(err)}"
+                err = (
+                    exc
+                    if isinstance(exc, GleitzeitError)
+                    else ProviderError(f"{type(exc).__name__}: {exc}")
+                )
+                text = (
+                    _describe(err) if item_index is None else f"item {item_index}: {_describe(err)}"
+                )
                 if self.store is not None:
-                    self.store.attempt_done(self.run_id, spec.id, attempt, "failed", text, began, time.time())
+                    self.store.attempt_done(
+                        self.run_id, spec.id, attempt, "failed", text, began, time.time()
+                    )
                 if isinstance(err, NOT_RETRIED) or attempt >= policy.max_attempts:
                     raise _Failed(text) from None
                 delay = policy.delay(attempt, self.engine.rand())
@@ -363,7 +439,9 @@ class _Run:
                 await asyncio.sleep(delay)
                 continue
             if self.store is not None and (attempt > 1 or policy.max_attempts > 1):
-                self.store.attempt_done(self.run_id, spec.id, attempt, "completed", None, began, time.time())
+                self.store.attempt_done(
+                    self.run_id, spec.id, attempt, "completed", None, began, time.time()
+                )
             return result
 
 

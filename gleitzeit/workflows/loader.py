@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from gleitzeit.errors import ConfigError
 from gleitzeit.validation import describe_errors, suggest
 from gleitzeit.workflows.models import TaskSpec, WorkflowSpec
-from gleitzeit.workflows.references import REF, SPECIAL, WHOLE, references
+from gleitzeit.workflows.references import REF, WHOLE, references
 from gleitzeit.yamllines import line_map, load_mapping, locate
 
 
@@ -31,6 +31,8 @@ class Workflow:
     tasks: dict[str, TaskSpec] = field(default_factory=dict)
     dependents: dict[str, list[str]] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
+    #: Tasks whose parameters hold references (the others are passed as they are).
+    with_refs: set[str] = field(default_factory=set)
 
     @property
     def name(self) -> str:
@@ -82,7 +84,9 @@ def parse_workflow(text: str, source: Path | None = None) -> Workflow:
         i = index[task_id]
         for dep in task.dependencies:
             if dep == task_id:
-                problems.append(f"{where(('tasks', i, 'dependencies'))}task {task_id!r} depends on itself")
+                problems.append(
+                    f"{where(('tasks', i, 'dependencies'))}task {task_id!r} depends on itself"
+                )
             elif dep not in tasks:
                 near = suggest(dep, list(tasks))
                 problems.append(
@@ -113,7 +117,9 @@ def parse_workflow(text: str, source: Path | None = None) -> Workflow:
                         )
                 elif root in ("item", "item_index"):
                     if task.for_each is None or fieldname == "for_each":
-                        problems.append(f"{loc}task {task_id!r}: {ref} is only for tasks with for_each")
+                        problems.append(
+                            f"{loc}task {task_id!r}: {ref} is only for tasks with for_each"
+                        )
                 elif root not in tasks:
                     near = suggest(root, list(tasks))
                     problems.append(
@@ -146,6 +152,9 @@ def parse_workflow(text: str, source: Path | None = None) -> Workflow:
         tasks=tasks,
         dependents=dependents,
         order=_topological(tasks),
+        with_refs={
+            t for t, spec in tasks.items() if any(True for _ in references(spec.parameters))
+        },
     )
 
 

@@ -36,7 +36,9 @@ class PlainProgress:
         line = None
         if event == "run_started":
             what = "resuming" if data.get("resumed") else "running"
-            line = f"{what} {data['workflow']!r} ({len(data['tasks'])} tasks) as run {data['run_id']}"
+            line = (
+                f"{what} {data['workflow']!r} ({len(data['tasks'])} tasks) as run {data['run_id']}"
+            )
         elif event == "task_started":
             line = f"  {SYMBOL['running']} {data['task']}"
         elif event == "task_completed":
@@ -110,7 +112,8 @@ class LiveProgress:
             rows = [t for t in rows if self.status[t] != "completed"][: self.MAX_ROWS]
         width = max((len(t) for t in rows), default=4)
         lines = [self.header, summary] + [
-            f"  {SYMBOL[self.status[t]]} {t.ljust(width)}  {self.note.get(t, '')}"[:160] for t in rows
+            f"  {SYMBOL[self.status[t]]} {t.ljust(width)}  {self.note.get(t, '')}"[:160]
+            for t in rows
         ]
         if final:
             lines.append(f"run {data['run_id']} {data['status']} in {data['duration']:.2f}s")

@@ -86,6 +86,13 @@ def _text(value: Any) -> str:
 
 def substitute(value: Any, scope: Mapping[str, Any], task_id: str) -> Any:
     """Resolve every reference inside ``value``."""
+    kind = type(value)
+    if kind is dict:  # exact-type checks first: this runs for every task of every run
+        return {k: substitute(v, scope, task_id) for k, v in value.items()}
+    if kind is list:
+        return [substitute(v, scope, task_id) for v in value]
+    if kind in (int, float, bool) or value is None:
+        return value
     if isinstance(value, str):
         if "${" not in value:
             return value

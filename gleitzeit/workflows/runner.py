@@ -129,5 +129,9 @@ def parse_inputs(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
             value = yaml.safe_load(raw) if raw else ""
         except yaml.YAMLError:
             value = raw
-        out[name.strip()] = value if isinstance(value, (str, int, float, bool, list, dict)) or value is None else raw
+        out[name.strip()] = (
+            value
+            if isinstance(value, (str, int, float, bool, list, dict)) or value is None
+            else raw
+        )
     return out

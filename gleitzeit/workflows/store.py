@@ -1,7 +1,9 @@
 """SQLite persistence of workflow runs: runs, tasks, attempts, results, errors, timings.
 
-Writes are grouped: state changes are queued and committed together, in one
-transaction, on a single writer thread (so the event loop never waits on the disk).
+Writes are grouped: state changes are queued (on the event loop's thread) and
+committed together, in one transaction, on a single writer thread (so the event loop
+never waits on the disk). A task's row is written when it starts and when it ends;
+tasks not yet started have no row (``get_run`` lists them from the stored workflow).
 Each commit is atomic, so a process killed at any moment leaves a consistent record:
 a task is ``completed`` in the database only with its result beside it. WAL mode keeps
 readers (``gleitzeit runs show``) working while a run writes.
@@ -12,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,6 +31,7 @@ CREATE TABLE IF NOT EXISTS runs (
     target TEXT,
     status TEXT NOT NULL,
     error TEXT,
+    task_count INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     finished_at REAL
@@ -70,8 +72,7 @@ class RunStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._pending: list[tuple[str, tuple[Any, ...]]] = []
-        self._lock = threading.Lock()
+        self._pending: list[tuple[str, Any, bool]] = []
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gleitzeit-store")
         self._conn: sqlite3.Connection | None = None
         self._executor.submit(self._open).result()
@@ -97,20 +98,35 @@ class RunStore:
 
     # -- writing ---------------------------------------------------------------------
 
-    def queue(self, sql: str, params: tuple[Any, ...]) -> None:
-        with self._lock:
-            self._pending.append((sql, params))
+    def queue(self, sql: str, params: Any, *, many: bool = False) -> None:
+        """Queue a statement; ``many`` runs it once per parameter tuple in ``params``.
 
-    def _write(self) -> None:
-        with self._lock:
-            batch, self._pending = self._pending, []
+        Called from the event loop's thread only; the batch changes hands in
+        :meth:`flush`, on that same thread, so no lock is needed.
+        """
+        self._pending.append((sql, params, many))
+
+    def _take(self) -> list[tuple[str, Any, bool]]:
+        batch, self._pending = self._pending, []
+        return batch
+
+    def _write(self, batch: list[tuple[str, Any, bool]]) -> None:
         if not batch:
             return
         assert self._conn is not None
+        # Consecutive rows of one statement go through executemany together.
+        groups: list[tuple[str, list[Any]]] = []
+        for sql, params, many in batch:
+            rows = list(params) if many else [params]
+            if groups and groups[-1][0] == sql:
+                groups[-1][1].extend(rows)
+            else:
+                groups.append((sql, rows))
         self._conn.execute("BEGIN IMMEDIATE")
         try:
-            for sql, params in batch:
-                self._conn.execute(sql, params)
+            for sql, rows in groups:
+                # Results are serialised here, on the writer thread, not the loop.
+                self._conn.executemany(sql, [tuple(_encode(p) for p in row) for row in rows])
             self._conn.execute("COMMIT")
         except BaseException:
             self._conn.execute("ROLLBACK")
@@ -118,12 +134,15 @@ class RunStore:
 
     def flush_now(self) -> None:
         """Commit everything queued, from synchronous code."""
-        self._executor.submit(self._write).result()
+        batch = self._take()
+        self._executor.submit(self._write, batch).result()
 
     async def flush(self) -> None:
-        """Commit everything queued; concurrent callers share one commit."""
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._write)
+        """Commit everything queued so far, in one transaction."""
+        batch = self._take()
+        if batch:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._executor, self._write, batch)
 
     # -- the run's record ------------------------------------------------------------
 
@@ -141,14 +160,20 @@ class RunStore:
         now = time.time()
         self.queue(
             "INSERT INTO runs (id, workflow_name, workflow_path, workflow_text, inputs_json, target,"
-            " status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)",
-            (run_id, name, path, text, json.dumps(inputs, default=str), target, now, now),
+            " status, task_count, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+            (
+                run_id,
+                name,
+                path,
+                text,
+                json.dumps(inputs, default=str),
+                target,
+                len(task_ids),
+                now,
+                now,
+            ),
         )
-        for task_id in task_ids:
-            self.queue(
-                "INSERT INTO tasks (run_id, task_id, status) VALUES (?, ?, 'pending')",
-                (run_id, task_id),
-            )
         self.flush_now()
 
     def run_resumed(self, run_id: str, reset: list[str]) -> None:
@@ -157,22 +182,30 @@ class RunStore:
             "UPDATE runs SET status='running', error=NULL, finished_at=NULL, updated_at=? WHERE id=?",
             (now, run_id),
         )
-        for task_id in reset:
-            self.queue(
-                "UPDATE tasks SET status='pending', error=NULL WHERE run_id=? AND task_id=?",
-                (run_id, task_id),
-            )
+        self.queue(
+            "DELETE FROM tasks WHERE run_id=? AND task_id=?",
+            [(run_id, task_id) for task_id in reset],
+            many=True,
+        )
         self.flush_now()
 
+    _UPSERT = (
+        "INSERT OR REPLACE INTO tasks (run_id, task_id, status, result_json, error, attempts,"
+        " started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+
     def task_started(self, run_id: str, task_id: str, attempt: int, at: float) -> None:
-        self.queue(
-            "UPDATE tasks SET status='running', attempts=?, started_at=COALESCE(started_at, ?)"
-            " WHERE run_id=? AND task_id=?",
-            (attempt, at, run_id, task_id),
-        )
+        self.queue(self._UPSERT, (run_id, task_id, "running", None, None, attempt, at, None))
 
     def attempt_done(
-        self, run_id: str, task_id: str, attempt: int, status: str, error: str | None, started: float, finished: float
+        self,
+        run_id: str,
+        task_id: str,
+        attempt: int,
+        status: str,
+        error: str | None,
+        started: float,
+        finished: float,
     ) -> None:
         self.queue(
             "INSERT OR REPLACE INTO attempts (run_id, task_id, attempt, status, error, started_at,"
@@ -189,19 +222,20 @@ class RunStore:
         result: Any = None,
         error: str | None = None,
         attempts: int = 0,
+        started: float | None = None,
         finished: float | None = None,
     ) -> None:
         self.queue(
-            "UPDATE tasks SET status=?, result_json=?, error=?, attempts=?, finished_at=?"
-            " WHERE run_id=? AND task_id=?",
+            self._UPSERT,
             (
-                status,
-                None if result is None else json.dumps(result, default=str),
-                error,
-                attempts,
-                finished,
                 run_id,
                 task_id,
+                status,
+                None if result is None else _Json(result),
+                error,
+                attempts,
+                started,
+                finished,
             ),
         )
 
@@ -227,7 +261,9 @@ class RunStore:
 
     def resolve_id(self, run_id: str) -> str:
         """A full run id from a full id or a unique prefix."""
-        rows = self._read("SELECT id FROM runs WHERE id LIKE ? ORDER BY created_at DESC LIMIT 3", (run_id + "%",))
+        rows = self._read(
+            "SELECT id FROM runs WHERE id LIKE ? ORDER BY created_at DESC LIMIT 3", (run_id + "%",)
+        )
         if not rows:
             raise RunNotFound(f"No run {run_id!r} in {self.path}", hint="see `gleitzeit runs list`")
         if len(rows) > 1 and rows[0]["id"] != run_id:
@@ -237,7 +273,7 @@ class RunStore:
     def list_runs(self, limit: int = 20) -> list[dict[str, Any]]:
         rows = self._read(
             "SELECT r.id, r.workflow_name, r.status, r.created_at, r.finished_at, r.error,"
-            " (SELECT COUNT(*) FROM tasks t WHERE t.run_id=r.id) AS tasks,"
+            " r.task_count AS tasks,"
             " (SELECT COUNT(*) FROM tasks t WHERE t.run_id=r.id AND t.status='completed') AS completed,"
             " (SELECT COUNT(*) FROM tasks t WHERE t.run_id=r.id AND t.status='failed') AS failed"
             " FROM runs r ORDER BY r.created_at DESC LIMIT ?",
@@ -260,6 +296,17 @@ class RunStore:
                 {k: a[k] for k in ("attempt", "status", "error", "started_at", "finished_at")}
             )
         data["tasks"] = {}
+        for task_id in _task_ids(data["workflow_text"]):  # in file order, pending ones too
+            data["tasks"][task_id] = {
+                "task_id": task_id,
+                "status": "pending",
+                "result": None,
+                "error": None,
+                "attempts": 0,
+                "started_at": None,
+                "finished_at": None,
+                "attempt_log": [],
+            }
         for t in tasks:
             item = dict(t)
             item.pop("run_id")
@@ -268,6 +315,29 @@ class RunStore:
             item["attempt_log"] = by_task.get(t["task_id"], [])
             data["tasks"][t["task_id"]] = item
         return data
+
+
+def _task_ids(text: str) -> list[str]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+        return [t["id"] for t in data.get("tasks", []) if isinstance(t, dict) and "id" in t]
+    except Exception:
+        return []
+
+
+class _Json:
+    """A value to be stored as JSON, encoded when the batch is written."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _encode(param: Any) -> Any:
+    return json.dumps(param.value, default=str) if type(param) is _Json else param
 
 
 def default_database() -> Path:
