@@ -85,7 +85,7 @@ async def check_methods(workflow: Workflow, api: Any) -> None:
     every = sorted({m for ms in served.values() for m in ms})
     problems = []
     label = str(workflow.source) if workflow.source else "<workflow>"
-    for i, (task_id, task) in enumerate(workflow.tasks.items()):
+    for task_id, task in workflow.tasks.items():
         pool = every
         if task.provider is not None:
             if task.provider not in served:
