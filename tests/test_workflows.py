@@ -303,7 +303,8 @@ async def test_fan_out_keeps_order_over_task_lists_literals_and_globs(tmp_path, 
     docs = result.tasks["docs"].result
     assert docs["items"] == ["a.md", "b.md"]
     assert [
-        r["response"].endswith(f"text of {n}") for r, n in zip(docs["results"], ["a.md", "b.md"])
+        r["response"].endswith(f"text of {n}")
+        for r, n in zip(docs["results"], ["a.md", "b.md"], strict=True)
     ] == [True, True]
 
 
