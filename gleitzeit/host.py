@@ -102,8 +102,7 @@ class Host:
             await transport.start()
         local = self._create_local_providers()
         if not self.lazy:
-            timeout = self.config.health.startup_timeout
-            await asyncio.gather(*(self._start_instance(inst, timeout) for inst in local))
+            await self.ensure_started()
         self._started = True
         await self._call_lifecycle("gleitzeit_startup")
 
@@ -248,7 +247,8 @@ class Host:
         return self._inprocess().attach(provider, origin="python")
 
     async def start_provider(self, instance: Any) -> None:
-        await self._start_instance(instance, self.config.health.startup_timeout)
+        """Start an instance added with :meth:`add_provider` (once, however often asked)."""
+        await self.ensure_started(provider=instance.name)
 
     async def ensure_started(
         self, *, provider: str | None = None, method: str | None = None, model: str | None = None
@@ -262,10 +262,20 @@ class Host:
                 pool = [i for i in pool if method not in i.model_required]
         else:
             pool = list(self.registry)
-        todo = [i for i in pool if getattr(i, "start_attempted", True) is False]
-        if todo:
-            timeout = self.config.health.startup_timeout
-            await asyncio.gather(*(self._start_instance(i, timeout) for i in todo))
+        # Concurrent requests share one start per instance: each waits for it to end.
+        starting = []
+        for inst in pool:
+            if not hasattr(inst, "start_attempted"):
+                continue  # not a local instance: nothing to start
+            future = getattr(inst, "start_future", None)
+            if future is None:
+                future = inst.start_future = asyncio.ensure_future(
+                    self._start_instance(inst, self.config.health.startup_timeout)
+                )
+            if not future.done():
+                starting.append(future)
+        if starting:
+            await asyncio.gather(*starting)
 
     # -- requests --------------------------------------------------------------------
 

@@ -359,3 +359,27 @@ def test_provider_handlers_may_not_shadow_provider_methods():
             @gleitzeit.method("x/stream")
             async def stream(self, params):
                 yield {}
+
+
+async def test_lazy_start_is_shared_by_concurrent_requests():
+    class SlowStart(gleitzeit.Provider):
+        name = "slowstart"
+        kind = "tool"
+        starts = 0
+
+        async def start(self):
+            type(self).starts += 1
+            await asyncio.sleep(0.05)
+
+        @gleitzeit.method("tool/go")
+        async def go(self, params):
+            return {"result": "ok"}
+
+    config = Config()
+    host = Host(
+        config, plugins=Plugins.load(config, installed=False), providers=[SlowStart()], lazy=True
+    )
+    async with host:
+        results = await asyncio.gather(*(host.invoke("tool/go") for _ in range(5)))
+    assert [r["result"] for r in results] == ["ok"] * 5
+    assert SlowStart.starts == 1

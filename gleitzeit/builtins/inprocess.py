@@ -49,6 +49,7 @@ class LocalInstance(ProviderInstance):
         self.origin = origin
         self.started = False
         self.start_attempted = False
+        self.start_future: Any = None
         self.start_error: GleitzeitError | None = None
 
     async def start(self) -> None:

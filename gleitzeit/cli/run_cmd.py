@@ -134,7 +134,9 @@ def _summary(result: Any) -> None:
     rows = []
     for task_id, state in result.tasks.items():
         shown = state.result
-        if isinstance(shown, dict):
+        if isinstance(shown, dict) and "results" in shown and "count" in shown:
+            shown = f"{shown['count']} results (for_each)"
+        elif isinstance(shown, dict):
             for key in ("response", "result"):
                 if key in shown:
                     shown = shown[key]

@@ -17,8 +17,10 @@ SYMBOL = {
 
 
 def _preview(result: Any, width: int = 60) -> str:
+    if isinstance(result, dict) and "results" in result and "count" in result:
+        return f"{result['count']} results"
     if isinstance(result, dict):
-        for key in ("response", "result", "count"):
+        for key in ("response", "result"):
             if key in result:
                 result = result[key]
                 break

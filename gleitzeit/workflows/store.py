@@ -61,6 +61,20 @@ CREATE INDEX IF NOT EXISTS runs_created ON runs(created_at);
 """
 
 
+SCHEMA_VERSION = 1
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a database written by an earlier version up to this schema."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version >= SCHEMA_VERSION:
+        return
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    if "task_count" not in columns:
+        conn.execute("ALTER TABLE runs ADD COLUMN task_count INTEGER NOT NULL DEFAULT 0")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
 class RunNotFound(GleitzeitError):
     code = "run_not_found"
     exit_code = 2
@@ -84,6 +98,7 @@ class RunStore:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.executescript(SCHEMA)
+        _migrate(conn)
         self._conn = conn
 
     def close(self) -> None:
