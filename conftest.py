@@ -99,3 +99,17 @@ def run_cli(tmp_path: Path, cli_env: dict[str, str]):
 
     run.workdir = workdir
     return run
+
+
+@pytest.fixture(autouse=True)
+def _isolated_python_tasks():
+    """@gleitzeit.task registers globally; keep each test's registrations to itself."""
+    from gleitzeit import tasks
+
+    saved = dict(tasks.REGISTRY)
+    yield
+    added = {f.__module__ for name, f in tasks.REGISTRY.items() if saved.get(name) is not f}
+    for module in added:  # so the next import registers them again
+        sys.modules.pop(module, None)
+    tasks.REGISTRY.clear()
+    tasks.REGISTRY.update(saved)

@@ -100,7 +100,7 @@ class Host:
             self.transports[name] = cls(self)
         for transport in self.transports.values():
             await transport.start()
-        local = self._create_local_providers()
+        self._create_local_providers()
         if not self.lazy:
             await self.ensure_started()
         self._started = True
