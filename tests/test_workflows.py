@@ -519,3 +519,25 @@ async def test_the_same_workflow_against_a_server_with_a_remote_provider(tmp_pat
         proc.kill()
         proc.wait(10)
         await server.stop(grace=0)
+
+
+def test_live_progress_redraws_in_place():
+    import io
+
+    from gleitzeit.workflows.progress import LiveProgress, PlainProgress
+
+    out = io.StringIO()
+    live = LiveProgress(out)
+    live("run_started", run_id="r1", workflow="w", tasks=["a", "b"], resumed=False)
+    live("task_started", task="a")
+    live("task_completed", task="a", duration=0.1, result={"result": 5})
+    live("task_failed", task="b", error="ToolError: no")
+    live("run_finished", run_id="r1", status="failed", duration=0.2)
+    text = out.getvalue()
+    assert "\x1b[" in text  # cursor movement: the table is redrawn, not appended
+    final = text.split("\x1b[J")[-1]
+    assert "✓ a" in final and "✗ b" in final and "run r1 failed" in final
+
+    plain = io.StringIO()
+    PlainProgress(plain)("task_retry", task="a", attempt=1, error="busy", delay=0.5)
+    assert plain.getvalue() == "  ↻ a: try 1 failed (busy); retrying in 0.50s\n"
