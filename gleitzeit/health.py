@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -42,6 +41,7 @@ async def run_checks(
 ) -> HealthReport:
     """Run every check against ``instance``, each bounded by ``timeout``; the worst
     status wins, and the details name the checks that failed."""
+    import asyncio
 
     async def one(name: str, check: HealthCheck) -> tuple[str, HealthReport]:
         start = time.perf_counter()

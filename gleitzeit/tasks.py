@@ -12,7 +12,6 @@ function's signature.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import re
 from collections.abc import Callable
@@ -88,6 +87,8 @@ def build_provider_class(functions: dict[str, Callable[..., Any]]) -> type:
                 if inspect.iscoroutinefunction(f):
                     value = await f(**kwargs)
                 else:
+                    import asyncio
+
                     value = await asyncio.to_thread(f, **kwargs)
                 return {"result": value}
 

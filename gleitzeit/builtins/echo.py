@@ -6,7 +6,6 @@ standard LLM result shape, so examples run with no model and no network.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -60,6 +59,8 @@ class EchoProvider(Provider):
         reply, n = self._reply(prompt, prefix)
         for word in _words(reply):
             if delay:
+                import asyncio
+
                 await asyncio.sleep(delay)
             yield token_chunk(word)
         yield final_chunk(usage=usage(n, len(reply.split())), model="echo", provider=self.name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
@@ -14,13 +13,19 @@ from gleitzeit.cli.output import echo_json, error, table, warn, write
 from gleitzeit.cli.state import state_of
 
 
+def _asyncio():  # noqa: ANN202 - asyncio costs ~25 ms to import; only commands that run use it
+    import asyncio
+
+    return asyncio
+
+
 @click.group("providers")
 def providers_group() -> None:
     """Provider instances: list, health, invoke."""
 
 
 def _run(coro: Any) -> Any:
-    return asyncio.run(coro)
+    return _asyncio().run(coro)
 
 
 server_option = click.option(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
@@ -13,6 +12,12 @@ import click
 
 from gleitzeit.cli.output import echo_json, table
 from gleitzeit.cli.state import state_of
+
+
+def _asyncio():  # noqa: ANN202 - asyncio costs ~25 ms to import; only commands that run use it
+    import asyncio
+
+    return asyncio
 
 
 def _store(state: Any, db: str | None) -> Any:
@@ -113,7 +118,7 @@ def run(
                     workflow, given, run_id=run_id, completed=completed, target=server_url
                 )
 
-        result = asyncio.run(go())
+        result = _asyncio().run(go())
     finally:
         store.close()
     if as_json:

@@ -3,7 +3,6 @@ providers as separate processes that connect to it."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 from typing import Any
@@ -11,6 +10,12 @@ from typing import Any
 import click
 
 from gleitzeit.cli.state import state_of
+
+
+def _asyncio():  # noqa: ANN202 - asyncio costs ~25 ms to import; only commands that run use it
+    import asyncio
+
+    return asyncio
 
 
 @click.command("serve")
@@ -36,7 +41,7 @@ def serve(ctx: click.Context, bind: str | None, port: int | None) -> None:
         click.echo(f"gleitzeit serving on {srv.url} ({local} local provider instance(s); {auth})")
         click.echo("press Ctrl+C to stop", err=True)
 
-    asyncio.run(server.serve_forever(ready))
+    _asyncio().run(server.serve_forever(ready))
     click.echo("gleitzeit stopped", err=True)
 
 
@@ -107,7 +112,7 @@ def provider_run(
     runner = ProviderRunner(provider, url, token=token)
 
     async def go() -> None:
-        loop = asyncio.get_running_loop()
+        loop = _asyncio().get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 loop.add_signal_handler(sig, runner.stop)
@@ -121,15 +126,15 @@ def provider_run(
                     f"provider {provider.name} registered with {url} as {runner.instance_id}"
                 )
                 while runner.registered.is_set():
-                    await asyncio.sleep(0.2)
+                    await _asyncio().sleep(0.2)
 
-        note = asyncio.ensure_future(announce())
+        note = _asyncio().ensure_future(announce())
         try:
             await runner.run()
         finally:
             note.cancel()
 
-    asyncio.run(go())
+    _asyncio().run(go())
 
 
 COMMANDS = [serve, provider_group]
