@@ -6,7 +6,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from gleitzeit.instance import ProviderInstance
@@ -19,6 +19,9 @@ _RANK = {"healthy": 0, "unknown": 1, "degraded": 2, "unhealthy": 3}
 
 class HealthReport(BaseModel):
     """What a health check says of one instance."""
+
+    # Built on first use, not at import: keeps `gleitzeit plugins list` quick.
+    model_config = ConfigDict(defer_build=True)
 
     status: Status = "unknown"
     detail: str | None = None

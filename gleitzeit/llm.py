@@ -16,13 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # defer_build: schemas are built on first use, not when a plugin is imported.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class ChatMessage(BaseModel):
     """One message of a conversation."""
 
-    model_config = ConfigDict(extra="allow")  # tool calls and names pass through
+    model_config = ConfigDict(extra="allow", defer_build=True)  # tool calls, names pass through
 
     role: Literal["system", "user", "assistant", "tool"] = "user"
     content: str | list[Any] = ""

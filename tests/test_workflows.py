@@ -358,6 +358,20 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def _completed_on_record(db: Path) -> int:
+    import sqlite3
+
+    if not db.exists():
+        return 0
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("SELECT COUNT(*) FROM tasks WHERE status='completed'").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        conn.close()
+
+
 def test_a_killed_run_resumes_without_repeating_completed_tasks(tmp_path):
     flow = tmp_path / "flow.yaml"
     flow.write_text(
@@ -390,6 +404,12 @@ def test_a_killed_run_resumes_without_repeating_completed_tasks(tmp_path):
         deadline = time.monotonic() + 60
         while not (marks.exists() and "c" in marks.read_text().split()):
             assert time.monotonic() < deadline, "task c never started"
+            time.sleep(0.02)
+        # Completions reach the database within a few milliseconds (grouped commits);
+        # kill once a and b are on record, while c is still running.
+        db = tmp_path / "xdg-data" / "gleitzeit" / "runs.sqlite"
+        while _completed_on_record(db) < 2:
+            assert time.monotonic() < deadline, "a and b never reached the database"
             time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)

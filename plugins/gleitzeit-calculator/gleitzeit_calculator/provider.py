@@ -45,7 +45,8 @@ class CalculatorSettings(BaseModel):
 
 
 class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    # defer_build: built on first call, so listing plugins does not pay for it.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, defer_build=True)
 
 
 class Binary(_Params):
