@@ -34,6 +34,9 @@ STRICT_ENV = "GLEITZEIT_STRICT_PLUGINS"
 ONLY_ENV = "GLEITZEIT_PLUGINS"
 TRACE_ENV = "GLEITZEIT_TRACE_HOOKS"
 
+#: (name, plugin object) pairs every load adds; see gleitzeit.testing.registered_plugin.
+REGISTERED_FOR_TESTS: list[tuple[str, Any]] = []
+
 _REGISTRATION_HOOKS = (
     "gleitzeit_register_providers",
     "gleitzeit_register_transports",
@@ -179,7 +182,7 @@ class Plugins:
                     self.records[ep.name] = rec
                     continue
                 self.add(rec, obj)
-        for name, obj in extra or []:
+        for name, obj in [*(extra or []), *REGISTERED_FOR_TESTS]:
             self.add(PluginRecord(name=name), obj)
         self._note_unknown_sections()
         if strict if strict is not None else _truthy(os.environ.get(STRICT_ENV)):

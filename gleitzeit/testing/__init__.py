@@ -1,1 +1,22 @@
-"""Test support for Gleitzeit and its plugins (needs the ``test`` extra: aiohttp, pytest)."""
+"""Test kit for Gleitzeit and its plugins.
+
+* :class:`ProviderConformance` — subclass it to run the conformance suite on a provider.
+* :func:`host`, :func:`registered_plugin`, :func:`local_server`, :func:`serve_provider` —
+  helpers for tests (see :mod:`gleitzeit.testing.helpers`).
+* pytest fixtures: add ``pytest_plugins = ["gleitzeit.testing.fixtures"]`` to a conftest.
+* :mod:`gleitzeit.testing.fake_server` — the base of the fake upstream servers the LLM
+  plugins ship (needs aiohttp).
+"""
+
+from gleitzeit.testing.conformance import ProviderConformance, check_result_shape, check_stream
+from gleitzeit.testing.helpers import host, local_server, registered_plugin, serve_provider
+
+__all__ = [
+    "ProviderConformance",
+    "check_result_shape",
+    "check_stream",
+    "host",
+    "local_server",
+    "registered_plugin",
+    "serve_provider",
+]

@@ -1,0 +1,119 @@
+"""Helpers for testing code that uses Gleitzeit, and plugins for it.
+
+* :func:`host` — a started :class:`gleitzeit.Host` with the plugins and providers you give.
+* :func:`registered_plugin` — register a plugin object for the duration of a block: every
+  host loaded meanwhile (the CLI's too, in this process) sees it.
+* :func:`local_server` — a ``gleitzeit serve`` on an ephemeral 127.0.0.1 port.
+* :func:`serve_provider` — run a provider object as a remote provider of a server.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+from gleitzeit.config import Config, parse_config
+
+
+@contextmanager
+def registered_plugin(plugin: Any, name: str | None = None) -> Iterator[str]:
+    """Register ``plugin`` (a module or object with hook implementations) until the
+    block ends. Yields the name it is registered under."""
+    from gleitzeit.plugins import REGISTERED_FOR_TESTS
+
+    entry = (name or getattr(plugin, "__name__", None) or type(plugin).__name__, plugin)
+    REGISTERED_FOR_TESTS.append(entry)
+    try:
+        yield entry[0]
+    finally:
+        REGISTERED_FOR_TESTS.remove(entry)
+
+
+def _config(config: Config | str | None) -> Config:
+    if isinstance(config, Config):
+        return config
+    return parse_config(config or "{}")
+
+
+@asynccontextmanager
+async def host(
+    *plugins: Any,
+    providers: list[Any] | None = None,
+    config: Config | str | None = None,
+    installed: bool = False,
+) -> AsyncIterator[Any]:
+    """A started host with the built-in plugins, the given plugin objects, the given
+    provider objects, and (with ``installed=True``) the installed plugins."""
+    from gleitzeit.host import Host
+    from gleitzeit.plugins import Plugins
+
+    cfg = _config(config)
+    extra = [(getattr(p, "__name__", None) or f"plugin{i}", p) for i, p in enumerate(plugins)]
+    loaded = Plugins.load(cfg, installed=installed, extra=extra, strict=True)
+    h = Host(cfg, plugins=loaded, providers=list(providers or []))
+    async with h:
+        yield h
+
+
+@asynccontextmanager
+async def local_server(
+    *plugins: Any, config: Config | str | None = None, token: str | None = None
+) -> AsyncIterator[Any]:
+    """A served host on 127.0.0.1 with a random port and token (``server.url``,
+    ``server.token``)."""
+    from gleitzeit.host import Host
+    from gleitzeit.plugins import Plugins
+    from gleitzeit.server import GleitzeitServer
+
+    cfg = _config(config)
+    cfg.server.token = token or secrets.token_urlsafe(16)
+    extra = [(getattr(p, "__name__", None) or f"plugin{i}", p) for i, p in enumerate(plugins)]
+    server = GleitzeitServer(
+        Host(cfg, plugins=Plugins.load(cfg, installed=False, extra=extra)), bind="127.0.0.1", port=0
+    )
+    await server.start()
+    _TOKENS[server.url] = server.token
+    try:
+        yield server
+    finally:
+        _TOKENS.pop(server.url, None)
+        await server.stop(grace=0)
+
+
+@asynccontextmanager
+async def serve_provider(
+    provider: Any, url: str, *, token: str | None = None
+) -> AsyncIterator[Any]:
+    """Run ``provider`` as a remote provider of the server at ``url`` until the block
+    ends; returns once it is registered."""
+    import asyncio
+
+    from gleitzeit.remote import ProviderRunner
+
+    if token is None:  # a local_server() of this process: use its token
+        token = _token_for(url)
+    runner = ProviderRunner(provider, url, token=token)
+    task = asyncio.ensure_future(runner.run())
+    try:
+        done, _ = await asyncio.wait(
+            {task, asyncio.ensure_future(runner.registered.wait())},
+            timeout=30,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        if task in done:
+            task.result()  # raises why it stopped
+        if not runner.registered.is_set():
+            raise TimeoutError(f"{provider.name} did not register with {url} within 30s")
+        yield runner
+    finally:
+        runner.stop()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+_TOKENS: dict[str, str] = {}
+
+
+def _token_for(url: str) -> str | None:
+    return _TOKENS.get(url)
