@@ -47,11 +47,16 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):  # these pull in more; import them only when asked for
-    if name in _LAZY:
-        import importlib
+_SUBMODULES = ("llm", "testing", "workflows")
 
+
+def __getattr__(name: str):  # these pull in more; import them only when asked for
+    import importlib
+
+    if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"gleitzeit.{name}")
     raise AttributeError(f"module 'gleitzeit' has no attribute {name!r}")
 
 

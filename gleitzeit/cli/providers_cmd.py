@@ -265,4 +265,16 @@ def providers_invoke(
         error(f"(took {time.perf_counter() - started:.3f}s)")
 
 
+@providers_group.command("create-template")
+@click.option("--type", "kind", type=click.Choice(["llm", "tool", "extension"]), required=True)
+@click.option("--name", required=True)
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default=".")
+@click.pass_context
+def providers_create_template(ctx: click.Context, kind: str, name: str, directory: str) -> None:
+    """Same as `gleitzeit plugins new NAME --kind TYPE`."""
+    from gleitzeit.cli.plugins_cmd import plugins_new
+
+    ctx.invoke(plugins_new, name=name, kind=kind, directory=directory, description=None)
+
+
 COMMANDS = [providers_group]
