@@ -44,9 +44,12 @@ def test_tutorial_plugin_loads_invokes_and_passes_the_conformance_suite(tmp_path
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("GLEITZEIT_")}
     env.update(PYTHONPATH=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "xdg"))
-    run = lambda *a: subprocess.run(
-        [sys.executable, *a], cwd=tmp_path, env=env, capture_output=True, text=True
-    )  # noqa: E731
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+
     called = run(
         "-m",
         "gleitzeit",
