@@ -74,3 +74,8 @@ def test_gleitzeit_server_fixture_serves_subprocesses(gleitzeit_server, tmp_path
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout == "via the fixture\n"
+
+
+async def test_gleitzeit_host_fixture(gleitzeit_host):
+    async with gleitzeit_host(HelloPlugin()) as h:
+        assert (await h.invoke("hello/say", provider="hello"))["result"] == "hello"

@@ -2,6 +2,8 @@
 
 * ``gleitzeit_server`` — a ``gleitzeit serve`` on 127.0.0.1 in a background thread, for
   synchronous tests and subprocesses: ``.url`` and ``.token``.
+* ``gleitzeit_host`` — :func:`gleitzeit.testing.host`: ``async with gleitzeit_host(plugin,
+  providers=[...]) as host:`` gives a started host with those plugins registered.
 * ``gleitzeit_plugin`` — a function ``register(obj, name=None)``; what it registers is
   seen by every host loaded in this test and removed afterwards.
 """
@@ -16,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from gleitzeit.testing.helpers import local_server, registered_plugin
+from gleitzeit.testing.helpers import host, local_server, registered_plugin
 
 
 class _ServerThread:
@@ -71,3 +73,8 @@ def gleitzeit_plugin() -> Iterator[Any]:
             return stack.enter_context(registered_plugin(obj, name))
 
         yield register
+
+
+@pytest.fixture
+def gleitzeit_host() -> Any:
+    return host
