@@ -302,6 +302,26 @@ class Host:
         request = Request(method=resolved, provider=provider, model=model, params=params)
         return resolved, self.router.pick(candidates, request)
 
+    def _next_try(
+        self,
+        method: str,
+        params: dict[str, Any],
+        provider: str | None,
+        model: str | None,
+        capability: str | None,
+        tried: set[str],
+        last: GleitzeitError | None,
+    ) -> tuple[str, ProviderInstance]:
+        """The instance for the next try; once none is left, the last try's error."""
+        try:
+            resolved, inst = self._route(method, params, provider, model, capability, tried)
+        except RoutingError:
+            if last is not None:
+                raise last from None
+            raise
+        tried.add(inst.id)
+        return resolved, inst
+
     async def _prepare(
         self, method: str, params: dict[str, Any] | None, provider: str | None, model: str | None
     ) -> tuple[dict[str, Any], str | None]:
@@ -343,13 +363,9 @@ class Host:
         tried: set[str] = set()
         last: GleitzeitError | None = None
         for _attempt in range(routing.retries + 1):
-            try:
-                resolved, inst = self._route(method, params, provider, model, capability, tried)
-            except RoutingError:
-                if last is not None:
-                    raise last from None
-                raise
-            tried.add(inst.id)
+            resolved, inst = self._next_try(
+                method, params, provider, model, capability, tried, last
+            )
             start = time.perf_counter()
             try:
                 with inst.track():
@@ -398,13 +414,9 @@ class Host:
         tried: set[str] = set()
         last: GleitzeitError | None = None
         for _attempt in range(routing.retries + 1):
-            try:
-                resolved, inst = self._route(method, params, provider, model, capability, tried)
-            except RoutingError:
-                if last is not None:
-                    raise last from None
-                raise
-            tried.add(inst.id)
+            resolved, inst = self._next_try(
+                method, params, provider, model, capability, tried, last
+            )
             delivered = False
             start = time.perf_counter()
             with inst.track():

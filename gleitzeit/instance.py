@@ -129,9 +129,10 @@ class ProviderInstance:
             if self.registry is not None:
                 self.registry.changed()
 
-    def describe(self) -> dict[str, Any]:
-        """The instance as ``providers list --json`` shows it."""
-        return {
+    def describe(self, *, schemas: bool = False) -> dict[str, Any]:
+        """The instance as ``providers list --json`` shows it; ``schemas`` adds each
+        method's description, streaming flag and parameter schema."""
+        data = {
             "id": self.id,
             "name": self.name,
             "kind": self.kind,
@@ -147,4 +148,15 @@ class ProviderInstance:
             "errors": self.errors,
             "latency_ms": None if self.latency_ewma is None else round(self.latency_ewma * 1000, 3),
             "cooling_down": time.monotonic() < self.cooldown_until,
+            "health_detail": self.health.detail,
         }
+        if schemas:
+            data["method_schemas"] = {
+                n: {
+                    "streaming": m.streaming,
+                    "description": m.description,
+                    "params_schema": m.params_schema,
+                }
+                for n, m in sorted(self.methods.items())
+            }
+        return data

@@ -62,21 +62,7 @@ def providers_list(
         async with state.host() as host:
             _warn_setup_problems(host)
             await host.check_health()
-            out = []
-            for inst in sorted(host.registry, key=lambda i: i.id):
-                data = inst.describe()
-                data["health_detail"] = inst.health.detail
-                if as_json:
-                    data["method_schemas"] = {
-                        n: {
-                            "streaming": m.streaming,
-                            "description": m.description,
-                            "params_schema": m.params_schema,
-                        }
-                        for n, m in sorted(inst.methods.items())
-                    }
-                out.append(data)
-            return out
+            return [i.describe(schemas=as_json) for i in sorted(host.registry, key=lambda i: i.id)]
 
     data = _run(go())
     if as_json:

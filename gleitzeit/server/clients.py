@@ -139,19 +139,7 @@ class ClientHandlers:
             task.cancel()
 
     async def on_providers(self, sid: str, data: Any = None) -> dict[str, Any]:
-        items = []
-        for inst in sorted(self.host.registry, key=lambda i: i.id):
-            item = inst.describe()
-            item["health_detail"] = inst.health.detail
-            item["method_schemas"] = {
-                n: {
-                    "streaming": m.streaming,
-                    "description": m.description,
-                    "params_schema": m.params_schema,
-                }
-                for n, m in sorted(inst.methods.items())
-            }
-            items.append(item)
+        items = [i.describe(schemas=True) for i in sorted(self.host.registry, key=lambda i: i.id)]
         return {"ok": True, "result": {"providers": items}}
 
     async def on_health(self, sid: str, data: Any = None) -> dict[str, Any]:

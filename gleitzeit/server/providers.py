@@ -192,8 +192,8 @@ class RemoteInstance(ProviderInstance):
             status="unhealthy", detail="disconnected", checked_at=time.time()
         )
 
-    def describe(self) -> dict[str, Any]:
-        data = super().describe()
+    def describe(self, *, schemas: bool = False) -> dict[str, Any]:
+        data = super().describe(schemas=schemas)
         data["last_heartbeat"] = self.last_heartbeat
         return data
 
