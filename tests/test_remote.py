@@ -414,3 +414,18 @@ async def test_a_provider_written_with_bare_python_socketio_serves(serve, monkey
         if isinstance(sio, socketio.AsyncClient):
             await sio.disconnect()
         task.cancel()
+
+
+async def test_public_bind_without_token_warns(caplog):
+    from gleitzeit.server.app import is_loopback
+
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.0.2.10")
+    config = parse_config("{}")
+    server = GleitzeitServer(
+        Host(config, plugins=Plugins.load(config, installed=False)), bind="0.0.0.0", port=0
+    )
+    with caplog.at_level("WARNING", logger="gleitzeit.server"):
+        await server.start()
+        await server.stop(grace=0)
+    assert any("without a token" in r.getMessage() for r in caplog.records)
