@@ -88,11 +88,20 @@ def test_scaffold_install_list_info_invoke_test_uninstall(tmp_path):
     root = tmp_path / "gleitzeit-weather"
     # A throwaway environment on top of this one, so installing touches nothing else.
     venv = tmp_path / "venv"
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)],
-        check=True,
-    )
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     py = str(venv / "bin" / "python")
+    # It sees this environment's packages (gleitzeit, pip, setuptools), whether this one
+    # is the system's or a virtualenv, while what it installs stays in it.
+    child_site = subprocess.run(
+        [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    parents = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
+    (Path(child_site) / "_parent_env.pth").write_text(
+        "".join(f"import site; site.addsitedir({p!r})\n" for p in parents)
+    )
 
     installed = _run(
         py,
