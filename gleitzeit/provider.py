@@ -24,7 +24,12 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from gleitzeit.errors import GleitzeitError, InvalidParamsError, MethodNotFoundError
+from gleitzeit.errors import (
+    ConfigError,
+    GleitzeitError,
+    InvalidParamsError,
+    MethodNotFoundError,
+)
 from gleitzeit.results import collect_stream
 from gleitzeit.validation import describe_errors, suggest
 
@@ -129,7 +134,8 @@ class Provider:
     #: Methods that cannot run without a ``model`` in the request (for example an LLM
     #: provider with no default model). Routing skips this provider for such requests.
     model_required: ClassVar[tuple[str, ...]] = ()
-    #: Optional pydantic model for settings given in a ``providers:`` entry.
+    #: Optional pydantic model of the provider's settings: ``None`` or a dict given to
+    #: the constructor is validated into it (so ``self.settings`` is always the model).
     Settings: ClassVar[type[BaseModel] | None] = None
 
     __methods__: ClassVar[dict[str, MethodSpec]] = {}
@@ -163,6 +169,16 @@ class Provider:
         cls.__methods__ = specs
 
     def __init__(self, settings: Any = None, *, name: str | None = None) -> None:
+        schema = type(self).Settings
+        if schema is not None and (settings is None or isinstance(settings, dict)):
+            # One place turns missing or raw settings into the declared model.
+            try:
+                settings = schema.model_validate(settings or {})
+            except ValidationError as exc:
+                raise ConfigError(
+                    f"Invalid settings for provider {name or type(self).name!r}",
+                    problems=describe_errors(exc, model=schema),
+                ) from None
         self.settings = settings
         # Instance attributes shadow the class defaults so each instance can differ.
         self.name = name or type(self).name  # type: ignore[misc]

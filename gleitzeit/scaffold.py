@@ -115,10 +115,11 @@ class @CLASS@Provider(gleitzeit.Provider):
     kind = "tool"
     description = "@DESCRIPTION@"
     version = "0.1.0"
+    Settings = @CLASS@Settings
 
     async def start(self) -> None:
         # Open clients and import heavy libraries here, not at module level.
-        self.cfg = self.settings if isinstance(self.settings, @CLASS@Settings) else @CLASS@Settings()
+        self.cfg: @CLASS@Settings = self.settings  # validated into the model by Provider
 
     @gleitzeit.method("@PREFIX@/greet", params=GreetParams)
     async def greet(self, p: GreetParams) -> dict[str, Any]:
@@ -151,11 +152,12 @@ class @CLASS@Provider(gleitzeit.Provider):
     kind = "llm"
     description = "@DESCRIPTION@"
     version = "0.1.0"
+    Settings = @CLASS@Settings
     models = ("@NAME@-small", "@NAME@-large")
     capabilities = ("chat", "streaming")
 
     async def start(self) -> None:
-        self.cfg = self.settings if isinstance(self.settings, @CLASS@Settings) else @CLASS@Settings()
+        self.cfg: @CLASS@Settings = self.settings  # validated into the model by Provider
 
     def _reply(self, params: gleitzeit.llm.ChatParams) -> tuple[str, str]:
         model = params.model or self.cfg.default_model
@@ -214,9 +216,10 @@ class @CLASS@Provider(gleitzeit.Provider):
     kind = "extension"
     description = "@DESCRIPTION@"
     version = "0.1.0"
+    Settings = @CLASS@Settings
 
     async def start(self) -> None:
-        self.cfg = self.settings if isinstance(self.settings, @CLASS@Settings) else @CLASS@Settings()
+        self.cfg: @CLASS@Settings = self.settings  # validated into the model by Provider
         self.notes: dict[str, Any] = {}
 
     async def stop(self) -> None:

@@ -84,19 +84,15 @@ class CalculatorProvider(Provider):
     description = "Arithmetic, trigonometry, logarithms and safe expression evaluation"
     version = __version__
     capabilities = ("math", "expressions")
-
-    @property
-    def _settings(self) -> CalculatorSettings:
-        return (
-            self.settings if isinstance(self.settings, CalculatorSettings) else CalculatorSettings()
-        )
+    Settings = CalculatorSettings
+    settings: CalculatorSettings
 
     def _done(self, op: str, inputs: dict[str, Any], value: Number, expression: str) -> dict:
         if isinstance(value, float):
             if math.isnan(value) or math.isinf(value):
                 raise ToolError(f"calc/{op}: the result of {expression} is not a finite number")
-            if self._settings.precision is not None:
-                value = round(value, self._settings.precision)
+            if self.settings.precision is not None:
+                value = round(value, self.settings.precision)
         return tool_result(op, inputs, value, expression=expression)
 
     def _binary(self, op: str, symbol: str, p: Binary, fn: Any) -> dict:
@@ -189,7 +185,7 @@ class CalculatorProvider(Provider):
     async def evaluate(self, p: Expression) -> dict:
         """Evaluate an arithmetic expression safely (+ - * / // % **, sqrt, sin, log, ...)"""
         try:
-            value = evaluate(p.expression, max_length=self._settings.max_expression_length)
+            value = evaluate(p.expression, max_length=self.settings.max_expression_length)
         except ExpressionError as exc:
             raise ToolError(f"calc/evaluate: {exc}") from None
         return self._done("evaluate", {"expression": p.expression}, value, p.expression.strip())

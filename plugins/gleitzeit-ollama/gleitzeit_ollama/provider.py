@@ -52,8 +52,6 @@ class OllamaProvider(Provider):
 
     def __init__(self, settings: Any = None, *, name: str | None = None) -> None:
         super().__init__(settings, name=name)
-        if not isinstance(self.settings, OllamaSettings):
-            self.settings = OllamaSettings.model_validate(self.settings or {})
         if self.settings.default_model is None:
             # Chat and generate need a model then; embed has embedding_model.
             self.model_required = ("llm/chat", "llm/generate")

@@ -61,8 +61,6 @@ class OpenAIProvider(Provider):
 
     def __init__(self, settings: Any = None, *, name: str | None = None) -> None:
         super().__init__(settings, name=name)
-        if not isinstance(self.settings, OpenAISettings):
-            self.settings = OpenAISettings.model_validate(self.settings or {})
         if self.settings.default_model is None:
             # Chat and generate need a model then; embed has embedding_model.
             self.model_required = ("llm/chat", "llm/generate")
