@@ -113,37 +113,27 @@ def test_cycle_names_its_members():
     assert problem.startswith("flow.yaml:3:")
 
 
-def test_graph_and_reference_problems_are_all_reported_with_lines():
-    problems = _problems(
-        """
-        tasks:
-          - id: sum
-            method: calc/add
-          - id: sum
-            method: calc/add
-          - id: double
-            method: calc/multiply
-            dependencies: [summ]
-            parameters: {a: "${sum.result}", b: "${nothere.x}", c: "${item}"}
-          - id: bad id
-            method: calc/add
-        """
-    )
+GRAPH_PROBLEMS = """
+tasks:
+  - id: sum
+    method: calc/add
+  - id: sum
+    method: calc/add
+  - id: double
+    method: calc/multiply
+    dependencies: [summ]
+    parameters: {a: "${sum.result}", b: "${nothere.x}", c: "${item}"}
+"""
+
+
+def test_an_invalid_task_id_is_a_schema_error_with_its_line():
+    problems = _problems(GRAPH_PROBLEMS + "  - id: bad id\n    method: calc/add\n")
     text = "\n".join(problems)
     assert "flow.yaml:11: tasks[3] (id 'bad id').id: String should match pattern" in text
-    problems = _problems(
-        """
-        tasks:
-          - id: sum
-            method: calc/add
-          - id: sum
-            method: calc/add
-          - id: double
-            method: calc/multiply
-            dependencies: [summ]
-            parameters: {a: "${sum.result}", b: "${nothere.x}", c: "${item}"}
-        """
-    )
+
+
+def test_graph_and_reference_problems_are_all_reported_with_lines():
+    problems = _problems(GRAPH_PROBLEMS)
     text = "\n".join(problems)
     assert "flow.yaml:5: tasks[1]: duplicate task id 'sum'" in text
     assert "unknown dependency 'summ'; did you mean 'sum'?" in text
