@@ -155,6 +155,17 @@ class FileAccessError(InvalidParamsError):
     code = "file_access"
 
 
+class StoreWriteError(GleitzeitError):
+    """Results could not be committed to the run database (disk full, locked...).
+
+    ``result`` carries the run's in-memory outcome when the run itself finished, so
+    the caller can still show what was computed.
+    """
+
+    code = "store_write_failed"
+    result: Any = None
+
+
 _BY_CODE: dict[str, type[GleitzeitError]] = {}
 
 

@@ -8,12 +8,15 @@ import yaml
 
 Loc = tuple[Any, ...]
 
+#: libyaml's C parser when PyYAML was built with it (about 10x faster), else Python's.
+SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 def line_map(text: str) -> dict[Loc, int]:
     """Map each key path (and list index) in the YAML text to its 1-based line."""
     lines: dict[Loc, int] = {}
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=SafeLoader)
     except yaml.YAMLError:
         return lines
 
@@ -33,6 +36,22 @@ def line_map(text: str) -> dict[Loc, int]:
     return lines
 
 
+class Lines:
+    """Line numbers of a YAML text, worked out only when an error needs one.
+
+    Valid files never pay for a second pass over the text.
+    """
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._map: dict[Loc, int] | None = None
+
+    def locate(self, loc: Loc) -> int | None:
+        if self._map is None:
+            self._map = line_map(self._text)
+        return locate(self._map, loc)
+
+
 def locate(lines: dict[Loc, int], loc: Loc) -> int | None:
     """The line of ``loc``, or of the nearest enclosing key that has one."""
     while loc:
@@ -45,7 +64,7 @@ def locate(lines: dict[Loc, int], loc: Loc) -> int | None:
 def load_mapping(text: str, label: str, error: type[Exception]) -> dict[str, Any]:
     """Parse YAML whose top level must be a mapping; ``error(message)`` otherwise."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=SafeLoader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{label}:{mark.line + 1}:{mark.column + 1}" if mark else label

@@ -59,6 +59,7 @@ def run(
 
     Exits 0 when every task completed, 1 when one failed, 2 when the file is invalid.
     """
+    from gleitzeit.errors import StoreWriteError
     from gleitzeit.workflows import Engine, load_workflow, parse_workflow
     from gleitzeit.workflows.progress import LiveProgress, PlainProgress
     from gleitzeit.workflows.runner import (
@@ -118,15 +119,29 @@ def run(
                     workflow, given, run_id=run_id, completed=completed, target=server_url
                 )
 
-        result = _asyncio().run(go())
+        try:
+            result = _asyncio().run(go())
+        except StoreWriteError as exc:
+            # The work was done but is not on record: show it, then fail loudly, so
+            # nobody mistakes the run for a stored one.
+            if exc.result is not None:
+                _report(exc.result, as_json, stored=False)
+            raise
     finally:
         store.close()
-    if as_json:
-        echo_json(result.to_dict())
-    else:
-        _summary(result)
+    _report(result, as_json)
     if result.status != "completed":
         ctx.exit(1)
+
+
+def _report(result: Any, as_json: bool, *, stored: bool = True) -> None:
+    if as_json:
+        data = result.to_dict()
+        if not stored:
+            data["stored"] = False
+        echo_json(data)
+    else:
+        _summary(result, stored=stored)
 
 
 def _short(value: Any, width: int = 70) -> str:
@@ -135,7 +150,7 @@ def _short(value: Any, width: int = 70) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _summary(result: Any) -> None:
+def _summary(result: Any, *, stored: bool = True) -> None:
     rows = []
     for task_id, state in result.tasks.items():
         shown = state.result
@@ -157,10 +172,12 @@ def _summary(result: Any) -> None:
     if len(rows) > 50:
         hidden = len(rows) - 50
         rows = [r for r in rows if r[1] != "completed"][:25] + rows[:25]
-        click.echo(
-            f"(showing 50 of {len(result.tasks)} tasks; {hidden} more in `gleitzeit runs show`)"
-        )
+        more = "in `gleitzeit runs show`" if stored else "with --json"
+        click.echo(f"(showing 50 of {len(result.tasks)} tasks; {hidden} more {more})")
     click.echo(table(["TASK", "STATUS", "TIME", "RESULT"], rows))
+    if not stored:
+        click.echo(f"\nrun {result.run_id}: {result.status}, but NOT stored (see below)")
+        return
     click.echo(f"\nrun {result.run_id}: {result.status}")
     if result.status == "failed":
         click.echo(f"resume with: gleitzeit run --resume {result.run_id}")

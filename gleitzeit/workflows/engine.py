@@ -12,6 +12,7 @@ import glob as globmod
 import random
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from gleitzeit.errors import (
     MethodNotFoundError,
     PayloadTooLargeError,
     ProviderError,
+    StoreWriteError,
 )
 from gleitzeit.workflows.loader import Workflow, WorkflowError
 from gleitzeit.workflows.models import GlobSpec, RetryPolicy, TaskSpec
@@ -189,7 +191,8 @@ class _Run:
         self._outstanding = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._sem: asyncio.Semaphore | None = None
-        self._last_long_check = 0.0
+        self._started_queue: deque[tuple[float, str]] = deque()
+        self._running_timer: asyncio.TimerHandle | None = None
 
     # -- scheduling ------------------------------------------------------------------
 
@@ -207,8 +210,10 @@ class _Run:
             t: sum(1 for d in spec.dependencies if self.states[d].status != "completed")
             for t, spec in self.workflow.tasks.items()
         }
-        flusher = asyncio.ensure_future(self._flush_loop()) if self.store else None
+        if self.store is not None:
+            self.store.start()
         status = "failed"
+        stored: StoreWriteError | None = None
         try:
             ready = [
                 t for t, n in self._waiting.items() if n == 0 and self.states[t].status == "pending"
@@ -229,20 +234,31 @@ class _Run:
             await asyncio.gather(*self._tasks, return_exceptions=True)
             raise
         finally:
+            if self._running_timer is not None:
+                self._running_timer.cancel()
             failed = [t for t, s in self.states.items() if s.status == "failed"]
             error = f"failed: {', '.join(failed)}" if failed else None
             if self.store is not None:
                 self.store.run_done(
                     self.run_id, status, error if status != "interrupted" else "interrupted"
                 )
-                if flusher is not None:
-                    flusher.cancel()
-                await self.store.flush()
+                try:
+                    await self.store.stop()
+                except StoreWriteError as exc:
+                    stored = exc
             finished = time.time()
             self.emit(
                 "run_finished", run_id=self.run_id, status=status, duration=finished - started
             )
-        return RunResult(self.run_id, self.workflow.name, status, self.states, started, finished)
+        result = RunResult(self.run_id, self.workflow.name, status, self.states, started, finished)
+        if stored is not None:
+            stored.result = result
+            stored.hint = (
+                "free disk space or release the database lock, then: "
+                f"gleitzeit run --resume {self.run_id}"
+            )
+            raise stored
+        return result
 
     def _launch(self, task_id: str) -> None:
         self._outstanding += 1
@@ -295,35 +311,33 @@ class _Run:
             self.emit("task_skipped", task=task_id, reason=state.error)
             todo.extend(self.workflow.dependents[task_id])
 
-    async def _flush_loop(self) -> None:
-        """Commit queued writes every few milliseconds, in one transaction each.
+    def _note_running(self, task_id: str, started: float) -> None:
+        """A task started: if it is still running RUNNING_ROW_AFTER seconds from now, it
+        gets a 'running' row so `gleitzeit runs show` can see it; short tasks are spared
+        that second write. One timer serves every task: starts come in time order, so
+        only the oldest unchecked start needs one."""
+        self._started_queue.append((started, task_id))
+        if self._running_timer is None:
+            self._arm_running_timer()
 
-        A task's row is written when it ends. A task still running after
-        RUNNING_ROW_AFTER seconds also gets a 'running' row, so `gleitzeit runs show`
-        can see it; short tasks are spared that second write.
-        """
+    def _arm_running_timer(self) -> None:
+        loop = asyncio.get_running_loop()
+        first = self._started_queue[0][0]
+        delay = max(0.0, first + RUNNING_ROW_AFTER - time.time())
+        self._running_timer = loop.call_later(delay, self._record_running)
+
+    def _record_running(self) -> None:
         assert self.store is not None
-        recorded: set[str] = set()
-        while True:
-            await asyncio.sleep(0.005)
-            now = time.time()
-            for task_id, state in self.states.items() if self._long_check_due(now) else ():
-                if (
-                    state.status == "running"
-                    and task_id not in recorded
-                    and state.started is not None
-                    and now - state.started >= RUNNING_ROW_AFTER
-                ):
-                    recorded.add(task_id)
-                    self.store.task_started(self.run_id, task_id, state.attempts, state.started)
-            if self.store._pending:
-                await self.store.flush()
-
-    def _long_check_due(self, now: float) -> bool:
-        if now - self._last_long_check < RUNNING_ROW_AFTER / 2:
-            return False
-        self._last_long_check = now
-        return True
+        self._running_timer = None
+        due = time.time() - RUNNING_ROW_AFTER
+        queue = self._started_queue
+        while queue and queue[0][0] <= due:
+            started, task_id = queue.popleft()
+            state = self.states[task_id]
+            if state.status == "running" and state.started == started:
+                self.store.task_started(self.run_id, task_id, state.attempts, started)
+        if queue:
+            self._arm_running_timer()
 
     # -- one task --------------------------------------------------------------------
 
@@ -332,6 +346,8 @@ class _Run:
         state = self.states[task_id]
         state.status = "running"
         state.started = time.time()
+        if self.store is not None:
+            self._note_running(task_id, state.started)
         self.emit("task_started", task=task_id)
         try:
             scope: dict[str, Any] = {d: self.states[d].result for d in spec.dependencies}

@@ -12,7 +12,7 @@ from gleitzeit.errors import ConfigError
 from gleitzeit.validation import describe_errors, suggest
 from gleitzeit.workflows.models import TaskSpec, WorkflowSpec
 from gleitzeit.workflows.references import REF, WHOLE, references
-from gleitzeit.yamllines import line_map, load_mapping, locate
+from gleitzeit.yamllines import Lines, load_mapping
 
 
 class WorkflowError(ConfigError):
@@ -51,18 +51,16 @@ def load_workflow(path: str | Path) -> Workflow:
 def parse_workflow(text: str, source: Path | None = None) -> Workflow:
     label = str(source) if source else "<workflow>"
     data = load_mapping(text, label, WorkflowError)
-    lines = line_map(text)
+    lines = Lines(text)
 
     def where(loc: tuple[Any, ...]) -> str:
-        line = locate(lines, loc)
+        line = lines.locate(loc)
         return f"{label}:{line}: " if line else f"{label}: "
 
     try:
         spec = WorkflowSpec.model_validate(data)
     except ValidationError as exc:
-        problems = describe_errors(
-            exc, model=WorkflowSpec, source=label, locate=lambda loc: locate(lines, loc)
-        )
+        problems = describe_errors(exc, model=WorkflowSpec, source=label, locate=lines.locate)
         for i, problem in enumerate(problems):
             problems[i] = _name_task(problem, data)
         raise WorkflowError(f"Invalid workflow {label}", problems=problems) from None
@@ -105,30 +103,30 @@ def parse_workflow(text: str, source: Path | None = None) -> Workflow:
             checked.append(("for_each", task.for_each))
         for fieldname, value in checked:
             for root, path in references(value):
-                loc = where(("tasks", i, fieldname))
+                at = ("tasks", i, fieldname)
                 ref = f"${{{root}{path}}}"
                 if root == "inputs":
                     name = path.lstrip(".").split(".")[0].split("[")[0]
                     if declared_inputs and name not in declared_inputs:
                         near = suggest(name, sorted(declared_inputs))
                         problems.append(
-                            f"{loc}task {task_id!r}: {ref} names an undeclared input {name!r}"
+                            f"{where(at)}task {task_id!r}: {ref} names an undeclared input {name!r}"
                             + (f"; did you mean {near!r}?" if near else "")
                         )
                 elif root in ("item", "item_index"):
                     if task.for_each is None or fieldname == "for_each":
                         problems.append(
-                            f"{loc}task {task_id!r}: {ref} is only for tasks with for_each"
+                            f"{where(at)}task {task_id!r}: {ref} is only for tasks with for_each"
                         )
                 elif root not in tasks:
                     near = suggest(root, list(tasks))
                     problems.append(
-                        f"{loc}task {task_id!r}: {ref} refers to an unknown task {root!r}"
+                        f"{where(at)}task {task_id!r}: {ref} refers to an unknown task {root!r}"
                         + (f"; did you mean {near!r}?" if near else "")
                     )
                 elif root not in task.dependencies:
                     problems.append(
-                        f"{loc}task {task_id!r}: {ref} refers to task {root!r}, which is not "
+                        f"{where(at)}task {task_id!r}: {ref} refers to task {root!r}, which is not "
                         f"among its dependencies; add it to dependencies"
                     )
     cycle = _find_cycle(tasks)

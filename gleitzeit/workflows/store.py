@@ -1,12 +1,20 @@
 """SQLite persistence of workflow runs: runs, tasks, attempts, results, errors, timings.
 
-Writes are grouped: state changes are queued (on the event loop's thread) and
-committed together, in one transaction, on a single writer thread (so the event loop
-never waits on the disk). A task's row is written when it starts and when it ends;
-tasks not yet started have no row (``get_run`` lists them from the stored workflow).
-Each commit is atomic, so a process killed at any moment leaves a consistent record:
-a task is ``completed`` in the database only with its result beside it. WAL mode keeps
-readers (``gleitzeit runs show``) working while a run writes.
+Writes are grouped: state changes are queued (from the event loop) and committed
+together, in one transaction, on a single writer thread (so the event loop never waits
+on the disk). The writer thread takes the queued batch itself, at the moment it writes
+it, so a batch is never held anywhere but the queue or an open transaction; a
+transaction that fails puts its batch back at the front of the queue. While a run is
+going, :meth:`RunStore.start` keeps one writer task that wakes when something is queued
+and commits whatever piled up during the previous commit (group commit, no timer);
+:meth:`RunStore.stop` waits for everything queued to be on disk and raises
+:class:`StoreWriteError` when it cannot be.
+
+A task's row is written when it ends (and, for long tasks, when it starts); tasks not
+yet started have no row. Each commit is atomic, so a process killed at any moment
+leaves a consistent record: a task is ``completed`` in the database only with its
+result beside it. WAL mode keeps readers (``gleitzeit runs show``) working while a run
+writes.
 """
 
 from __future__ import annotations
@@ -14,12 +22,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from gleitzeit.errors import GleitzeitError
+from gleitzeit.errors import GleitzeitError, StoreWriteError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -80,20 +89,33 @@ class RunNotFound(GleitzeitError):
     exit_code = 2
 
 
-class RunStore:
-    """One SQLite file of runs."""
+_Statement = tuple[str, Any, bool]
 
-    def __init__(self, path: str | Path) -> None:
+
+class RunStore:
+    """One SQLite file of runs.
+
+    ``busy_timeout`` is how long a write waits for another process's lock before it
+    fails (and the run is reported as not stored).
+    """
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
         self.path = Path(path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._pending: list[tuple[str, Any, bool]] = []
+        self.busy_timeout = busy_timeout
+        self._pending: list[_Statement] = []
+        # queue() runs on the event loop, _commit_pending() on the writer thread.
+        self._lock = threading.Lock()
+        self._failure: BaseException | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gleitzeit-store")
         self._conn: sqlite3.Connection | None = None
+        self._wake: asyncio.Event | None = None
+        self._stopping = False
+        self._writer: asyncio.Task[None] | None = None
         self._executor.submit(self._open).result()
-        self._flushing: asyncio.Future[Any] | None = None
 
     def _open(self) -> None:
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.busy_timeout)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -102,7 +124,15 @@ class RunStore:
         self._conn = conn
 
     def close(self) -> None:
-        self.flush_now()
+        """Commit what is still queued (best effort) and close the database.
+
+        A failure to commit here was already reported by :meth:`stop` or
+        :meth:`flush_now`; it is kept in :attr:`failure` rather than raised again.
+        """
+        try:
+            self._executor.submit(self._commit_pending).result()
+        except StoreWriteError:
+            pass
         self._executor.submit(self._close).result()
         self._executor.shutdown()
 
@@ -111,23 +141,48 @@ class RunStore:
             self._conn.close()
             self._conn = None
 
+    @property
+    def failure(self) -> BaseException | None:
+        """The error of the last commit, if it failed (``None`` once one succeeds)."""
+        return self._failure
+
     # -- writing ---------------------------------------------------------------------
 
     def queue(self, sql: str, params: Any, *, many: bool = False) -> None:
-        """Queue a statement; ``many`` runs it once per parameter tuple in ``params``.
+        """Queue a statement; ``many`` runs it once per parameter tuple in ``params``."""
+        with self._lock:
+            self._pending.append((sql, params, many))
+        if self._wake is not None:
+            self._wake.set()
 
-        Called from the event loop's thread only; the batch changes hands in
-        :meth:`flush`, on that same thread, so no lock is needed.
+    @property
+    def pending(self) -> int:
+        """Statements queued and not yet committed."""
+        return len(self._pending)
+
+    def _commit_pending(self) -> None:
+        """Writer thread: take everything queued and commit it in one transaction.
+
+        Taking the batch here, not on the event loop, means no batch can be lost
+        between being taken and being written; a failed transaction puts it back.
         """
-        self._pending.append((sql, params, many))
-
-    def _take(self) -> list[tuple[str, Any, bool]]:
-        batch, self._pending = self._pending, []
-        return batch
-
-    def _write(self, batch: list[tuple[str, Any, bool]]) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
         if not batch:
             return
+        try:
+            self._write(batch)
+        except Exception as exc:
+            with self._lock:
+                self._pending[:0] = batch
+            self._failure = exc
+            raise StoreWriteError(
+                f"Results could not be stored in {self.path}: {type(exc).__name__}: {exc}",
+                hint="free disk space or release the database lock, then resume the run",
+            ) from exc
+        self._failure = None
+
+    def _write(self, batch: list[_Statement]) -> None:
         assert self._conn is not None
         # Consecutive rows of one statement go through executemany together.
         groups: list[tuple[str, list[Any]]] = []
@@ -148,16 +203,65 @@ class RunStore:
             raise
 
     def flush_now(self) -> None:
-        """Commit everything queued, from synchronous code."""
-        batch = self._take()
-        self._executor.submit(self._write, batch).result()
+        """Commit everything queued, from synchronous code; raises StoreWriteError."""
+        self._executor.submit(self._commit_pending).result()
 
     async def flush(self) -> None:
-        """Commit everything queued so far, in one transaction."""
-        batch = self._take()
-        if batch:
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._executor, self._write, batch)
+        """Commit everything queued so far; raises StoreWriteError.
+
+        Cancelling the caller never loses a batch: the writer thread takes the batch
+        only when it starts writing it, and a job cancelled before it starts has
+        taken nothing.
+        """
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._commit_pending)
+
+    def start(self) -> None:
+        """Start the writer task: from now on, queued statements are committed as
+        soon as the previous commit is done. Call from the event loop."""
+        if self._writer is not None:
+            return
+        self._stopping = False
+        self._wake = asyncio.Event()
+        if self._pending:
+            self._wake.set()
+        self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+
+    async def stop(self) -> None:
+        """Stop the writer task once everything queued is committed.
+
+        Raises :class:`StoreWriteError` when the queue could not be written (the
+        statements stay queued, so nothing is dropped silently).
+        """
+        writer, wake = self._writer, self._wake
+        if writer is None or wake is None:
+            await self.flush()
+            return
+        self._stopping = True
+        wake.set()
+        try:
+            # Shielded: a second Ctrl-C must not abandon the final commit half-way.
+            await asyncio.shield(writer)
+        finally:
+            self._writer = self._wake = None
+        if self._pending:
+            await self.flush()  # one last try; raises if the cause persists
+
+    async def _write_loop(self) -> None:
+        assert self._wake is not None
+        wake = self._wake
+        while True:
+            await wake.wait()
+            wake.clear()
+            if self._pending:
+                try:
+                    await self.flush()
+                except StoreWriteError:
+                    # Kept queued; the next wake-up (or stop()) tries again. Waiting
+                    # for new work avoids spinning on a full disk.
+                    if self._stopping:
+                        return
+            if self._stopping and not self._pending:
+                return
 
     # -- the run's record ------------------------------------------------------------
 
