@@ -112,7 +112,7 @@ async def _gleitzeit() -> dict:
     from gleitzeit.config import parse_config
     from gleitzeit.host import Host
     from gleitzeit.plugins import Plugins
-    from gleitzeit.server import GleitzeitServer
+    from gleitzeit.socketio.server import GleitzeitServer
 
     config = parse_config("routing: {timeout: 60}\n")
     host = Host(config, plugins=Plugins.load(config, installed=False))
@@ -156,7 +156,8 @@ async def _gleitzeit() -> dict:
 def _pick_among_1000() -> dict:
     from gleitzeit.config import Config
     from gleitzeit.host import Host
-    from gleitzeit.instance import MethodInfo, ProviderInstance
+    from gleitzeit.instance import ProviderInstance
+    from gleitzeit.methods import MethodDescription
     from gleitzeit.plugins import Plugins
 
     async def go() -> float:
@@ -164,7 +165,7 @@ def _pick_among_1000() -> dict:
         await host.start()
         for i in range(1000):
             inst = ProviderInstance(
-                name="llm", kind="llm", methods={"llm/x": MethodInfo("llm/x")}, models=("m",)
+                name="llm", kind="llm", methods={"llm/x": MethodDescription()}, models=("m",)
             )
             inst.in_flight = i % 7
             host.registry.add(inst)

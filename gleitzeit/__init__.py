@@ -41,9 +41,9 @@ from gleitzeit.transport import Transport
 
 _LAZY = {
     "Host": "gleitzeit.host",
-    "Client": "gleitzeit.client",
-    "ProviderRunner": "gleitzeit.remote",
-    "GleitzeitServer": "gleitzeit.server",
+    "Client": "gleitzeit.socketio.client",
+    "ProviderRunner": "gleitzeit.socketio.runner",
+    "GleitzeitServer": "gleitzeit.socketio.server",
 }
 
 

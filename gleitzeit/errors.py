@@ -2,21 +2,40 @@
 
 Every error a user can see derives from :class:`GleitzeitError`. Each carries a
 ``message`` (what went wrong), an optional ``hint`` (what to do next), a stable
-``code`` (for the wire and for scripts) and ``retryable`` (whether trying the same
-request again, possibly on another instance, can help).
+``code`` (for the wire and for scripts), and two class-level facts that make up the one
+rule for what happens after a failure — used by the host's dispatcher and the workflow
+engine alike:
+
+* ``retryable``: trying the same request again, on another instance or a little later,
+  can help (a provider that went away, a rate limit, a timeout).
+* ``caller_error``: the request itself is wrong (bad parameters, an unknown method or
+  model, a tool refusing its input). Another try cannot mend it: it is never retried,
+  and it never counts against the instance that reported it (no cool-down).
+
+Every class registers its ``code`` when it is defined, so :func:`error_from_dict` turns
+any code from the wire back into its class with nothing imported first.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
+
+_BY_CODE: dict[str, type[GleitzeitError]] = {}
 
 
 class GleitzeitError(Exception):
     """Base of every error Gleitzeit raises on purpose."""
 
-    code: str = "error"
+    code: ClassVar[str] = "error"
     retryable: bool = False
-    exit_code: int = 1
+    caller_error: ClassVar[bool] = False
+    exit_code: ClassVar[int] = 1
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # The first class to claim a code owns it: a subclass that keeps its parent's
+        # code decodes as the parent.
+        _BY_CODE.setdefault(cls.code, cls)
 
     def __init__(self, message: str, *, hint: str | None = None, **details: Any) -> None:
         super().__init__(message)
@@ -43,10 +62,17 @@ class GleitzeitError(Exception):
         return data
 
 
+_BY_CODE[GleitzeitError.code] = GleitzeitError
+
+
+# -- configuration and plugins -------------------------------------------------------------
+
+
 class ConfigError(GleitzeitError):
     """The configuration file or an environment setting is invalid."""
 
     code = "config_error"
+    caller_error = True
     exit_code = 2
 
     def __init__(self, message: str, *, problems: list[str] | None = None, **kw: Any) -> None:
@@ -68,16 +94,33 @@ class PluginError(GleitzeitError):
     code = "plugin_error"
 
 
+# -- requests: the caller's side -----------------------------------------------------------
+
+
 class RoutingError(GleitzeitError):
-    """No provider instance can serve the request."""
+    """No provider instance can serve the request as asked (unknown provider, model or
+    capability)."""
 
     code = "no_provider"
+    caller_error = True
+
+
+class InstancesDownError(RoutingError):
+    """Instances serve the request, but every one is unhealthy or cooling down now.
+
+    Not the caller's fault, and retryable: instances recover.
+    """
+
+    code = "instances_down"
+    caller_error = False
+    retryable = True
 
 
 class MethodNotFoundError(GleitzeitError):
     """The provider does not offer the requested method."""
 
     code = "method_not_found"
+    caller_error = True
     exit_code = 2
 
 
@@ -85,7 +128,24 @@ class InvalidParamsError(GleitzeitError):
     """The parameters of a request do not fit the method's schema."""
 
     code = "invalid_params"
+    caller_error = True
     exit_code = 2
+
+
+class FileAccessError(InvalidParamsError):
+    """A file named in a request is missing, too large or outside the allowed roots."""
+
+    code = "file_access"
+
+
+class PayloadTooLargeError(GleitzeitError):
+    """A request or file is larger than the configured limit."""
+
+    code = "payload_too_large"
+    caller_error = True
+
+
+# -- providers -------------------------------------------------------------------------------
 
 
 class ProviderError(GleitzeitError):
@@ -98,6 +158,7 @@ class ToolError(ProviderError):
     """A tool could not compute a result for valid-looking input (division by zero...)."""
 
     code = "tool_error"
+    caller_error = True
 
 
 class ProviderUnavailableError(ProviderError):
@@ -131,7 +192,11 @@ class RateLimitError(ProviderError):
 
 
 class ProviderTimeoutError(ProviderError):
-    """A request, or a stream between two chunks, took longer than allowed."""
+    """A request, or a stream between two chunks, took longer than allowed.
+
+    Retryable: a workflow task may try again with a fresh deadline. The dispatcher does
+    not retry it on another instance, because the request's deadline has passed.
+    """
 
     code = "timeout"
     retryable = True
@@ -143,16 +208,58 @@ class StreamError(ProviderError):
     code = "stream_error"
 
 
-class PayloadTooLargeError(GleitzeitError):
-    """A request or file is larger than the configured limit."""
-
-    code = "payload_too_large"
+# -- the wire and the server -----------------------------------------------------------------
 
 
-class FileAccessError(InvalidParamsError):
-    """A file named in a request is missing, too large or outside the allowed roots."""
+class InvalidMessage(GleitzeitError):
+    """A payload on the wire does not fit its schema."""
 
-    code = "file_access"
+    code = "invalid_message"
+    caller_error = True
+    exit_code = 2
+
+
+class ServerUnreachable(ProviderUnavailableError):
+    """No ``gleitzeit serve`` answers at the given URL."""
+
+    code = "server_unreachable"
+
+
+class AuthRefused(GleitzeitError):
+    """The server refused the connection's credentials."""
+
+    code = "auth_refused"
+    exit_code = 2
+
+
+class ConnectFailed(GleitzeitError):
+    """The server refused a provider's connection (a wrong token) or its registration."""
+
+    code = "connect_failed"
+    exit_code = 2
+
+
+# -- workflows -------------------------------------------------------------------------------
+
+
+class WorkflowError(ConfigError):
+    """A workflow file is not valid; each problem names the task and the field."""
+
+    code = "workflow_error"
+
+
+class TaskReferenceError(GleitzeitError):
+    """A ``${task.field}`` reference in a workflow names something that is not there."""
+
+    code = "reference_error"
+    caller_error = True
+
+
+class RunNotFound(GleitzeitError):
+    """No stored run has the given id."""
+
+    code = "run_not_found"
+    exit_code = 2
 
 
 class StoreWriteError(GleitzeitError):
@@ -166,19 +273,8 @@ class StoreWriteError(GleitzeitError):
     result: Any = None
 
 
-_BY_CODE: dict[str, type[GleitzeitError]] = {}
-
-
-def _index(cls: type[GleitzeitError]) -> None:
-    _BY_CODE.setdefault(cls.code, cls)
-    for sub in cls.__subclasses__():
-        _index(sub)
-
-
 def error_from_dict(data: dict[str, Any]) -> GleitzeitError:
     """Rebuild an error sent over the wire by :meth:`GleitzeitError.to_dict`."""
-    if not _BY_CODE:
-        _index(GleitzeitError)
     cls = _BY_CODE.get(str(data.get("code")), ProviderError)
     details = dict(data.get("details") or {})
     err = cls.__new__(cls)
@@ -191,3 +287,8 @@ def error_from_dict(data: dict[str, Any]) -> GleitzeitError:
     if "retryable" in data and data["retryable"] != cls.retryable:
         err.retryable = bool(data["retryable"])
     return err
+
+
+def error_classes() -> list[type[GleitzeitError]]:
+    """Every registered error class, one per code."""
+    return list(_BY_CODE.values())

@@ -16,7 +16,7 @@ from typing import Any
 from gleitzeit.config import FilesConfig
 from gleitzeit.errors import FileAccessError, PayloadTooLargeError
 
-FILE_KEYS = ("file_path", "image_path")
+FILE_KEYS = frozenset(("file_path", "image_path"))
 
 
 def _resolve(raw: Any, key: str, config: FilesConfig, base: Path) -> Path:

@@ -71,3 +71,19 @@ async def run_checks(
         checked_at=time.time(),
         checks={n: r.model_dump(exclude={"checks"}) for n, r in results},
     )
+
+
+def health_row(inst: ProviderInstance) -> dict[str, Any]:
+    """One instance's health as ``providers health`` shows it."""
+    return {
+        "id": inst.id,
+        "name": inst.name,
+        "transport": inst.transport,
+        "in_flight": inst.in_flight,
+        "calls": inst.calls,
+        "errors": inst.errors,
+        "last_heartbeat": inst.last_heartbeat,
+        "latency_ms": None if inst.latency_ewma is None else round(inst.latency_ewma * 1000, 3),
+        **inst.health.model_dump(exclude={"latency_ms"}),
+        "check_latency_ms": inst.health.latency_ms,
+    }

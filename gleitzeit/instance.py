@@ -6,22 +6,12 @@ import itertools
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 from gleitzeit.health import HealthReport
+from gleitzeit.methods import MethodDescription
 
 _ids = itertools.count(1)
-
-
-@dataclass
-class MethodInfo:
-    """A method as an instance advertises it."""
-
-    name: str
-    streaming: bool = False
-    description: str = ""
-    params_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
 
 
 class ProviderInstance:
@@ -39,7 +29,7 @@ class ProviderInstance:
         *,
         name: str,
         kind: str,
-        methods: dict[str, MethodInfo],
+        methods: dict[str, MethodDescription],
         models: tuple[str, ...] | list[str] = (),
         capabilities: tuple[str, ...] | list[str] = (),
         description: str = "",

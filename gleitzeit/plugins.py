@@ -25,7 +25,8 @@ from gleitzeit.config import Config
 from gleitzeit.discovery import import_plugin, installed_plugins
 from gleitzeit.errors import PluginError
 from gleitzeit.health import HealthCheck
-from gleitzeit.provider import KINDS, Provider
+from gleitzeit.methods import KINDS
+from gleitzeit.provider import Provider
 from gleitzeit.routing import Router
 from gleitzeit.transport import Transport
 from gleitzeit.validation import describe_errors, short_repr, suggest

@@ -20,7 +20,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -30,11 +30,9 @@ from gleitzeit.errors import (
     InvalidParamsError,
     MethodNotFoundError,
 )
+from gleitzeit.methods import Kind, MethodDescription, MethodIndex
 from gleitzeit.results import collect_stream
 from gleitzeit.validation import describe_errors, suggest
-
-Kind = Literal["llm", "tool", "extension"]
-KINDS: tuple[str, ...] = ("llm", "tool", "extension")
 
 _MARK = "__gleitzeit_method__"
 
@@ -67,12 +65,13 @@ class MethodSpec:
             "params_schema": self.schema(),
         }
 
-    def describe_wire(self) -> dict[str, Any]:
-        return {
-            "streaming": self.streaming,
-            "description": self.description[:2000],
-            "params_schema": self.schema(),
-        }
+    def description_model(self) -> MethodDescription:
+        """The method as instances advertise it and the wire carries it."""
+        return MethodDescription(
+            streaming=self.streaming,
+            description=self.description[:2000],
+            params_schema=self.schema(),
+        )
 
 
 def method(
@@ -139,6 +138,7 @@ class Provider:
     Settings: ClassVar[type[BaseModel] | None] = None
 
     __methods__: ClassVar[dict[str, MethodSpec]] = {}
+    __method_index__: ClassVar[MethodIndex] = MethodIndex()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -167,6 +167,7 @@ class Provider:
             else:
                 spec.invoke_handler = attr
         cls.__methods__ = specs
+        cls.__method_index__ = MethodIndex(specs)
 
     def __init__(self, settings: Any = None, *, name: str | None = None) -> None:
         schema = type(self).Settings
@@ -217,18 +218,12 @@ class Provider:
     def resolve_method(self, method: str) -> MethodSpec:
         """The spec for ``method``; an unprefixed name works where it is unambiguous."""
         specs = self.__methods__
-        if method in specs:
-            return specs[method]
-        if "/" not in method:
-            hits = [s for n, s in specs.items() if n.split("/", 1)[1] == method]
-            if len(hits) == 1:
-                return hits[0]
-            if len(hits) > 1:
-                raise MethodNotFoundError(
-                    f"Method {method!r} is ambiguous for provider {self.name!r}: "
-                    f"{', '.join(s.name for s in hits)}",
-                    hint="use the protocol-prefixed name",
-                )
+        spec = specs.get(method)
+        if spec is not None:
+            return spec
+        full = self.__method_index__.resolve(method, owner=self.name)
+        if full is not None:
+            return specs[full]
         near = suggest(method, list(specs))
         raise MethodNotFoundError(
             f"Provider {self.name!r} has no method {method!r}"
@@ -241,7 +236,7 @@ class Provider:
         return {
             "name": self.name,
             "kind": self.kind,
-            "methods": {n: s.describe_wire() for n, s in self.__methods__.items()},
+            "methods": {n: s.description_model().model_dump() for n, s in self.__methods__.items()},
             "models": list(self.models),
             "capabilities": list(self.capabilities),
             "model_required": list(self.model_required),

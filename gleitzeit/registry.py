@@ -7,8 +7,9 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from gleitzeit.errors import MethodNotFoundError, RoutingError
+from gleitzeit.errors import InstancesDownError, MethodNotFoundError, RoutingError
 from gleitzeit.instance import ProviderInstance
+from gleitzeit.methods import MethodIndex
 from gleitzeit.validation import suggest
 
 
@@ -21,6 +22,10 @@ class Registry:
         self._by_method: dict[str, dict[str, ProviderInstance]] = defaultdict(dict)
         self._by_model: dict[str, dict[str, ProviderInstance]] = defaultdict(dict)
         self._by_capability: dict[str, dict[str, ProviderInstance]] = defaultdict(dict)
+        self._by_name_method: dict[tuple[str, str], dict[str, ProviderInstance]] = defaultdict(dict)
+        # Method names, all and per provider name, for resolving unprefixed names.
+        self._methods = MethodIndex()
+        self._methods_of: dict[str, MethodIndex] = defaultdict(MethodIndex)
         # Candidate lists by request shape, valid while nothing changed routability
         # (epoch) and until the first cooldown among them ends (expires).
         self._epoch = 0
@@ -46,17 +51,28 @@ class Registry:
 
     def _index(self, inst: ProviderInstance) -> None:
         self._by_name[inst.name][inst.id] = inst
+        own = self._methods_of[inst.name]
         for m in inst.methods:
             self._by_method[m][inst.id] = inst
+            self._by_name_method[(inst.name, m)][inst.id] = inst
+            self._methods.add(m)
+            own.add(m)
         for model in inst.models:
             self._by_model[model][inst.id] = inst
         for cap in inst.capabilities:
             self._by_capability[cap][inst.id] = inst
 
     def _unindex(self, inst: ProviderInstance) -> None:
+        own = self._methods_of[inst.name]
+        for m in inst.methods:
+            self._methods.remove(m)
+            own.remove(m)
+        if not own:
+            del self._methods_of[inst.name]
         for index, keys in (
             (self._by_name, [inst.name]),
             (self._by_method, inst.methods),
+            (self._by_name_method, [(inst.name, m) for m in inst.methods]),
             (self._by_model, inst.models),
             (self._by_capability, inst.capabilities),
         ):
@@ -71,9 +87,15 @@ class Registry:
         self, instance: ProviderInstance, models: list[str] | tuple[str, ...]
     ) -> None:
         """Re-index an instance whose model list changed (for example after discovery)."""
-        self._unindex(instance)
+        for model in instance.models:
+            bucket = self._by_model.get(model)
+            if bucket is not None:
+                bucket.pop(instance.id, None)
+                if not bucket:
+                    del self._by_model[model]
         instance.models = tuple(models)
-        self._index(instance)
+        for model in instance.models:
+            self._by_model[model][instance.id] = instance
         self.changed()
 
     def remove(self, instance_id: str) -> ProviderInstance | None:
@@ -107,22 +129,10 @@ class Registry:
         """The full method name; ``chat`` means ``llm/chat`` where that is unambiguous."""
         if provider is not None and provider not in self._by_name:
             self._unknown_provider(provider)
-        known = (
-            {m for inst in self._by_name[provider].values() for m in inst.methods}
-            if provider is not None
-            else set(self._by_method)
-        )
-        if method in known:
-            return method
-        if "/" not in method:
-            hits = sorted(m for m in known if m.split("/", 1)[-1] == method)
-            if len(hits) == 1:
-                return hits[0]
-            if len(hits) > 1:
-                raise MethodNotFoundError(
-                    f"Method {method!r} is ambiguous: {', '.join(hits)}",
-                    hint="use the protocol-prefixed name",
-                )
+        known = self._methods_of[provider] if provider is not None else self._methods
+        full = known.resolve(method)
+        if full is not None:
+            return full
         near = suggest(method, sorted(known))
         where = f"Provider {provider!r} has" if provider else "No provider has"
         raise MethodNotFoundError(
@@ -158,9 +168,11 @@ class Registry:
         hit = self._cache.get(key)
         if hit is not None and hit[0] == self._epoch and now < hit[1]:
             return hit[2]
-        pool = self._by_method.get(method, {})
-        if provider is not None:
-            pool = {k: v for k, v in self._by_name.get(provider, {}).items() if k in pool}
+        pool = (
+            self._by_method.get(method, {})
+            if provider is None
+            else self._by_name_method.get((provider, method), {})
+        )
         out = []
         expires = math.inf
         for inst in pool.values():
@@ -227,7 +239,7 @@ class Registry:
                 f"{i.id}: {i.health.detail or i.last_error or 'cooling down after failures'}"
                 for i in down[:5]
             )
-            return RoutingError(
+            return InstancesDownError(
                 f"Every instance that serves {asked} is down or cooling down ({reasons})",
                 hint="see `gleitzeit providers health`",
             )

@@ -1,31 +1,46 @@
-"""Transports: the ways the host reaches provider instances."""
+"""Transports: the ways the host reaches provider instances.
+
+A transport is built by whoever owns it and handed what it needs — as httpx hands a
+transport to its client. It knows nothing of the host: it reports the instances it
+reaches coming and going through an :class:`InstanceSink` (the host's registry).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
-    from gleitzeit.host import Host
+    from gleitzeit.instance import ProviderInstance
+
+
+class InstanceSink(Protocol):
+    """Where a transport reports instances: the host's registry implements it."""
+
+    def add(self, instance: ProviderInstance) -> None:
+        """An instance can now be reached."""
+
+    def remove(self, instance_id: str) -> ProviderInstance | None:
+        """The instance with this id is gone."""
 
 
 class Transport:
-    """Base class of transports, registered through the transports hook.
+    """Base class of transports.
 
-    The host creates one instance of each registered transport and calls
-    :meth:`start` and :meth:`stop` with its own lifecycle. A transport adds the
-    instances it reaches to ``host.registry`` and removes them when they go away.
+    Plugins register subclasses through the transports hook; the host builds each as
+    ``TransportClass(instances)`` with its registry as the sink, awaits :meth:`start`
+    when it starts and :meth:`stop` when it stops.
     """
 
     name: ClassVar[str] = ""
 
-    def __init__(self, host: Host) -> None:
-        self.host = host
+    def __init__(self, instances: InstanceSink) -> None:
+        self.instances = instances
 
     async def start(self) -> None:
         """Begin serving (open sockets, accept connections)."""
 
     async def stop(self) -> None:
-        """Stop serving; the instances this transport added leave the registry."""
+        """Stop serving; the instances this transport added leave the sink."""
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name}

@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 
 import gleitzeit
-from gleitzeit.client import AuthRefused, Client
 from gleitzeit.config import parse_config
+from gleitzeit.errors import AuthRefused
 from gleitzeit.host import Host
 from gleitzeit.plugins import Plugins
-from gleitzeit.server import GleitzeitServer
+from gleitzeit.socketio.client import Client
+from gleitzeit.socketio.server import GleitzeitServer
 
 HERE = Path(__file__).resolve().parent
 TOKEN = "s3cret-token"
@@ -379,11 +380,13 @@ def test_cli_against_a_served_host(tmp_path, run_cli):
 
 
 def test_protocol_doc_carries_the_current_schemas():
-    from gleitzeit.protocol import SCHEMAS_END, SCHEMAS_START, schemas_markdown
+    from gleitzeit.socketio.wire import SCHEMAS_END, SCHEMAS_START, schemas_markdown
 
     text = (HERE.parent / "docs" / "protocol.md").read_text()
     start, end = text.index(SCHEMAS_START), text.index(SCHEMAS_END) + len(SCHEMAS_END)
-    assert text[start:end] == schemas_markdown(), "run: python -m gleitzeit.protocol --write-docs"
+    assert text[start:end] == schemas_markdown(), (
+        "run: python -m gleitzeit.socketio.wire --write-docs"
+    )
 
 
 async def test_a_provider_written_with_bare_python_socketio_serves(serve, monkeypatch):
@@ -417,7 +420,7 @@ async def test_a_provider_written_with_bare_python_socketio_serves(serve, monkey
 
 
 async def test_public_bind_without_token_warns(caplog):
-    from gleitzeit.server.app import is_loopback
+    from gleitzeit.socketio.server import is_loopback
 
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.0.2.10")

@@ -169,7 +169,7 @@ def test_server_path_and_python_tasks_store_every_row(run_cli, cli_env, gleitzei
 
 
 def _wait_for_provider(server: Any, name: str) -> None:
-    from gleitzeit.client import Client
+    from gleitzeit.socketio.client import Client
 
     async def wait() -> None:
         async with Client(server.url, token=server.token) as client:

@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import gleitzeit
-from gleitzeit.client import Client
 from gleitzeit.plugins import Plugins
+from gleitzeit.socketio.client import Client
 from gleitzeit.testing import host, local_server, registered_plugin, serve_provider
 
 pytest_plugins = ["gleitzeit.testing.fixtures"]

@@ -16,10 +16,11 @@ import pytest
 
 import gleitzeit
 from gleitzeit.config import parse_config
+from gleitzeit.errors import TaskReferenceError
 from gleitzeit.host import Host
 from gleitzeit.plugins import Plugins
 from gleitzeit.workflows import Engine, RunStore, WorkflowError, parse_workflow
-from gleitzeit.workflows.references import ReferenceError_, substitute
+from gleitzeit.workflows.references import substitute
 from gleitzeit.workflows.runner import check_methods, import_task_modules
 
 HERE = Path(__file__).resolve().parent
@@ -81,12 +82,12 @@ def test_whole_value_reference_keeps_its_type_and_text_references_render():
 
 def test_missing_field_names_task_path_and_what_exists():
     scope = {"sum": {"result": 5, "expression": "2 + 3"}}
-    with pytest.raises(ReferenceError_) as info:
+    with pytest.raises(TaskReferenceError) as info:
         substitute("${sum.reslt}", scope, "double")
     text = str(info.value)
     assert "task 'double'" in text and "${sum.reslt}" in text
     assert "its fields are: result, expression" in text
-    with pytest.raises(ReferenceError_, match="has no item \\[5\\]; it is a list of 2"):
+    with pytest.raises(TaskReferenceError, match="has no item \\[5\\]; it is a list of 2"):
         substitute("${sum.parts[5]}", {"sum": {"parts": [1, 2]}}, "t")
 
 
@@ -468,8 +469,8 @@ def test_cli_run_plain_progress_json_and_exit_codes(tmp_path):
 
 
 async def test_the_same_workflow_against_a_server_with_a_remote_provider(tmp_path):
-    from gleitzeit.client import Client
-    from gleitzeit.server import GleitzeitServer
+    from gleitzeit.socketio.client import Client
+    from gleitzeit.socketio.server import GleitzeitServer
     from gleitzeit.workflows.runner import HybridApi
 
     config = parse_config("{}")

@@ -13,12 +13,10 @@ def builtin_plugins() -> list[tuple[str, Any]]:
         inprocess,
         python_tasks,
         routers,
-        socketio_transport,
     )
 
     return [
         ("inprocess-transport", inprocess),
-        ("socketio-transport", socketio_transport),
         ("default-routers", routers),
         ("default-health", health_checks),
         ("echo", echo),

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from gleitzeit.errors import GleitzeitError, ProviderError, ProviderUnavailableError
+from gleitzeit.errors import (
+    GleitzeitError,
+    ProviderError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+)
 from gleitzeit.health import HealthReport
 from gleitzeit.hookspecs import hookimpl
-from gleitzeit.instance import MethodInfo, ProviderInstance
+from gleitzeit.instance import ProviderInstance
 from gleitzeit.provider import Provider
-from gleitzeit.transport import Transport
+from gleitzeit.transport import InstanceSink, Transport
 
 log = logging.getLogger("gleitzeit.inprocess")
 
@@ -27,7 +34,12 @@ def _wrap(provider: Provider, method: str, exc: Exception) -> GleitzeitError:
 
 
 class LocalInstance(ProviderInstance):
-    """A :class:`Provider` object running in this process."""
+    """A :class:`Provider` object running in this process.
+
+    It owns its start: :meth:`ensure_started` starts the provider once, however many
+    requests ask at the same time, and keeps the outcome (models discovered, or the
+    error that kept it down).
+    """
 
     transport = "inprocess"
 
@@ -36,9 +48,7 @@ class LocalInstance(ProviderInstance):
         super().__init__(
             name=provider.name,
             kind=provider.kind,
-            methods={
-                n: MethodInfo(n, s.streaming, s.description, s.schema()) for n, s in specs.items()
-            },
+            methods={n: s.description_model() for n, s in specs.items()},
             models=provider.models,
             capabilities=provider.capabilities,
             description=provider.description,
@@ -48,21 +58,50 @@ class LocalInstance(ProviderInstance):
         self.provider = provider
         self.origin = origin
         self.started = False
-        self.start_attempted = False
-        self.start_future: Any = None
         self.start_error: GleitzeitError | None = None
+        self._starting: asyncio.Future[None] | None = None
 
-    async def start(self) -> None:
+    @property
+    def start_finished(self) -> bool:
+        """Whether a start was attempted and is over (started, or down with a reason)."""
+        return self._starting is not None and self._starting.done()
+
+    def ensure_started(self, timeout: float) -> asyncio.Future[None]:
+        """Start the provider unless a start was already attempted; every caller
+        awaits the same start."""
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._start(timeout))
+        return self._starting
+
+    async def _start(self, timeout: float) -> None:
         try:
-            await self.provider.start()
+            await asyncio.wait_for(self.provider.start(), timeout)
+        except asyncio.TimeoutError:
+            self._down(
+                ProviderTimeoutError(
+                    f"Provider {self.name!r} did not start within {timeout:g}s",
+                    hint="raise health.startup_timeout in gleitzeit.yaml",
+                ),
+                str,
+            )
+            return
         except Exception as exc:  # one provider failing to start leaves the rest serving
             err = exc if isinstance(exc, GleitzeitError) else _wrap(self.provider, "start", exc)
-            self.start_error = err
-            self.health = HealthReport(status="unhealthy", detail=f"failed to start: {err}")
+            self._down(err, lambda e: f"failed to start: {e}")
             return
         self.started = True
-        self.models = tuple(self.provider.models)
         self.capabilities = tuple(self.provider.capabilities)
+        models = tuple(self.provider.models)
+        if self.registry is not None:
+            self.registry.update_models(self, models)
+        else:
+            self.models = models
+        self.health = HealthReport(status="healthy", checked_at=time.time())
+
+    def _down(self, err: GleitzeitError, detail: Callable[[GleitzeitError], str]) -> None:
+        self.start_error = err
+        self.health = HealthReport(status="unhealthy", detail=detail(err))
+        log.info("provider %s is down: %s", self.id, err)
 
     async def stop(self) -> None:
         if self.started:
@@ -107,27 +146,27 @@ class InProcessTransport(Transport):
 
     name = "inprocess"
 
-    def __init__(self, host: Any) -> None:
-        super().__init__(host)
-        self.instances: list[LocalInstance] = []
+    def __init__(self, instances: InstanceSink) -> None:
+        super().__init__(instances)
+        self.local: list[LocalInstance] = []
 
     def attach(self, provider: Provider, *, origin: str | None = None) -> LocalInstance:
-        """Add a provider object to the host as an instance (not started yet)."""
+        """Add a provider object as an instance (not started yet)."""
         inst = LocalInstance(provider, origin=origin)
-        self.instances.append(inst)
-        self.host.registry.add(inst)
+        self.local.append(inst)
+        self.instances.add(inst)
         return inst
 
     async def stop(self) -> None:
-        for inst in self.instances:
+        for inst in self.local:
             try:
                 await inst.stop()
             except Exception:
                 log.warning("provider %s failed to stop", inst.id, exc_info=True)
-            self.host.registry.remove(inst.id)
-        self.instances.clear()
+            self.instances.remove(inst.id)
+        self.local.clear()
 
 
 @hookimpl
-def gleitzeit_register_transports(register):
+def gleitzeit_register_transports(register: Callable[[type[Transport]], None]) -> None:
     register(InProcessTransport)

@@ -6,6 +6,7 @@ import click
 
 from gleitzeit.cli.output import echo_json, table
 from gleitzeit.cli.state import state_of
+from gleitzeit.kinds import KINDS
 
 
 @click.group("plugins")
@@ -50,9 +51,7 @@ COMMANDS = [plugins_group]
 
 @plugins_group.command("new")
 @click.argument("name")
-@click.option(
-    "--kind", type=click.Choice(["llm", "tool", "extension"]), default="tool", show_default=True
-)
+@click.option("--kind", type=click.Choice(KINDS), default="tool", show_default=True)
 @click.option(
     "--dir", "directory", type=click.Path(file_okay=False), default=".", show_default=True
 )

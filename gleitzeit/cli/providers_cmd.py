@@ -11,6 +11,7 @@ import click
 
 from gleitzeit.cli.output import echo_json, error, table, warn, write
 from gleitzeit.cli.state import state_of
+from gleitzeit.kinds import KINDS
 
 
 def _asyncio():  # noqa: ANN202 - asyncio costs ~25 ms to import; only commands that run use it
@@ -37,9 +38,12 @@ server_option = click.option(
 token_option = click.option("--token", envvar="GLEITZEIT_TOKEN", help="The server's token.")
 
 
-def _warn_setup_problems(host: Any) -> None:
-    for where, problem in host.plugin_errors.items():
-        warn(f"{where}: {problem}")
+def _warn_setup_problems(api: Any) -> None:
+    from gleitzeit.host import Host
+
+    if isinstance(api, Host):  # a server reports its own setup problems in its log
+        for where, problem in api.plugin_errors.items():
+            warn(f"{where}: {problem}")
 
 
 @providers_group.command("list")
@@ -54,15 +58,9 @@ def providers_list(
     state = state_of(ctx)
 
     async def go() -> list[Any]:
-        if server_url:
-            from gleitzeit.client import Client
-
-            async with Client(server_url, token=token) as client:
-                return await client.providers()
-        async with state.host() as host:
-            _warn_setup_problems(host)
-            await host.check_health()
-            return [i.describe(schemas=as_json) for i in sorted(host.registry, key=lambda i: i.id)]
+        async with state.api(server_url, token, lazy=False) as api:
+            _warn_setup_problems(api)
+            return await api.providers(check=not server_url)
 
     data = _run(go())
     if as_json:
@@ -106,19 +104,11 @@ def providers_health(
 
     Exits 1 when a checked instance is unhealthy.
     """
-    from gleitzeit.server.clients import health_row
-
     state = state_of(ctx)
 
     async def go() -> list[dict[str, Any]]:
-        if server_url:
-            from gleitzeit.client import Client
-
-            async with Client(server_url, token=token) as client:
-                return await client.health(name)
-        async with state.host(lazy=True) as host:
-            instances = await host.check_health(name)
-            return [health_row(i) for i in sorted(instances, key=lambda i: i.id)]
+        async with state.api(server_url, token) as api:
+            return await api.health(name)
 
     data = _run(go())
     if as_json:
@@ -209,15 +199,8 @@ def providers_invoke(
     state = state_of(ctx)
     target = None if provider == "-" else provider
 
-    def target_api() -> Any:
-        if server_url:
-            from gleitzeit.client import Client
-
-            return Client(server_url, token=token)
-        return state.host(lazy=True)
-
     async def go() -> Any:
-        async with target_api() as host:
+        async with state.api(server_url, token) as host:
             if not stream:
                 return await host.invoke(
                     method, params, provider=target, model=model, timeout=timeout
@@ -252,7 +235,7 @@ def providers_invoke(
 
 
 @providers_group.command("create-template")
-@click.option("--type", "kind", type=click.Choice(["llm", "tool", "extension"]), required=True)
+@click.option("--type", "kind", type=click.Choice(KINDS), required=True)
 @click.option("--name", required=True)
 @click.option("--dir", "directory", type=click.Path(file_okay=False), default=".")
 @click.pass_context

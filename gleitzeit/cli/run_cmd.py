@@ -59,6 +59,7 @@ def run(
 
     Exits 0 when every task completed, 1 when one failed, 2 when the file is invalid.
     """
+    from gleitzeit.api import Api
     from gleitzeit.errors import StoreWriteError
     from gleitzeit.workflows import Engine, load_workflow, parse_workflow
     from gleitzeit.workflows.progress import LiveProgress, PlainProgress
@@ -93,12 +94,9 @@ def run(
             given = parse_inputs(inputs)
         import_task_modules(workflow)
 
-        if server_url:
-            from gleitzeit.client import Client
-
-            api: Any = HybridApi(Client(server_url, token=token), state.host(lazy=True))
-        else:
-            api = state.host(lazy=True)
+        api: Api = state.api(server_url, token)
+        if server_url:  # python tasks run here, where their functions are
+            api = HybridApi(api, state.host(lazy=True))
         if as_json:
             progress: Any = None
         elif sys.stderr.isatty():

@@ -29,7 +29,7 @@ def serve(ctx: click.Context, bind: str | None, port: int | None) -> None:
     SIGTERM stops taking work, lets in-flight calls finish (server.shutdown_grace),
     tells providers, and exits 0.
     """
-    from gleitzeit.server import GleitzeitServer
+    from gleitzeit.socketio.server import GleitzeitServer
 
     state = state_of(ctx)
     host = state.host()
@@ -51,38 +51,20 @@ def provider_group() -> None:
 
 
 def _make_provider(state: Any, target: str, name: str | None, raw_settings: str | None) -> Any:
-    from gleitzeit.errors import ConfigError
-    from gleitzeit.host import _import_class
-    from gleitzeit.validation import suggest
+    from gleitzeit.factory import build_provider
 
-    settings: Any = json.loads(raw_settings) if raw_settings else None
-    if ":" in target:
+    settings: Any = None
+    if raw_settings:
         try:
-            cls = _import_class(target)
-        except Exception as exc:
-            raise click.BadParameter(
-                f"cannot load {target!r}: {exc}", param_hint="TARGET"
-            ) from None
-        schema = getattr(cls, "Settings", None)
-        if schema is not None:
-            settings = schema.model_validate(settings or {})
-    else:
-        plugins = state.plugins
-        ptype = plugins.provider_types.get(target)
-        if ptype is None:
-            known = sorted(plugins.provider_types)
-            near = suggest(target, known)
-            raise ConfigError(
-                f"No provider type {target!r}" + (f"; did you mean {near!r}?" if near else ""),
-                hint=f"installed: {', '.join(known) or '(none)'}; or give module:Class",
-            )
-        cls = ptype.cls
-        record = plugins.records[ptype.plugin]
-        if settings is not None and record.settings_schema is not None:
-            settings = record.settings_schema.model_validate(settings)
-        elif settings is None:
-            settings = record.settings
-    return cls(settings, name=name)
+            settings = json.loads(raw_settings)
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"not JSON: {exc}", param_hint="--settings") from None
+    plugins = state.plugins if ":" not in target else None
+    if plugins is None:
+        from gleitzeit.plugins import Plugins
+
+        plugins = Plugins(state.config)  # module:Class needs no installed plugins
+    return build_provider(plugins, target, name=name, settings=settings)
 
 
 @provider_group.command("run")
@@ -105,7 +87,7 @@ def provider_run(
 
     Several processes with the same name are instances of one provider.
     """
-    from gleitzeit.remote import ProviderRunner
+    from gleitzeit.socketio.runner import ProviderRunner
 
     state = state_of(ctx)
     provider = _make_provider(state, target, name, raw_settings)

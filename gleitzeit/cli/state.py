@@ -3,12 +3,14 @@ each loaded once and only when a command needs it."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 if TYPE_CHECKING:
+    from gleitzeit.api import Api
     from gleitzeit.config import Config
+    from gleitzeit.host import Host
     from gleitzeit.plugins import Plugins
 
 
@@ -35,10 +37,19 @@ class CliState:
             self._plugins = Plugins.load(self.config)
         return self._plugins
 
-    def host(self, **kw: Any) -> Any:
+    def host(self, *, lazy: bool = False) -> Host:
         from gleitzeit.host import Host
 
-        return Host(self.config, plugins=self.plugins, **kw)
+        return Host(self.config, plugins=self.plugins, lazy=lazy)
+
+    def api(self, server_url: str | None, token: str | None, *, lazy: bool = True) -> Api:
+        """Where a command's calls go: the server at ``server_url`` (``--server``), or
+        an in-process host (lazy: providers start when a call needs them)."""
+        if server_url:
+            from gleitzeit.socketio.client import Client
+
+            return Client(server_url, token=token)
+        return self.host(lazy=lazy)
 
 
 def state_of(ctx: click.Context) -> CliState:

@@ -25,8 +25,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, ClassVar, TypeVar
 
 from gleitzeit.errors import GleitzeitError, MethodNotFoundError
-from gleitzeit.protocol import METHOD_RE, NAME_RE
-from gleitzeit.provider import KINDS, Provider
+from gleitzeit.methods import KINDS
+from gleitzeit.provider import Provider
+from gleitzeit.socketio.wire import METHOD_RE, NAME_RE
 
 T = TypeVar("T")
 
@@ -128,7 +129,7 @@ class ProviderConformance:
             assert spec.description, f"{name} has no description (a docstring or description=)"
         provider = self.make_provider()
         registration = provider.registration()
-        from gleitzeit.protocol import Register
+        from gleitzeit.socketio.wire import Register
 
         Register.model_validate(registration)  # what a server would accept
 
@@ -220,7 +221,7 @@ class ProviderConformance:
         run(go())
 
     def test_works_as_a_remote_provider_over_socketio(self) -> None:
-        from gleitzeit.client import Client
+        from gleitzeit.socketio.client import Client
         from gleitzeit.testing.helpers import local_server, serve_provider
 
         async def go() -> None:

@@ -65,7 +65,7 @@ async def local_server(
     ``server.token``)."""
     from gleitzeit.host import Host
     from gleitzeit.plugins import Plugins
-    from gleitzeit.server import GleitzeitServer
+    from gleitzeit.socketio.server import GleitzeitServer
 
     cfg = _config(config)
     cfg.server.token = token or secrets.token_urlsafe(16)
@@ -90,7 +90,7 @@ async def serve_provider(
     ends; returns once it is registered."""
     import asyncio
 
-    from gleitzeit.remote import ProviderRunner
+    from gleitzeit.socketio.runner import ProviderRunner
 
     if token is None:  # a local_server() of this process: use its token
         token = _token_for(url)

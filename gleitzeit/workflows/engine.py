@@ -18,27 +18,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from gleitzeit.errors import (
-    FileAccessError,
     GleitzeitError,
-    InvalidParamsError,
-    MethodNotFoundError,
-    PayloadTooLargeError,
     ProviderError,
     StoreWriteError,
+    TaskReferenceError,
 )
 from gleitzeit.workflows.loader import Workflow, WorkflowError
 from gleitzeit.workflows.models import GlobSpec, RetryPolicy, TaskSpec
-from gleitzeit.workflows.references import ReferenceError_, substitute
+from gleitzeit.workflows.references import substitute
 from gleitzeit.workflows.store import RunStore
 
-#: Failures that another try cannot mend: the request itself is wrong.
-NOT_RETRIED = (
-    InvalidParamsError,
-    MethodNotFoundError,
-    ReferenceError_,
-    FileAccessError,
-    PayloadTooLargeError,
-)
 NO_RETRY = RetryPolicy(max_attempts=1)
 RUNNING_ROW_AFTER = 0.2  # seconds
 
@@ -405,7 +394,7 @@ class _Run:
             return sorted(globmod.glob(value.glob, recursive=True))
         items = substitute(value, scope, spec.id)
         if not isinstance(items, list):
-            raise ReferenceError_(
+            raise TaskReferenceError(
                 f"task {spec.id!r}: for_each must give a list, got {type(items).__name__}"
             )
         return items
@@ -448,7 +437,8 @@ class _Run:
                     self.store.attempt_done(
                         self.run_id, spec.id, attempt, "failed", text, began, time.time()
                     )
-                if isinstance(err, NOT_RETRIED) or attempt >= policy.max_attempts:
+                # The one rule (gleitzeit.errors): a caller's error is never retried.
+                if err.caller_error or attempt >= policy.max_attempts:
                     raise _Failed(text) from None
                 delay = policy.delay(attempt, self.engine.rand())
                 self.emit("task_retry", task=spec.id, attempt=attempt, error=text, delay=delay)

@@ -8,17 +8,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gleitzeit.errors import ConfigError
+from gleitzeit.errors import WorkflowError
 from gleitzeit.validation import describe_errors, suggest
 from gleitzeit.workflows.models import TaskSpec, WorkflowSpec
 from gleitzeit.workflows.references import REF, WHOLE, references
 from gleitzeit.yamllines import Lines, load_mapping
-
-
-class WorkflowError(ConfigError):
-    """A workflow file is not valid; each problem names the task and the field."""
-
-    code = "workflow_error"
 
 
 @dataclass

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from gleitzeit.errors import GleitzeitError
+from gleitzeit.errors import TaskReferenceError
 
 REF = re.compile(r"\$\{\s*([A-Za-z_][A-Za-z0-9_-]*)((?:\.[A-Za-z0-9_-]+|\[\d+\])*)\s*\}")
 WHOLE = re.compile(r"^\s*" + REF.pattern + r"\s*$")
@@ -19,10 +19,7 @@ _PART = re.compile(r"\.([A-Za-z0-9_-]+)|\[(\d+)\]")
 SPECIAL = ("inputs", "item", "item_index")
 
 
-class ReferenceError_(GleitzeitError):
-    """A reference names something that is not there."""
-
-    code = "reference_error"
+ReferenceError_ = TaskReferenceError  # the name before TaskReferenceError
 
 
 def parse_path(path: str) -> list[str | int]:
@@ -53,7 +50,7 @@ def _describe(value: Any) -> str:
 def lookup(root: str, path: str, scope: Mapping[str, Any], task_id: str) -> Any:
     """The value at ``root`` + ``path``; an error names the task, the path and what exists."""
     if root not in scope:
-        raise ReferenceError_(
+        raise TaskReferenceError(
             f"task {task_id!r}: ${{{root}{path}}} refers to {root!r}, which has no value here"
         )
     value = scope[root]
@@ -61,7 +58,7 @@ def lookup(root: str, path: str, scope: Mapping[str, Any], task_id: str) -> Any:
     for part in parse_path(path):
         if isinstance(part, int):
             if not isinstance(value, list) or part >= len(value):
-                raise ReferenceError_(
+                raise TaskReferenceError(
                     f"task {task_id!r}: ${{{root}{path}}}: {walked} has no item [{part}]; "
                     + _describe(value)
                 )
@@ -69,7 +66,7 @@ def lookup(root: str, path: str, scope: Mapping[str, Any], task_id: str) -> Any:
             walked += f"[{part}]"
         else:
             if not isinstance(value, Mapping) or part not in value:
-                raise ReferenceError_(
+                raise TaskReferenceError(
                     f"task {task_id!r}: ${{{root}{path}}}: {walked} has no field {part!r}; "
                     + _describe(value)
                 )

@@ -5,9 +5,12 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
+from gleitzeit.api import Api
 from gleitzeit.errors import ConfigError
 from gleitzeit.validation import suggest
 from gleitzeit.workflows.loader import Workflow, WorkflowError
@@ -41,39 +44,77 @@ def import_task_modules(workflow: Workflow) -> None:
 
 class HybridApi:
     """A remote server for provider methods, this process for ``python/*`` tasks (the
-    functions live here, not on the server)."""
+    functions live here, not on the server). Keeps the :class:`gleitzeit.Api` contract."""
 
-    def __init__(self, remote: Any, local: Any) -> None:
+    def __init__(self, remote: Api, local: Api) -> None:
         self.remote = remote
         self.local = local
+
+    def _target(self, method: str) -> Api:
+        return self.local if method.startswith("python/") else self.remote
 
     async def __aenter__(self) -> HybridApi:
         await self.remote.__aenter__()
         await self.local.__aenter__()
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.local.__aexit__(*exc)
-        await self.remote.__aexit__(*exc)
+    async def __aexit__(
+        self,
+        et: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.local.__aexit__(et, exc, tb)
+        await self.remote.__aexit__(et, exc, tb)
 
-    async def invoke(self, method: str, params: dict[str, Any], **kw: Any) -> dict[str, Any]:
-        target = self.local if method.startswith("python/") else self.remote
-        return await target.invoke(method, params, **kw)
+    async def invoke(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        capability: str | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        return await self._target(method).invoke(
+            method, params, provider=provider, model=model, capability=capability, timeout=timeout
+        )
+
+    def stream(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        capability: str | None = None,
+        chunk_timeout: float | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        return self._target(method).stream(
+            method,
+            params,
+            provider=provider,
+            model=model,
+            capability=capability,
+            chunk_timeout=chunk_timeout,
+        )
+
+    async def providers(self, *, check: bool = False) -> list[dict[str, Any]]:
+        """The server's instances, and this process's ``python`` provider."""
+        local = [p for p in await self.local.providers(check=check) if p["name"] == "python"]
+        remote = [p for p in await self.remote.providers(check=check) if p["name"] != "python"]
+        return remote + local
+
+    async def health(self, name: str | None = None) -> list[dict[str, Any]]:
+        if name == "python":
+            return await self.local.health(name)
+        return await self.remote.health(name)
 
 
-async def served_methods(api: Any) -> dict[str, set[str]]:
-    """provider name -> methods, from a Host, a Client or a HybridApi."""
-    if isinstance(api, HybridApi):
-        merged = await served_methods(api.remote)
-        for name, methods in (await served_methods(api.local)).items():
-            if name == "python":
-                merged[name] = methods
-        return merged
+async def served_methods(api: Api) -> dict[str, set[str]]:
+    """provider name -> methods, wherever ``api`` runs them."""
     out: dict[str, set[str]] = {}
-    if hasattr(api, "registry"):
-        for inst in api.registry:
-            out.setdefault(inst.name, set()).update(inst.methods)
-        return out
     for item in await api.providers():
         out.setdefault(item["name"], set()).update(item["methods"])
     return out

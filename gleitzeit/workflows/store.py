@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from gleitzeit.errors import GleitzeitError, StoreWriteError
+from gleitzeit.errors import RunNotFound, StoreWriteError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -82,11 +82,6 @@ def _migrate(conn: sqlite3.Connection) -> None:
     if "task_count" not in columns:
         conn.execute("ALTER TABLE runs ADD COLUMN task_count INTEGER NOT NULL DEFAULT 0")
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-
-class RunNotFound(GleitzeitError):
-    code = "run_not_found"
-    exit_code = 2
 
 
 _Statement = tuple[str, Any, bool]

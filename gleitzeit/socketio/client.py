@@ -5,31 +5,26 @@
         async for chunk in client.stream("llm/chat", {"messages": [...]}):
             ...
 
-It has the same ``invoke`` and ``stream`` as :class:`gleitzeit.Host`, so code written
+It implements :class:`gleitzeit.Api`, as :class:`gleitzeit.Host` does, so code written
 against one runs against the other.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-from gleitzeit.errors import GleitzeitError, ProviderUnavailableError, StreamError, error_from_dict
-from gleitzeit.protocol import CLIENTS_NAMESPACE
-
-_END = object()
-
-
-class ServerUnreachable(ProviderUnavailableError):
-    code = "server_unreachable"
-
-
-class AuthRefused(GleitzeitError):
-    code = "auth_refused"
-    exit_code = 2
+from gleitzeit.errors import (
+    AuthRefused,
+    GleitzeitError,
+    ServerUnreachable,
+    StreamError,
+    error_from_dict,
+)
+from gleitzeit.socketio.demux import StreamDemux
+from gleitzeit.socketio.wire import CLIENTS_NAMESPACE
 
 
 def _reason(data: Any) -> str:
@@ -48,10 +43,14 @@ class Client:
         self.token = token if token is not None else os.environ.get("GLEITZEIT_TOKEN") or None
         self.connect_timeout = connect_timeout
         self._sio: Any = None
-        self._streams: dict[str, asyncio.Queue[Any]] = {}
+        self._streams = StreamDemux()
         self._ids = itertools.count(1)
 
     async def connect(self) -> None:
+        """Connect now (calls connect on first use otherwise)."""
+        await self._connect()
+
+    async def _connect(self) -> Any:
         import socketio
 
         sio = socketio.AsyncClient(reconnection=False, handle_sigint=False)
@@ -82,6 +81,7 @@ class Client:
                 hint="start one with `gleitzeit serve`, or check --server",
             ) from None
         self._sio = sio
+        return sio
 
     async def close(self) -> None:
         if self._sio is not None:
@@ -98,31 +98,28 @@ class Client:
     # -- events ----------------------------------------------------------------------
 
     def _on_data(self, data: Any) -> None:
-        queue = self._streams.get(data.get("stream_id")) if isinstance(data, dict) else None
-        if queue is not None:
-            queue.put_nowait(data.get("chunk") or {})
+        if isinstance(data, dict):
+            self._streams.data(str(data.get("stream_id")), data.get("chunk") or {})
 
     def _on_end(self, data: Any) -> None:
-        queue = self._streams.get(data.get("stream_id")) if isinstance(data, dict) else None
-        if queue is not None:
-            queue.put_nowait(_END)
+        if isinstance(data, dict):
+            self._streams.end(str(data.get("stream_id")))
 
     def _on_error(self, data: Any) -> None:
-        queue = self._streams.get(data.get("stream_id")) if isinstance(data, dict) else None
-        if queue is not None:
-            queue.put_nowait(error_from_dict(data.get("error") or {}))
+        if isinstance(data, dict):
+            self._streams.fail(str(data.get("stream_id")), error_from_dict(data.get("error") or {}))
 
     def _on_disconnect(self, *reason: Any) -> None:
-        for queue in self._streams.values():
-            queue.put_nowait(StreamError(f"Lost the connection to {self.url} during the stream"))
+        self._streams.fail_all(
+            lambda began: StreamError(f"Lost the connection to {self.url} during the stream")
+        )
 
     # -- calls -----------------------------------------------------------------------
 
     async def _call(self, event: str, data: dict[str, Any], timeout: float | None) -> Any:
-        if self._sio is None:
-            await self.connect()
+        sio = self._sio if self._sio is not None else await self._connect()
         try:
-            reply = await self._sio.call(event, data, namespace=CLIENTS_NAMESPACE, timeout=timeout)
+            reply = await sio.call(event, data, namespace=CLIENTS_NAMESPACE, timeout=timeout)
         except Exception as exc:
             raise ServerUnreachable(
                 f"{event} to {self.url} failed: {type(exc).__name__}: {exc}"
@@ -131,6 +128,13 @@ class Client:
             raise error_from_dict((reply or {}).get("error") or {"message": "no answer"})
         return reply.get("result")
 
+    @staticmethod
+    def _selection(
+        provider: str | None, model: str | None, capability: str | None
+    ) -> dict[str, Any]:
+        picked = {"provider": provider, "model": model, "capability": capability}
+        return {k: v for k, v in picked.items() if v is not None}
+
     async def invoke(
         self,
         method: str,
@@ -138,19 +142,17 @@ class Client:
         *,
         provider: str | None = None,
         model: str | None = None,
+        capability: str | None = None,
         timeout: float | None = None,
-        **_: Any,
     ) -> dict[str, Any]:
         """Route one request through the server and return its result."""
         data: dict[str, Any] = {"method": method, "params": params or {}}
-        if provider is not None:
-            data["provider"] = provider
-        if model is not None:
-            data["model"] = model
+        data.update(self._selection(provider, model, capability))
         if timeout is not None:
             data["timeout"] = timeout
         # The server enforces the invocation timeout; this one only guards the link.
-        return await self._call("invoke", data, timeout=(timeout or 3600) + 30)
+        result: dict[str, Any] = await self._call("invoke", data, timeout=(timeout or 3600) + 30)
+        return result
 
     async def stream(
         self,
@@ -159,49 +161,46 @@ class Client:
         *,
         provider: str | None = None,
         model: str | None = None,
+        capability: str | None = None,
         chunk_timeout: float | None = None,
-        **_: Any,
     ) -> AsyncIterator[dict[str, Any]]:
         """Stream one request through the server; the last chunk has ``done: true``."""
-        if self._sio is None:
-            await self.connect()
+        sio = self._sio if self._sio is not None else await self._connect()
         stream_id = f"c{next(self._ids)}"
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._streams[stream_id] = queue
+        self._streams.open(stream_id)
         data: dict[str, Any] = {"stream_id": stream_id, "method": method, "params": params or {}}
-        if provider is not None:
-            data["provider"] = provider
-        if model is not None:
-            data["model"] = model
+        data.update(self._selection(provider, model, capability))
         if chunk_timeout is not None:
             data["timeout"] = chunk_timeout
         finished = False
         try:
-            await self._sio.emit("stream:start", data, namespace=CLIENTS_NAMESPACE)
-            while True:
-                item = await queue.get()
-                if item is _END:
-                    finished = True
-                    return
-                if isinstance(item, BaseException):
-                    finished = True
-                    raise item
-                yield item
-                if item.get("done"):
-                    finished = True
-                    # stream:end follows; nothing more to read for the caller
-                    return
+            await sio.emit("stream:start", data, namespace=CLIENTS_NAMESPACE)
+            async for chunk in self._streams.read(stream_id):
+                if chunk.get("done"):
+                    finished = True  # stream:end follows; nothing more for the caller
+                yield chunk
+            finished = True
+        except GleitzeitError:
+            finished = True
+            raise
         finally:
-            self._streams.pop(stream_id, None)
-            if not finished and self._sio is not None and self._sio.connected:
-                await self._sio.emit(
+            self._streams.close(stream_id)
+            if not finished and sio.connected:
+                await sio.emit(
                     "stream:cancel", {"stream_id": stream_id}, namespace=CLIENTS_NAMESPACE
                 )
 
-    async def providers(self) -> list[dict[str, Any]]:
-        """Every instance the server can reach, with health and in-flight counts."""
-        return (await self._call("providers", {}, timeout=30))["providers"]
+    async def providers(self, *, check: bool = False) -> list[dict[str, Any]]:
+        """Every instance the server can reach, with health and in-flight counts;
+        ``check`` has the server run its health checks first."""
+        data = {"check": True} if check else {}
+        result = await self._call("providers", data, timeout=90 if check else 30)
+        providers: list[dict[str, Any]] = result["providers"]
+        return providers
 
     async def health(self, name: str | None = None) -> list[dict[str, Any]]:
         """Run the server's health checks now."""
-        return (await self._call("health", {"name": name}, timeout=60))["instances"]
+        rows: list[dict[str, Any]] = (await self._call("health", {"name": name}, timeout=60))[
+            "instances"
+        ]
+        return rows

@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Coroutine
 from typing import Any
 
-from gleitzeit.errors import GleitzeitError, ProviderError
-from gleitzeit.protocol import (
+from gleitzeit.errors import ConnectFailed, GleitzeitError, ProviderError
+from gleitzeit.provider import Provider
+from gleitzeit.socketio.wire import (
     PROVIDERS_NAMESPACE,
     Invoke,
     RegisterAck,
@@ -25,16 +27,8 @@ from gleitzeit.protocol import (
     error_payload,
     parse,
 )
-from gleitzeit.provider import Provider
 
-log = logging.getLogger("gleitzeit.remote")
-
-
-class ConnectFailed(GleitzeitError):
-    """The server refused the connection (a wrong token) or the registration."""
-
-    code = "connect_failed"
-    exit_code = 2
+log = logging.getLogger("gleitzeit.socketio.runner")
 
 
 def _reply_error(provider: Provider, method: str, exc: BaseException) -> dict[str, Any]:
@@ -69,6 +63,8 @@ class ProviderRunner:
         self.registered = asyncio.Event()
         self._stop = asyncio.Event()
         self._streams: dict[str, asyncio.Task[None]] = {}
+        # Work started from event handlers; kept so it is awaited or cancelled.
+        self._tasks: set[asyncio.Task[None]] = set()
         self._sio: Any = None
         self._in_flight = 0
         self._fatal: GleitzeitError | None = None
@@ -116,8 +112,10 @@ class ProviderRunner:
                 raise self._fatal
         finally:
             heartbeat.cancel()
-            for task in list(self._streams.values()):
+            pending = [heartbeat, *self._streams.values(), *self._tasks]
+            for task in pending:
                 task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
             try:
                 await self._sio.disconnect()
             except Exception:
@@ -126,6 +124,11 @@ class ProviderRunner:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _connect_first(self) -> None:
         import socketio
@@ -177,7 +180,7 @@ class ProviderRunner:
 
     async def _on_connect(self) -> None:
         # Registration needs an ack, which cannot be awaited inside the connect handler.
-        asyncio.ensure_future(self._register())
+        self._spawn(self._register())
 
     async def _register(self) -> None:
         try:
@@ -210,7 +213,7 @@ class ProviderRunner:
         if reason and str(reason[0]) == "io server disconnect" and not self._stop.is_set():
             # The server dropped us on purpose; the client library will not reconnect
             # by itself after that, so do it here.
-            asyncio.ensure_future(self._reconnect_later())
+            self._spawn(self._reconnect_later())
         for task in list(self._streams.values()):
             task.cancel()
         try:

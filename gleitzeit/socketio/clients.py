@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
+from gleitzeit.config.models import ServerConfig
 from gleitzeit.errors import GleitzeitError, PayloadTooLargeError, ProviderUnavailableError
-from gleitzeit.protocol import (
+from gleitzeit.socketio.wire import (
     CLIENTS_NAMESPACE,
     Invoke,
     StreamCancel,
@@ -18,22 +20,46 @@ from gleitzeit.protocol import (
     payload_size,
 )
 
+if TYPE_CHECKING:
+    from gleitzeit.host import Host
+
 log = logging.getLogger("gleitzeit.server")
+
+#: ``authenticate(auth, environ, who=...)``: raises to refuse a connection.
+Authenticate = Callable[..., None]
 
 
 class ClientHandlers:
-    """Event handlers of ``/clients``; one instance per server."""
+    """Event handlers of ``/clients``; one instance per server.
 
-    def __init__(self, server: Any) -> None:
-        self.server = server
+    ``active`` counts calls and streams being served; :attr:`idle` is set whenever it
+    is zero, so a draining server waits on an event, not a polling loop.
+    """
+
+    def __init__(
+        self, host: Host, sio: Any, authenticate: Authenticate, config: ServerConfig
+    ) -> None:
+        self.host = host
+        self.sio = sio
+        self.authenticate = authenticate
+        self.config = config
+        self.draining = False
         self.streams: dict[str, dict[str, asyncio.Task[None]]] = {}
         self.active = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
 
-    @property
-    def host(self) -> Any:
-        return self.server.host
+    def _begin(self) -> None:
+        self.active += 1
+        self.idle.clear()
 
-    def attach(self, sio: Any) -> None:
+    def _end(self) -> None:
+        self.active -= 1
+        if self.active == 0:
+            self.idle.set()
+
+    def attach(self) -> None:
+        sio = self.sio
         ns = CLIENTS_NAMESPACE
         sio.on("connect", self.on_connect, namespace=ns)
         sio.on("disconnect", self.on_disconnect, namespace=ns)
@@ -44,18 +70,18 @@ class ClientHandlers:
         sio.on("health", self.on_health, namespace=ns)
 
     async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
-        self.server.authenticate(auth, environ, who="client")
+        self.authenticate(auth, environ, who="client")
 
     async def on_disconnect(self, sid: str, *reason: Any) -> None:
         for task in self.streams.pop(sid, {}).values():
             task.cancel()
 
     def _check(self, data: Any, event: str, model: Any) -> Any:
-        if self.server.draining:
+        if self.draining:
             raise ProviderUnavailableError(
                 "the server is shutting down", hint="retry against another server or later"
             )
-        limit = self.host.config.server.max_payload_bytes
+        limit = self.config.max_payload_bytes
         size = payload_size(data)
         if size > limit:
             raise PayloadTooLargeError(
@@ -65,11 +91,16 @@ class ClientHandlers:
         return parse(model, data, event)
 
     async def on_invoke(self, sid: str, data: Any = None) -> dict[str, Any]:
-        self.active += 1
+        self._begin()
         try:
             msg = self._check(data, "invoke", Invoke)
             result = await self.host.invoke(
-                msg.method, msg.params, provider=msg.provider, model=msg.model, timeout=msg.timeout
+                msg.method,
+                msg.params,
+                provider=msg.provider,
+                model=msg.model,
+                capability=msg.capability,
+                timeout=msg.timeout,
             )
             return {"ok": True, "result": result}
         except GleitzeitError as exc:
@@ -78,7 +109,7 @@ class ClientHandlers:
             log.exception("invoke failed")
             return {"ok": False, "error": error_payload(exc)}
         finally:
-            self.active -= 1
+            self._end()
 
     async def on_stream_start(self, sid: str, data: Any = None) -> dict[str, Any]:
         try:
@@ -86,7 +117,7 @@ class ClientHandlers:
         except GleitzeitError as exc:
             stream_id = data.get("stream_id") if isinstance(data, dict) else None
             if isinstance(stream_id, str):
-                await self.server.sio.emit(
+                await self.sio.emit(
                     "stream:error",
                     {"stream_id": stream_id, "error": exc.to_dict()},
                     to=sid,
@@ -99,15 +130,16 @@ class ClientHandlers:
         return {"ok": True}
 
     async def _pump(self, sid: str, msg: StreamStart) -> None:
-        sio = self.server.sio
+        sio = self.sio
         ns = CLIENTS_NAMESPACE
-        self.active += 1
+        self._begin()
         try:
             async for chunk in self.host.stream(
                 msg.method,
                 msg.params,
                 provider=msg.provider,
                 model=msg.model,
+                capability=msg.capability,
                 chunk_timeout=msg.timeout,
             ):
                 await sio.emit(
@@ -127,7 +159,7 @@ class ClientHandlers:
                 namespace=ns,
             )
         finally:
-            self.active -= 1
+            self._end()
 
     async def on_stream_cancel(self, sid: str, data: Any = None) -> None:
         try:
@@ -139,29 +171,17 @@ class ClientHandlers:
             task.cancel()
 
     async def on_providers(self, sid: str, data: Any = None) -> dict[str, Any]:
-        items = [i.describe(schemas=True) for i in sorted(self.host.registry, key=lambda i: i.id)]
+        check = bool(data.get("check")) if isinstance(data, dict) else False
+        try:
+            items = await self.host.providers(check=check)
+        except GleitzeitError as exc:
+            return {"ok": False, "error": exc.to_dict()}
         return {"ok": True, "result": {"providers": items}}
 
     async def on_health(self, sid: str, data: Any = None) -> dict[str, Any]:
         name = data.get("name") if isinstance(data, dict) else None
         try:
-            instances = await self.host.check_health(name)
+            rows = await self.host.health(name)
         except GleitzeitError as exc:
             return {"ok": False, "error": exc.to_dict()}
-        return {"ok": True, "result": {"instances": [health_row(i) for i in instances]}}
-
-
-def health_row(inst: Any) -> dict[str, Any]:
-    """One instance's health as ``providers health`` shows it."""
-    return {
-        "id": inst.id,
-        "name": inst.name,
-        "transport": inst.transport,
-        "in_flight": inst.in_flight,
-        "calls": inst.calls,
-        "errors": inst.errors,
-        "last_heartbeat": inst.last_heartbeat,
-        "latency_ms": None if inst.latency_ewma is None else round(inst.latency_ewma * 1000, 3),
-        **inst.health.model_dump(exclude={"latency_ms"}),
-        "check_latency_ms": inst.health.latency_ms,
-    }
+        return {"ok": True, "result": {"instances": rows}}

@@ -1,4 +1,8 @@
-"""The server: aiohttp + a python-socketio ``AsyncServer`` in front of a :class:`Host`."""
+"""The server: aiohttp + a python-socketio ``AsyncServer`` in front of a :class:`Host`.
+
+The server owns its Socket.IO server, so it builds the ``/providers`` transport from it
+and hands that to the host, and serves ``/clients`` with handlers that call the host.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,13 @@ import asyncio
 import ipaddress
 import logging
 import signal
-import time
 from collections.abc import Callable
 from typing import Any
 
-from gleitzeit.server.auth import AuthFailed, check_token
-from gleitzeit.server.clients import ClientHandlers
+from gleitzeit.host import Host
+from gleitzeit.socketio.auth import AuthFailed, check_token
+from gleitzeit.socketio.clients import ClientHandlers
+from gleitzeit.socketio.transport import SocketIOTransport
 
 log = logging.getLogger("gleitzeit.server")
 
@@ -28,7 +33,7 @@ def is_loopback(address: str) -> bool:
 class GleitzeitServer:
     """Serve a host: remote providers on ``/providers``, callers on ``/clients``."""
 
-    def __init__(self, host: Any, *, bind: str | None = None, port: int | None = None) -> None:
+    def __init__(self, host: Host, *, bind: str | None = None, port: int | None = None) -> None:
         import socketio
         from aiohttp import web
 
@@ -37,7 +42,6 @@ class GleitzeitServer:
         self.bind = bind if bind is not None else cfg.host
         self.port = cfg.port if port is None else port
         self.token = cfg.resolved_token()
-        self.draining = False
         # The engine's own limit drops the whole connection, so it sits well above ours:
         # a payload a little over the limit gets a clear error and the client stays.
         self.sio = socketio.AsyncServer(
@@ -50,13 +54,21 @@ class GleitzeitServer:
         self.app = web.Application()
         self.sio.attach(self.app)
         self.app.router.add_get("/healthz", self._healthz)
-        self.clients = ClientHandlers(self)
-        self.clients.attach(self.sio)
+        self.clients = ClientHandlers(host, self.sio, self.authenticate, cfg)
+        self.clients.attach()
+        self.providers = SocketIOTransport(
+            host.registry, sio=self.sio, authenticate=self.authenticate, config=cfg
+        )
+        host.add_transport(self.providers)
         self._runner: Any = None
         self._stopped = asyncio.Event()
-        host.server = self
 
-    def authenticate(self, auth: Any, environ: dict, *, who: str) -> None:
+    @property
+    def draining(self) -> bool:
+        """True once the server stops taking new calls."""
+        return self.clients.draining
+
+    def authenticate(self, auth: Any, environ: dict[str, Any], *, who: str) -> None:
         import socketio
 
         try:
@@ -112,11 +124,12 @@ class GleitzeitServer:
         and close."""
         if self._runner is None:
             return
-        self.draining = True
+        self.clients.draining = True
         grace = self.host.config.server.shutdown_grace if grace is None else grace
-        deadline = time.monotonic() + grace
-        while self.in_flight() and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        try:
+            await asyncio.wait_for(self.clients.idle.wait(), grace)
+        except asyncio.TimeoutError:
+            pass
         if self.in_flight():
             log.warning("stopping with %d call(s) still in flight", self.in_flight())
         await self.host.stop()

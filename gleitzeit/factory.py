@@ -1,0 +1,154 @@
+"""Building provider objects from configuration: one place for the host (every
+registered type and every ``providers:`` entry) and for ``gleitzeit provider run``.
+
+Settings are validated here, once, into the provider's declared model; a provider that
+cannot be built is reported by name with the reason, and the others are built.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from gleitzeit.config import Config
+from gleitzeit.config.models import ProviderInstanceConfig
+from gleitzeit.errors import ConfigError
+from gleitzeit.plugins import Plugins
+from gleitzeit.provider import Provider
+from gleitzeit.validation import describe_errors, suggest
+
+log = logging.getLogger("gleitzeit.host")
+
+__all__ = ["Built", "build_provider", "build_providers", "import_provider_class"]
+
+
+@dataclass
+class Built:
+    """A provider built from configuration, and where its definition came from."""
+
+    provider: Provider
+    origin: str
+
+
+def import_provider_class(path: str) -> type[Provider]:
+    """``module:Class`` (or ``module.Class``) of a :class:`gleitzeit.Provider` subclass."""
+    module_name, _, attr = path.partition(":") if ":" in path else path.rpartition(".")
+    module = importlib.import_module(module_name)
+    obj = getattr(module, attr)
+    if not (isinstance(obj, type) and issubclass(obj, Provider)):
+        raise TypeError(f"{path} is not a gleitzeit.Provider subclass")
+    return obj
+
+
+def build_providers(config: Config, plugins: Plugins, errors: dict[str, str]) -> list[Built]:
+    """One provider per registered provider type (with its plugin's settings) and one
+    per enabled ``providers:`` entry. What cannot be built is recorded in ``errors``
+    (by provider name or config path) and left out."""
+    out: list[Built] = []
+    for name, ptype in plugins.provider_types.items():
+        settings = plugins.records[ptype.plugin].settings
+        built = _create(ptype.cls, settings, name, f"plugin {ptype.plugin}", errors)
+        if built is not None:
+            out.append(built)
+    for name, entry in config.providers.items():
+        if entry.enabled:
+            built = _from_entry(plugins, name, entry, errors)
+            if built is not None:
+                out.append(built)
+    return out
+
+
+def build_provider(
+    plugins: Plugins, target: str, *, name: str | None = None, settings: Any = None
+) -> Provider:
+    """The provider ``gleitzeit provider run TARGET`` serves: an installed provider type
+    (with its plugin's settings unless ``settings`` are given) or ``module:Class``."""
+    if ":" in target:
+        try:
+            cls = import_provider_class(target)
+        except Exception as exc:
+            raise ConfigError(
+                f"Cannot load provider class {target!r}: {type(exc).__name__}: {exc}",
+                hint="give module:Class of a gleitzeit.Provider subclass",
+            ) from None
+        schema = cls.Settings
+    else:
+        ptype = plugins.provider_types.get(target)
+        if ptype is None:
+            known = sorted(plugins.provider_types)
+            near = suggest(target, known)
+            raise ConfigError(
+                f"No provider type {target!r}" + (f"; did you mean {near!r}?" if near else ""),
+                hint=f"installed: {', '.join(known) or '(none)'}; or give module:Class",
+            )
+        cls = ptype.cls
+        record = plugins.records[ptype.plugin]
+        schema = record.settings_schema
+        if settings is None:
+            settings = record.settings
+    if settings is not None and schema is not None and not isinstance(settings, BaseModel):
+        settings = _validate(schema, settings, ("settings",))
+    return cls(settings, name=name)
+
+
+def _validate(schema: type[BaseModel], raw: Any, prefix: tuple[str, ...]) -> BaseModel:
+    try:
+        return schema.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(
+            "Invalid provider settings",
+            problems=describe_errors(exc, model=schema, prefix=prefix),
+        ) from None
+
+
+def _create(
+    cls: type[Provider], settings: Any, name: str, origin: str, errors: dict[str, str]
+) -> Built | None:
+    try:
+        return Built(cls(settings, name=name), origin)
+    except Exception as exc:
+        errors[name] = f"could not create provider: {type(exc).__name__}: {exc}"
+        log.warning("provider %s: %s", name, errors[name])
+        return None
+
+
+def _from_entry(
+    plugins: Plugins, name: str, entry: ProviderInstanceConfig, errors: dict[str, str]
+) -> Built | None:
+    where = f"providers.{name}"
+    schema: type[BaseModel] | None
+    if entry.type is not None:
+        ptype = plugins.provider_types.get(entry.type)
+        if ptype is None:
+            near = suggest(entry.type, list(plugins.provider_types))
+            errors[where] = f"{where}.type: no provider type {entry.type!r}" + (
+                f"; did you mean {near!r}?" if near else ""
+            )
+            log.warning(errors[where])
+            return None
+        cls = ptype.cls
+        schema = plugins.records[ptype.plugin].settings_schema
+    else:
+        assert entry.class_ is not None  # the config model requires type or class
+        try:
+            cls = import_provider_class(entry.class_)
+        except Exception as exc:
+            errors[where] = f"{where}.class: cannot import {entry.class_!r}: {exc}"
+            log.warning(errors[where])
+            return None
+        schema = cls.Settings
+    settings: Any = entry.settings
+    if schema is not None:
+        try:
+            settings = schema.model_validate(entry.settings)
+        except ValidationError as exc:
+            errors[where] = "; ".join(
+                describe_errors(exc, model=schema, prefix=("providers", name, "settings"))
+            )
+            log.warning(errors[where])
+            return None
+    return _create(cls, settings, name, f"config {where}", errors)

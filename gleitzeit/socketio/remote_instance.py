@@ -1,0 +1,150 @@
+"""A provider instance in another process, reached over one Socket.IO connection.
+
+Calls are emits with an ack callback, each tracked; streams come back through a
+:class:`StreamDemux`. When the connection drops, every pending call and stream fails
+at once (retryably, unless a stream had begun) instead of waiting for its timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from gleitzeit.errors import (
+    GleitzeitError,
+    ProviderUnavailableError,
+    StreamError,
+    error_from_dict,
+)
+from gleitzeit.health import HealthReport
+from gleitzeit.instance import ProviderInstance
+from gleitzeit.socketio.demux import StreamDemux
+from gleitzeit.socketio.wire import InvokeReply, Register, parse
+
+#: ``emit(event, data, callback=None)`` to this instance's connection.
+Emit = Callable[..., Awaitable[None]]
+
+_ids = itertools.count(1)
+
+
+class RemoteInstance(ProviderInstance):
+    """One registered provider connection."""
+
+    transport = "socketio"
+
+    def __init__(self, emit: Emit, sid: str, reg: Register) -> None:
+        super().__init__(
+            name=reg.name,
+            kind=reg.kind,
+            methods=dict(reg.methods),
+            models=reg.models,
+            capabilities=reg.capabilities,
+            description=reg.description,
+            version=reg.version,
+            instance_id=f"{reg.name}@{sid[:8]}#{next(_ids)}",
+            model_required=reg.model_required,
+        )
+        self._emit = emit
+        self.sid = sid
+        self.connected = True
+        self.stale = False
+        self.last_heartbeat = time.time()
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self.streams = StreamDemux()
+        self._calls = itertools.count(1)
+        self.health = HealthReport(status="healthy", detail="connected", checked_at=time.time())
+
+    def _gone(self, what: str) -> ProviderUnavailableError:
+        return ProviderUnavailableError(
+            f"Provider instance {self.id} disconnected{what}",
+            hint="the request can be retried on another instance",
+        )
+
+    async def _call(self, event: str, data: dict[str, Any]) -> Any:
+        if not self.connected:
+            raise self._gone("")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        call_id = next(self._calls)
+        self._pending[call_id] = fut
+
+        def ack(*args: Any) -> None:
+            if not fut.done():
+                fut.set_result(args[0] if args else None)
+
+        try:
+            await self._emit(event, data, callback=ack)
+            return await fut
+        finally:
+            self._pending.pop(call_id, None)
+
+    async def invoke(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        raw = await self._call("invoke", {"method": method, "params": params})
+        reply = parse(InvokeReply, raw, "invoke ack")
+        if reply.ok:
+            return reply.result or {}
+        raise error_from_dict(reply.error or {})
+
+    async def stream(self, method: str, params: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        if not self.connected:
+            raise self._gone("")
+        stream_id = f"s{next(self._calls)}"
+        self.streams.open(stream_id)
+        finished = False
+        try:
+            await self._emit(
+                "stream:start", {"stream_id": stream_id, "method": method, "params": params}
+            )
+            async for chunk in self.streams.read(stream_id):
+                if chunk.get("done"):
+                    finished = True
+                yield chunk
+            finished = True
+        except GleitzeitError:  # the provider (or the connection) ended it
+            finished = True
+            raise
+        finally:
+            if not finished and self.connected:
+                # The consumer stopped early, or the stream failed: tell the provider
+                # to stop producing.
+                try:
+                    await self._emit("stream:cancel", {"stream_id": stream_id})
+                except Exception:  # the connection may be going away
+                    pass
+            self.streams.close(stream_id)
+
+    async def check_health(self) -> dict[str, Any]:
+        if not self.connected:
+            return {"status": "unhealthy", "detail": "disconnected"}
+        if self.stale:
+            return {"status": "unhealthy", "detail": self.health.detail or "no heartbeat"}
+        raw = await self._call("health", {"ok": True})
+        reply = parse(InvokeReply, raw, "health ack")
+        if not reply.ok:
+            return {"status": "unhealthy", "detail": (reply.error or {}).get("message")}
+        return reply.result or {"status": "healthy"}
+
+    def disconnected(self) -> None:
+        """Fail every pending call and stream now."""
+        self.connected = False
+        for fut in list(self._pending.values()):
+            if not fut.done():
+                fut.set_exception(self._gone(" while the call was in flight"))
+        self.streams.fail_all(
+            lambda began: (
+                StreamError(f"Provider instance {self.id} disconnected in the middle of the stream")
+                if began
+                else self._gone(" before the stream began")
+            )
+        )
+        self.health = HealthReport(
+            status="unhealthy", detail="disconnected", checked_at=time.time()
+        )
+
+    def describe(self, *, schemas: bool = False) -> dict[str, Any]:
+        data = super().describe(schemas=schemas)
+        data["last_heartbeat"] = self.last_heartbeat
+        return data

@@ -1,0 +1,190 @@
+"""The ``/providers`` namespace of ``gleitzeit serve`` as a host transport.
+
+The server builds it from its own Socket.IO server and authenticator and hands it to
+the host; it reports the instances that register (and go away) to the host's registry
+through the :class:`gleitzeit.transport.InstanceSink` it is given, and knows nothing
+else of the host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gleitzeit.config.models import ServerConfig
+from gleitzeit.errors import GleitzeitError, InvalidMessage, PayloadTooLargeError, error_from_dict
+from gleitzeit.health import HealthReport
+from gleitzeit.socketio.remote_instance import RemoteInstance
+from gleitzeit.socketio.wire import (
+    PROVIDERS_NAMESPACE,
+    Heartbeat,
+    Register,
+    StreamEnd,
+    StreamFailed,
+    parse,
+    payload_size,
+)
+from gleitzeit.transport import InstanceSink, Transport
+
+log = logging.getLogger("gleitzeit.socketio")
+
+#: ``authenticate(auth, environ, who=...)``: raises to refuse a connection.
+Authenticate = Callable[..., None]
+
+
+class SocketIOTransport(Transport):
+    """Provider processes connected over Socket.IO (``gleitzeit provider run``)."""
+
+    name = "socketio"
+
+    def __init__(
+        self,
+        instances: InstanceSink,
+        *,
+        sio: Any,
+        authenticate: Authenticate,
+        config: ServerConfig,
+    ) -> None:
+        super().__init__(instances)
+        self.sio = sio
+        self.authenticate = authenticate
+        self.server_config = config
+        self.by_sid: dict[str, RemoteInstance] = {}
+        self._stale_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        ns = PROVIDERS_NAMESPACE
+        self.sio.on("connect", self._on_connect, namespace=ns)
+        self.sio.on("disconnect", self._on_disconnect, namespace=ns)
+        self.sio.on("register", self._on_register, namespace=ns)
+        self.sio.on("heartbeat", self._on_heartbeat, namespace=ns)
+        self.sio.on("stream:data", self._on_stream_data, namespace=ns)
+        self.sio.on("stream:end", self._on_stream_end, namespace=ns)
+        self.sio.on("stream:error", self._on_stream_error, namespace=ns)
+        self._stale_task = asyncio.ensure_future(self._watch_heartbeats())
+
+    async def stop(self) -> None:
+        if self._stale_task is not None:
+            self._stale_task.cancel()
+            try:
+                await self._stale_task
+            except asyncio.CancelledError:
+                pass
+            self._stale_task = None
+        for sid, inst in list(self.by_sid.items()):
+            inst.disconnected()
+            self.instances.remove(inst.id)
+            try:
+                # No explicit disconnect: a client that the server disconnects does not
+                # reconnect, and providers should come back when the server does.
+                await self.sio.emit(
+                    "shutdown", {"reason": "server stopping"}, to=sid, namespace=PROVIDERS_NAMESPACE
+                )
+            except Exception:
+                pass
+        self.by_sid.clear()
+
+    # -- handlers --------------------------------------------------------------------
+
+    async def _on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
+        self.authenticate(auth, environ, who="provider")
+
+    async def _on_disconnect(self, sid: str, *reason: Any) -> None:
+        inst = self.by_sid.pop(sid, None)
+        if inst is not None:
+            log.info("provider instance %s disconnected", inst.id)
+            inst.disconnected()
+            self.instances.remove(inst.id)
+
+    async def _on_register(self, sid: str, data: Any) -> dict[str, Any]:
+        try:
+            limit = self.server_config.max_payload_bytes
+            size = payload_size(data)
+            if size > limit:
+                raise PayloadTooLargeError(
+                    f"registration is {size:,} bytes; the limit is {limit:,}"
+                )
+            reg = parse(Register, data, "register")
+        except GleitzeitError as exc:
+            return {"ok": False, "error": exc.to_dict()}
+        old = self.by_sid.pop(sid, None)
+        if old is not None:  # re-registration on the same connection replaces the instance
+            old.disconnected()
+            self.instances.remove(old.id)
+        emit = functools.partial(self.sio.emit, to=sid, namespace=PROVIDERS_NAMESPACE)
+        inst = RemoteInstance(emit, sid, reg)
+        self.by_sid[sid] = inst
+        self.instances.add(inst)
+        log.info("provider instance %s registered (%d methods)", inst.id, len(inst.methods))
+        return {
+            "ok": True,
+            "instance_id": inst.id,
+            "heartbeat_interval": self.server_config.heartbeat_interval,
+        }
+
+    async def _on_heartbeat(self, sid: str, data: Any = None) -> None:
+        inst = self.by_sid.get(sid)
+        if inst is None:
+            return
+        try:
+            parse(Heartbeat, data or {}, "heartbeat")
+        except InvalidMessage:
+            return
+        inst.last_heartbeat = time.time()
+        if inst.stale:
+            inst.stale = False
+            inst.health = HealthReport(
+                status="healthy", detail="heartbeat resumed", checked_at=time.time()
+            )
+
+    def _on_stream_data(self, sid: str, data: Any) -> None:
+        # Synchronous on purpose: chunks must reach the queue in arrival order.
+        inst = self.by_sid.get(sid)
+        if inst is None:
+            return
+        # The hottest message of the protocol: checked by hand, to the same rules as
+        # the StreamData model, rather than through pydantic per chunk.
+        if type(data) is dict:
+            stream_id, chunk = data.get("stream_id"), data.get("chunk")
+            if type(stream_id) is str and type(chunk) is dict:
+                inst.streams.data(stream_id, chunk)
+
+    def _on_stream_end(self, sid: str, data: Any) -> None:
+        inst = self.by_sid.get(sid)
+        if inst is None:
+            return
+        try:
+            msg = StreamEnd.model_validate(data)
+        except Exception:
+            return
+        inst.streams.end(msg.stream_id)
+
+    def _on_stream_error(self, sid: str, data: Any) -> None:
+        inst = self.by_sid.get(sid)
+        if inst is None:
+            return
+        try:
+            msg = StreamFailed.model_validate(data)
+        except Exception:
+            return
+        inst.streams.fail(msg.stream_id, error_from_dict(msg.error))
+
+    async def _watch_heartbeats(self) -> None:
+        cfg = self.server_config
+        while True:
+            await asyncio.sleep(min(cfg.heartbeat_interval, cfg.stale_after) / 2)
+            now = time.time()
+            for inst in list(self.by_sid.values()):
+                silent = now - inst.last_heartbeat
+                if not inst.stale and silent > cfg.stale_after:
+                    inst.stale = True
+                    inst.health = HealthReport(
+                        status="unhealthy",
+                        detail=f"no heartbeat for {silent:.1f}s (stale after {cfg.stale_after:g}s)",
+                        checked_at=now,
+                    )
+                    log.warning("provider instance %s is stale", inst.id)
