@@ -4,6 +4,8 @@ The public surface for plugin authors and scripts lives here: the hook marker,
 the provider base class, the error hierarchy, result helpers and the host.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from gleitzeit._version import __version__
 from gleitzeit.errors import (
     AuthenticationError,
@@ -27,6 +29,7 @@ from gleitzeit.health import HealthReport
 from gleitzeit.hookspecs import hookimpl
 from gleitzeit.instance import ProviderInstance
 from gleitzeit.provider import MethodSpec, Provider, method
+from gleitzeit.request import Request
 from gleitzeit.results import (
     embedding_result,
     final_chunk,
@@ -35,11 +38,19 @@ from gleitzeit.results import (
     tool_result,
     usage,
 )
-from gleitzeit.routing import Request, Router
+from gleitzeit.routing import Router
 from gleitzeit.tasks import task
-from gleitzeit.transport import Transport
+from gleitzeit.transport import InstanceSink, Transport
+
+if TYPE_CHECKING:  # imported lazily at run time (see __getattr__), eagerly for type checkers
+    from gleitzeit.api import Api
+    from gleitzeit.host import Host
+    from gleitzeit.socketio.client import Client
+    from gleitzeit.socketio.runner import ProviderRunner
+    from gleitzeit.socketio.server import GleitzeitServer
 
 _LAZY = {
+    "Api": "gleitzeit.api",
     "Host": "gleitzeit.host",
     "Client": "gleitzeit.socketio.client",
     "ProviderRunner": "gleitzeit.socketio.runner",
@@ -50,7 +61,7 @@ _LAZY = {
 _SUBMODULES = ("llm", "testing", "workflows")
 
 
-def __getattr__(name: str):  # these pull in more; import them only when asked for
+def __getattr__(name: str) -> Any:  # these pull in more; import them only when asked for
     import importlib
 
     if name in _LAZY:
@@ -61,6 +72,7 @@ def __getattr__(name: str):  # these pull in more; import them only when asked f
 
 
 __all__ = [
+    "Api",
     "AuthenticationError",
     "Client",
     "GleitzeitServer",
@@ -70,6 +82,7 @@ __all__ = [
     "GleitzeitError",
     "HealthReport",
     "Host",
+    "InstanceSink",
     "InvalidParamsError",
     "MethodNotFoundError",
     "MethodSpec",

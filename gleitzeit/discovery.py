@@ -45,7 +45,7 @@ def import_plugin(name: str) -> Any:
     from stevedore import NamedExtensionManager
 
     failure: list[BaseException] = []
-    manager = NamedExtensionManager(
+    manager: NamedExtensionManager = NamedExtensionManager(
         GROUP,
         names=[name],
         on_load_failure_callback=lambda _mgr, _ep, exc: failure.append(exc),

@@ -17,13 +17,14 @@ An invoke has one deadline for all its attempts (one shared timer for every call
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Iterator
+import math
+from collections.abc import AsyncGenerator
+from time import perf_counter as _clock
 from types import TracebackType
 from typing import Any
 
 from gleitzeit.config.models import RoutingConfig
-from gleitzeit.deadlines import Deadline, Deadlines
+from gleitzeit.deadlines import Deadlines, Timed
 from gleitzeit.errors import GleitzeitError, ProviderTimeoutError
 from gleitzeit.instance import ProviderInstance
 from gleitzeit.registry import Registry
@@ -45,34 +46,25 @@ class Dispatcher:
 
     # -- picking ---------------------------------------------------------------------
 
-    def _attempts(self, request: Request, deadline: Deadline | None) -> Iterator[_Attempt]:
-        """The attempts of one request: each yielded attempt is entered by the caller;
-        the loop goes on only when the attempt's exit asked for another try."""
-        retries = self.routing.retries
-        tried: set[str] | None = None
-        last: GleitzeitError | None = None
-        for n in range(retries + 1):
-            inst = self._pick(request, tried, last)
-            attempt = _Attempt(self, inst, deadline, final=n == retries)
-            yield attempt
-            if attempt.retry_error is None:
-                return
-            last = attempt.retry_error
-            if tried is None:
-                tried = set()
-            tried.add(inst.id)
+    # One attempt loop for invoke and stream: a Call picks its first instance, and
+    # after an attempt whose exit asked for another try, the next one.
+
+    def _call(self, request: Request) -> Call:
+        request.method = self.registry.resolve_method(request.method, request.provider)
+        call = Call(self, request)
+        call.attempt(self._pick(request, None, None))
+        return call
 
     def _pick(
         self, request: Request, tried: set[str] | None, last: GleitzeitError | None
     ) -> ProviderInstance:
         candidates = self.registry.candidates(
-            request.method,
-            provider=request.provider,
-            model=request.model,
-            capability=request.capability,
+            request.method, request.provider, request.model, request.capability
         )
         if tried:
             candidates = [c for c in candidates if c.id not in tried]
+        if len(candidates) == 1:  # nothing to choose: the router is not asked
+            return candidates[0]
         if not candidates:
             if last is not None:  # the previous try's error says more than "none left"
                 raise last
@@ -98,31 +90,34 @@ class Dispatcher:
 
     async def invoke(self, request: Request) -> dict[str, Any]:
         """Run the request and return its result; the last error when no try succeeds."""
-        request.method = self.registry.resolve_method(request.method, request.provider)
         timeout = request.timeout if request.timeout is not None else self.routing.timeout
-        deadline = self.deadlines.start(timeout)
+        call = self._call(request)
+        self.deadlines.start(call, timeout)
         try:
-            for attempt in self._attempts(request, deadline):
-                with attempt:
-                    return await attempt.instance.invoke(request.method, request.params)
+            while True:
+                with call:
+                    return await call.instance.invoke(request.method, request.params)
+                call.retry()
         except asyncio.CancelledError:
-            if deadline.expired:
+            if call.expired:
+                task = call.task
+                if task is not None and hasattr(task, "uncancel"):
+                    task.uncancel()  # ours, not the caller's: the caller may go on
                 raise ProviderTimeoutError(
                     f"{request.method} took longer than {timeout:g}s",
                     hint="raise routing.timeout in gleitzeit.yaml or pass a timeout",
                 ) from None
             raise
         finally:
-            deadline.clear()
-        raise AssertionError("unreachable: the last attempt never asks for another")
+            self.deadlines.end(call)
 
-    async def stream(self, request: Request) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, request: Request) -> AsyncGenerator[dict[str, Any], None]:
         """Run the request and yield its chunks; the last has ``done: true``."""
-        request.method = self.registry.resolve_method(request.method, request.provider)
         chunk_timeout = request.timeout if request.timeout is not None else self.routing.timeout
-        for attempt in self._attempts(request, None):
-            with attempt:
-                inst = attempt.instance
+        call = self._call(request)
+        while True:
+            with call:
+                inst = call.instance
                 agen = inst.stream(request.method, request.params)
                 watch = StallWatch(chunk_timeout)
                 try:
@@ -140,44 +135,69 @@ class Dispatcher:
                                 ) from None
                             raise
                         watch.got()
-                        attempt.delivered = True
+                        call.delivered = True
                         yield chunk
                         if chunk.get("done"):
                             break
                 finally:
                     watch.stop()
                     await agen.aclose()
-            if attempt.retry_error is None:
+            if call.retry_error is None:
                 return
+            call.retry()
 
 
-class _Attempt:
-    """One try of a request on one instance: in flight while entered; its exit records
-    the outcome and says whether to try another instance (by suppressing the error)."""
+class Call(Timed):
+    """One request in flight: its deadline (for invoke), and the attempt under way.
 
-    __slots__ = ("dispatcher", "instance", "deadline", "final", "delivered", "retry_error", "t0")
+    While entered (``with call:``) the current instance counts it in flight; the exit
+    records the outcome and says whether to try another instance — by suppressing the
+    error and keeping it as :attr:`retry_error`, after which :meth:`retry` moves on.
+    """
 
-    def __init__(
-        self,
-        dispatcher: Dispatcher,
-        instance: ProviderInstance,
-        deadline: Deadline | None,
-        *,
-        final: bool,
-    ) -> None:
+    __slots__ = (
+        "dispatcher",
+        "request",
+        "instance",
+        "n",
+        "tried",
+        "delivered",
+        "retry_error",
+        "t0",
+    )
+
+    def __init__(self, dispatcher: Dispatcher, request: Request) -> None:
+        # Timed's fields are set here rather than through super(): this runs per call.
+        self.task: asyncio.Task[object] | None = None
+        self.when = self.timeout = math.inf
+        self.expired = False
         self.dispatcher = dispatcher
-        self.instance = instance
-        self.deadline = deadline
-        self.final = final
+        self.request = request
+        self.n = 0
+        self.tried: set[str] | None = None
         self.delivered = False
         self.retry_error: GleitzeitError | None = None
         self.t0 = 0.0
 
-    def __enter__(self) -> _Attempt:
+    def attempt(self, instance: ProviderInstance) -> None:
+        self.instance = instance
+        self.retry_error = None
+
+    def retry(self) -> None:
+        """Move to the next instance after a suppressed, retryable failure."""
+        last = self.retry_error
+        assert last is not None
+        tried = self.tried if self.tried is not None else set()
+        tried.add(self.instance.id)
+        self.tried = tried
+        self.n += 1
+        self.attempt(self.dispatcher._pick(self.request, tried, last))
+
+    def __enter__(self) -> Call:
         inst = self.instance
         inst.in_flight += 1
         inst.calls += 1
-        self.t0 = time.perf_counter()
+        self.t0 = _clock()
         return self
 
     def __exit__(
@@ -189,15 +209,23 @@ class _Attempt:
         inst = self.instance
         inst.in_flight -= 1
         if exc is None:
-            inst.record_success(time.perf_counter() - self.t0)
+            inst.consecutive_failures = 0
+            seconds, last = _clock() - self.t0, inst.latency_ewma
+            inst.latency_ewma = seconds if last is None else 0.2 * seconds + 0.8 * last
             return False
+        dispatcher = self.dispatcher
         if isinstance(exc, GleitzeitError):
-            self.dispatcher.failed(inst, exc)
-            if exc.retryable and not exc.caller_error and not self.final and not self.delivered:
+            dispatcher.failed(inst, exc)
+            if (
+                exc.retryable
+                and not exc.caller_error
+                and not self.delivered
+                and self.n < dispatcher.routing.retries
+            ):
                 self.retry_error = exc
                 return True
-        elif isinstance(exc, asyncio.CancelledError) and self.deadline and self.deadline.expired:
-            self.dispatcher.failed(
+        elif isinstance(exc, asyncio.CancelledError) and self.expired:
+            dispatcher.failed(
                 inst, ProviderTimeoutError(f"{inst.id} did not answer before the deadline")
             )
         return False

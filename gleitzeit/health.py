@@ -63,7 +63,7 @@ async def run_checks(
         return HealthReport(status="unknown", checked_at=time.time())
     worst = max((r for _, r in results), key=lambda r: _RANK[r.status])
     failing = [(n, r) for n, r in results if r.detail and r.status != "healthy"]
-    details = [r.detail if len(results) == 1 else f"{n}: {r.detail}" for n, r in failing]
+    details = [str(r.detail) if len(results) == 1 else f"{n}: {r.detail}" for n, r in failing]
     return HealthReport(
         status=worst.status,
         detail="; ".join(details) or worst.detail,

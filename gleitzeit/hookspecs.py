@@ -12,9 +12,20 @@ worked example for each.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import pluggy
+
+if TYPE_CHECKING:  # the hookspecs module itself stays cheap to import
+    import click
+    from pydantic import BaseModel
+
+    from gleitzeit.health import HealthCheck
+    from gleitzeit.host import Host
+    from gleitzeit.provider import Provider
+    from gleitzeit.routing import Router
+    from gleitzeit.transport import Transport
 
 PROJECT = "gleitzeit"
 
@@ -23,7 +34,9 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def gleitzeit_register_providers(register: Any, settings: Any) -> None:
+def gleitzeit_register_providers(
+    register: Callable[[type[Provider]], None], settings: BaseModel | None
+) -> None:
     """Register the provider classes this plugin offers.
 
     Called once when the plugin is loaded, before any provider starts. Call
@@ -40,7 +53,7 @@ def gleitzeit_register_providers(register: Any, settings: Any) -> None:
 
 
 @hookspec
-def gleitzeit_register_transports(register: Any) -> None:
+def gleitzeit_register_transports(register: Callable[[type[Transport]], None]) -> None:
     """Register transports: the ways the host reaches provider instances.
 
     Call ``register(TransportClass)`` where ``TransportClass`` subclasses
@@ -51,7 +64,7 @@ def gleitzeit_register_transports(register: Any) -> None:
 
 
 @hookspec
-def gleitzeit_register_routers(register: Any) -> None:
+def gleitzeit_register_routers(register: Callable[[type[Router]], None]) -> None:
     """Register routing strategies that pick one provider instance per request.
 
     Call ``register(RouterClass)`` where ``RouterClass`` subclasses
@@ -62,7 +75,7 @@ def gleitzeit_register_routers(register: Any) -> None:
 
 
 @hookspec
-def gleitzeit_register_health_checks(register: Any) -> None:
+def gleitzeit_register_health_checks(register: Callable[[str, HealthCheck], None]) -> None:
     """Register health checks that run against every provider instance.
 
     Call ``register(name, check)`` where ``check`` is an ``async`` callable taking a
@@ -74,7 +87,7 @@ def gleitzeit_register_health_checks(register: Any) -> None:
 
 
 @hookspec
-def gleitzeit_config_schema() -> Any:
+def gleitzeit_config_schema() -> type[BaseModel] | None:
     """Return the pydantic model that validates this plugin's settings.
 
     The ``plugins: <name>:`` section of ``gleitzeit.yaml`` is validated against it when
@@ -86,7 +99,7 @@ def gleitzeit_config_schema() -> Any:
 
 
 @hookspec
-def gleitzeit_startup(host: Any) -> Any:
+def gleitzeit_startup(host: Host) -> Awaitable[None] | None:
     """Called after the host has started its transports and providers.
 
     May return an awaitable, which the host awaits. An exception is logged and
@@ -95,7 +108,7 @@ def gleitzeit_startup(host: Any) -> Any:
 
 
 @hookspec
-def gleitzeit_shutdown(host: Any) -> Any:
+def gleitzeit_shutdown(host: Host) -> Awaitable[None] | None:
     """Called when the host stops, before providers and transports stop.
 
     May return an awaitable, which the host awaits.
@@ -103,7 +116,7 @@ def gleitzeit_shutdown(host: Any) -> Any:
 
 
 @hookspec
-def gleitzeit_register_commands(cli: Any) -> None:
+def gleitzeit_register_commands(cli: click.Group) -> None:
     """Add commands to the ``gleitzeit`` command line.
 
     ``cli`` is the top-level ``click.Group``; call ``cli.add_command(...)`` or use

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from gleitzeit.builtins.inprocess import InProcessTransport, LocalInstance
@@ -187,7 +187,7 @@ class Host:
 
     # -- requests --------------------------------------------------------------------
 
-    async def _request(
+    def _request(
         self,
         method: str,
         params: dict[str, Any] | None,
@@ -196,21 +196,32 @@ class Host:
         capability: str | None,
         timeout: float | None,
     ) -> Request:
-        """Build the request at the edge: start what it needs, fold in file inputs, and
-        find its model."""
-        if not self._started:
-            await self.start()
-        params = params if params is not None else {}
+        """Build the request at the edge: the model, given or in the parameters."""
+        if params is None:
+            params = {}
         if model is not None and "model" not in params:
             params = {**params, "model": model}
         value = params.get("model")
         model = value if isinstance(value, str) else None
-        if self._unstarted:
-            await self.ensure_started(provider=provider, method=method, model=model)
-        if FILE_KEYS.intersection(params):
-            resolved = self.registry.resolve_method(method, provider)
-            params = apply_file_inputs(resolved, params, self.config.files)
         return Request(method, params, provider, model, capability, timeout)
+
+    async def _prepare(self, request: Request) -> None:
+        """Start what the request needs, and fold in its file inputs. Most requests
+        need neither: :meth:`invoke` and :meth:`stream` call this only when one does."""
+        if not self._started:
+            await self.start()
+        if self._unstarted:
+            await self.ensure_started(
+                provider=request.provider, method=request.method, model=request.model
+            )
+        if not FILE_KEYS.isdisjoint(request.params):
+            resolved = self.registry.resolve_method(request.method, request.provider)
+            request.params = apply_file_inputs(resolved, request.params, self.config.files)
+
+    def _needs_preparing(self, request: Request) -> bool:
+        return bool(not self._started or self._unstarted) or not FILE_KEYS.isdisjoint(
+            request.params
+        )
 
     @property
     def dispatcher(self) -> Dispatcher:
@@ -234,7 +245,9 @@ class Host:
         times at most, within one deadline of ``timeout`` seconds); the last error is
         raised when none succeeds.
         """
-        request = await self._request(method, params, provider, model, capability, timeout)
+        request = self._request(method, params, provider, model, capability, timeout)
+        if self._needs_preparing(request):
+            await self._prepare(request)
         return await self.dispatcher.invoke(request)
 
     async def stream(
@@ -246,13 +259,15 @@ class Host:
         model: str | None = None,
         capability: str | None = None,
         chunk_timeout: float | None = None,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """Route one request and yield its chunks; the last has ``done: true``.
 
         A stream that fails before its first chunk is retried on another instance;
         once chunks have been delivered, a failure ends the stream with the error.
         """
-        request = await self._request(method, params, provider, model, capability, chunk_timeout)
+        request = self._request(method, params, provider, model, capability, chunk_timeout)
+        if self._needs_preparing(request):
+            await self._prepare(request)
         chunks = self.dispatcher.stream(request)
         try:
             async for chunk in chunks:

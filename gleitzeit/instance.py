@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -63,7 +63,7 @@ class ProviderInstance:
     async def invoke(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
 
-    def stream(self, method: str, params: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    def stream(self, method: str, params: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         raise NotImplementedError
 
     async def check_health(self) -> dict[str, Any]:
@@ -103,12 +103,8 @@ class ProviderInstance:
 
     def record_success(self, seconds: float) -> None:
         self.consecutive_failures = 0
-        alpha = 0.2
-        self.latency_ewma = (
-            seconds
-            if self.latency_ewma is None
-            else alpha * seconds + (1 - alpha) * self.latency_ewma
-        )
+        last = self.latency_ewma
+        self.latency_ewma = seconds if last is None else 0.2 * seconds + 0.8 * last
 
     def record_failure(self, error: BaseException, *, threshold: int, cooldown: float) -> None:
         self.errors += 1

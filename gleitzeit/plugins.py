@@ -13,7 +13,7 @@ import inspect
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +82,9 @@ class PluginRecord:
     settings: Any = None
     settings_schema: type[BaseModel] | None = None
     obj: Any = None
+    #: This plugin alone in a pluggy manager of its own: its hooks are called through
+    #: it, so a plugin that raises cannot stop another's implementation.
+    caller: pluggy.PluginManager | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -214,7 +217,16 @@ class Plugins:
         rec.status, rec.error = "failed", reason
         if rec.obj is not None and self.pm.is_registered(rec.obj):
             self.pm.unregister(rec.obj)
+        rec.caller = None
         self._forget(rec)
+
+    def _own_manager(self, name: str, obj: Any) -> pluggy.PluginManager:
+        own = pluggy.PluginManager(hookspecs.PROJECT)
+        own.add_hookspecs(hookspecs)
+        own.register(obj, name=name)
+        if self.trace:
+            _trace_calls(own, name)
+        return own
 
     def _forget(self, rec: PluginRecord) -> None:
         for table, names in (
@@ -249,7 +261,23 @@ class Plugins:
                 parts.append(f"{n!r}" + (f" (did you mean {near!r}?)" if near else ""))
             self._fail(rec, f"unknown hook {', '.join(parts)}; see docs/hooks.md for the hooks")
             return rec
+        wrapped = [
+            hc.name
+            for hc in callers
+            for impl in hc.get_hookimpls()
+            if impl.plugin is obj and (impl.wrapper or impl.hookwrapper)
+        ]
+        if wrapped:
+            self._fail(
+                rec,
+                f"hook {', '.join(sorted(wrapped))}: wrapper=True and hookwrapper=True are not "
+                "supported — Gleitzeit calls each plugin's implementation on its own, so that "
+                "one failing plugin cannot stop the others; drop the option (tryfirst and "
+                "trylast work)",
+            )
+            return rec
         rec.hooks = sorted(hc.name for hc in callers)
+        rec.caller = self._own_manager(rec.name, obj)
         try:
             rec.settings = self._settings_for(rec)
         except PluginError as exc:
@@ -350,7 +378,7 @@ class Plugins:
         self,
         rec: PluginRecord,
         cls: Any,
-        base: type,
+        base: type[Transport] | type[Router],
         table: dict[str, Any],
         names: list[str],
         what: str,
@@ -380,64 +408,47 @@ class Plugins:
 
     # -- calling hooks ---------------------------------------------------------------
 
-    def _impl_for(self, rec: PluginRecord, hook: str) -> Any:
-        for impl in getattr(self.pm.hook, hook).get_hookimpls():
-            if impl.plugin_name == rec.name:
-                return impl
-        return None
+    def _impl_for(self, rec: PluginRecord, hook: str) -> pluggy.HookImpl | None:
+        if rec.caller is None:
+            return None
+        impls = getattr(rec.caller.hook, hook).get_hookimpls()
+        return impls[0] if impls else None
 
     def _call_one(self, rec: PluginRecord, hook: str, kwargs: dict[str, Any]) -> Any:
-        """Call ``rec``'s implementation of ``hook``; errors become PluginError."""
-        impl = self._impl_for(rec, hook)
-        if impl is None:
+        """Call ``rec``'s implementation of ``hook`` (through pluggy, alone); errors
+        become PluginError."""
+        if self._impl_for(rec, hook) is None:
             return None
-        args = {k: kwargs[k] for k in impl.argnames if k in kwargs}
-        start = time.perf_counter()
+        assert rec.caller is not None
         try:
-            result = impl.function(**args)
+            results = getattr(rec.caller.hook, hook)(**kwargs)
         except PluginError as exc:
-            self._trace(hook, rec.name, args, error=exc, start=start)
             raise PluginError(f"{hook}: {exc.message}") from exc
         except Exception as exc:
-            self._trace(hook, rec.name, args, error=exc, start=start)
             raise PluginError(f"{hook} raised {type(exc).__name__}: {exc}") from exc
-        self._trace(hook, rec.name, args, result=result, start=start)
-        return result
+        # pluggy collects the non-None results of the (here: one) implementation.
+        return results[0] if results else None
 
     def call_each(self, hook: str, **kwargs: Any) -> list[tuple[PluginRecord, Any]]:
-        """Call every loaded plugin's implementation of ``hook`` in isolation.
+        """Call every loaded plugin's implementation of ``hook`` in isolation, in
+        pluggy's order of precedence: ``tryfirst`` ones first, ``trylast`` ones last,
+        the rest in load order.
 
         Returns ``(record, result)`` pairs; a plugin that raises gets ``(record, exc)``
         with the exception, so the caller decides what a failure means.
         """
-        out: list[tuple[PluginRecord, Any]] = []
+        ranked: list[tuple[int, PluginRecord]] = []
         for rec in list(self.records.values()):
-            if rec.status != "loaded" or self._impl_for(rec, hook) is None:
-                continue
+            impl = self._impl_for(rec, hook) if rec.status == "loaded" else None
+            if impl is not None:
+                ranked.append((0 if impl.tryfirst else 2 if impl.trylast else 1, rec))
+        out: list[tuple[PluginRecord, Any]] = []
+        for _, rec in sorted(ranked, key=lambda pair: pair[0]):
             try:
                 out.append((rec, self._call_one(rec, hook, kwargs)))
             except PluginError as exc:
                 out.append((rec, exc))
         return out
-
-    def _trace(
-        self,
-        hook: str,
-        plugin: str,
-        args: dict[str, Any],
-        *,
-        start: float,
-        result: Any = None,
-        error: BaseException | None = None,
-    ) -> None:
-        if not self.trace:
-            return
-        ms = (time.perf_counter() - start) * 1000
-        shown = ", ".join(f"{k}={_trace_repr(v)}" for k, v in args.items())
-        outcome = (
-            f"raised {type(error).__name__}: {error}" if error else f"-> {_trace_repr(result)}"
-        )
-        print(f"[hook] {hook} plugin={plugin} ({shown}) {outcome} [{ms:.2f} ms]", file=sys.stderr)
 
     # -- queries ---------------------------------------------------------------------
 
@@ -449,6 +460,34 @@ class Plugins:
 
     def listing(self, *, include_builtins: bool = False) -> list[PluginRecord]:
         return [r for r in self.records.values() if include_builtins or not r.builtin]
+
+
+def _trace_calls(pm: pluggy.PluginManager, plugin: str) -> None:
+    """GLEITZEIT_TRACE_HOOKS=1: print every hook call of ``pm`` through pluggy's hook-call
+    monitoring — hook, plugin, arguments, result or error, and time taken."""
+    started: list[float] = []
+
+    def before(hook: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
+        started.append(time.perf_counter())
+
+    def after(
+        outcome: pluggy.Result[Any],
+        hook: str,
+        impls: Sequence[pluggy.HookImpl],
+        kwargs: Mapping[str, Any],
+    ) -> None:
+        ms = (time.perf_counter() - started.pop()) * 1000
+        wanted = {a for impl in impls for a in impl.argnames}
+        shown = ", ".join(f"{k}={_trace_repr(v)}" for k, v in kwargs.items() if k in wanted)
+        error = outcome.exception
+        result = (
+            f"raised {type(error).__name__}: {error}"
+            if error
+            else f"-> {_trace_repr(outcome.get_result())}"
+        )
+        print(f"[hook] {hook} plugin={plugin} ({shown}) {result} [{ms:.2f} ms]", file=sys.stderr)
+
+    pm.add_hookcall_monitoring(before, after)
 
 
 def _trace_repr(value: Any) -> str:

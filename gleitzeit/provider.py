@@ -124,15 +124,15 @@ class Provider:
     after discovering models in :meth:`start`).
     """
 
-    name: ClassVar[str] = ""
+    name: str = ""
     kind: ClassVar[Kind] = "tool"
     description: ClassVar[str] = ""
     version: ClassVar[str] = ""
-    models: ClassVar[tuple[str, ...]] = ()
-    capabilities: ClassVar[tuple[str, ...]] = ()
+    models: tuple[str, ...] = ()
+    capabilities: tuple[str, ...] = ()
     #: Methods that cannot run without a ``model`` in the request (for example an LLM
     #: provider with no default model). Routing skips this provider for such requests.
-    model_required: ClassVar[tuple[str, ...]] = ()
+    model_required: tuple[str, ...] = ()
     #: Optional pydantic model of the provider's settings: ``None`` or a dict given to
     #: the constructor is validated into it (so ``self.settings`` is always the model).
     Settings: ClassVar[type[BaseModel] | None] = None
@@ -182,10 +182,10 @@ class Provider:
                 ) from None
         self.settings = settings
         # Instance attributes shadow the class defaults so each instance can differ.
-        self.name = name or type(self).name  # type: ignore[misc]
-        self.models = tuple(type(self).models)  # type: ignore[misc]
-        self.capabilities = tuple(type(self).capabilities)  # type: ignore[misc]
-        self.model_required = tuple(type(self).model_required)  # type: ignore[misc]
+        self.name = name or type(self).name
+        self.models = tuple(type(self).models)
+        self.capabilities = tuple(type(self).capabilities)
+        self.model_required = tuple(type(self).model_required)
 
     # -- lifecycle -------------------------------------------------------------------
 

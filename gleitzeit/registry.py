@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
 
 from gleitzeit.errors import InstancesDownError, MethodNotFoundError, RoutingError
 from gleitzeit.instance import ProviderInstance
@@ -38,7 +39,7 @@ class Registry:
     def __len__(self) -> int:
         return len(self._instances)
 
-    def __iter__(self):  # noqa: ANN204
+    def __iter__(self) -> Iterator[ProviderInstance]:
         return iter(list(self._instances.values()))
 
     def add(self, instance: ProviderInstance) -> None:
@@ -69,30 +70,17 @@ class Registry:
             own.remove(m)
         if not own:
             del self._methods_of[inst.name]
-        for index, keys in (
-            (self._by_name, [inst.name]),
-            (self._by_method, inst.methods),
-            (self._by_name_method, [(inst.name, m) for m in inst.methods]),
-            (self._by_model, inst.models),
-            (self._by_capability, inst.capabilities),
-        ):
-            for key in keys:
-                bucket = index.get(key)
-                if bucket is not None:
-                    bucket.pop(inst.id, None)
-                    if not bucket:
-                        del index[key]
+        _drop(self._by_name, [inst.name], inst.id)
+        _drop(self._by_method, inst.methods, inst.id)
+        _drop(self._by_name_method, [(inst.name, m) for m in inst.methods], inst.id)
+        _drop(self._by_model, inst.models, inst.id)
+        _drop(self._by_capability, inst.capabilities, inst.id)
 
     def update_models(
         self, instance: ProviderInstance, models: list[str] | tuple[str, ...]
     ) -> None:
         """Re-index an instance whose model list changed (for example after discovery)."""
-        for model in instance.models:
-            bucket = self._by_model.get(model)
-            if bucket is not None:
-                bucket.pop(instance.id, None)
-                if not bucket:
-                    del self._by_model[model]
+        _drop(self._by_model, instance.models, instance.id)
         instance.models = tuple(models)
         for model in instance.models:
             self._by_model[model][instance.id] = instance
@@ -154,7 +142,6 @@ class Registry:
     def candidates(
         self,
         method: str,
-        *,
         provider: str | None = None,
         model: str | None = None,
         capability: str | None = None,
@@ -164,10 +151,14 @@ class Registry:
         The list is cached and shared: do not change it.
         """
         key = (method, provider, model, capability)
-        now = time.monotonic()
         hit = self._cache.get(key)
-        if hit is not None and hit[0] == self._epoch and now < hit[1]:
+        if (
+            hit is not None
+            and hit[0] == self._epoch
+            and (hit[1] == math.inf or time.monotonic() < hit[1])
+        ):
             return hit[2]
+        now = time.monotonic()
         pool = (
             self._by_method.get(method, {})
             if provider is None
@@ -247,3 +238,16 @@ class Registry:
 
     def snapshot(self) -> list[dict[str, Any]]:
         return [i.describe() for i in sorted(self._instances.values(), key=lambda i: i.id)]
+
+
+K = TypeVar("K")
+
+
+def _drop(index: dict[K, dict[str, ProviderInstance]], keys: Iterable[K], instance_id: str) -> None:
+    """Take an instance out of the buckets ``keys`` of ``index``; empty buckets go."""
+    for key in keys:
+        bucket = index.get(key)
+        if bucket is not None:
+            bucket.pop(instance_id, None)
+            if not bucket:
+                del index[key]

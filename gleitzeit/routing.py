@@ -5,20 +5,12 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from gleitzeit.instance import ProviderInstance
+from gleitzeit.request import Request
 
-
-@dataclass(frozen=True)
-class Request:
-    """What a router may look at when picking an instance."""
-
-    method: str
-    provider: str | None = None
-    model: str | None = None
-    params: dict[str, Any] | None = None
+__all__ = ["LatencyRouter", "LeastInFlightRouter", "Request", "RoundRobinRouter", "Router"]
 
 
 class Router:
@@ -84,6 +76,7 @@ class LatencyRouter(Router):
     name = "latency"
 
     def pick(self, candidates: Sequence[ProviderInstance], request: Request) -> ProviderInstance:
+        pool: Sequence[ProviderInstance]
         if len(candidates) > LeastInFlightRouter.exact_up_to:
             pool = [candidates[random.randrange(len(candidates))] for _ in range(2)]
         else:

@@ -28,7 +28,7 @@ class StallWatch:
         self._timeout = timeout
         self.since: float | None = None
         self.fired = False
-        self._handle = self._loop.call_later(timeout, self._check)
+        self._handle: asyncio.TimerHandle | None = self._loop.call_later(timeout, self._check)
 
     def waiting(self) -> None:
         self.since = self._loop.time()

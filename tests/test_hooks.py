@@ -268,3 +268,41 @@ def test_every_hook_has_a_docstring_a_doc_section_and_a_test(hook):
 def test_every_hook_is_known_to_pluggy():
     pm = Plugins(Config()).pm
     assert sorted(n for n in dir(pm.hook) if n.startswith("gleitzeit_")) == _hook_names()
+
+
+def _marked(name, fn, **options):
+    ns = type("Plugin", (), {})()
+    setattr(ns, name, gleitzeit.hookimpl(**options)(fn))
+    return ns
+
+
+async def test_a_tryfirst_implementation_runs_before_a_plain_one():
+    order = []
+    plain = _marked("gleitzeit_startup", lambda host: order.append("plain"))
+    first = _marked("gleitzeit_startup", lambda host: order.append("first"), tryfirst=True)
+    last = _marked("gleitzeit_startup", lambda host: order.append("last"), trylast=True)
+    plugins = Plugins.load(
+        Config(), installed=False, extra=[("last", last), ("plain", plain), ("first", first)]
+    )
+    async with Host(Config(), plugins=plugins):
+        pass
+    assert order == ["first", "plain", "last"]
+
+
+@pytest.mark.parametrize("option", ["wrapper", "hookwrapper"])
+async def test_a_wrapper_implementation_is_refused_with_the_reason(option):
+    ran = []
+
+    def gleitzeit_startup(host):
+        ran.append("wrapper")
+        yield
+
+    wrapper = _marked("gleitzeit_startup", gleitzeit_startup, **{option: True})
+    plain = _marked("gleitzeit_startup", lambda host: ran.append("plain"))
+    plugins = Plugins.load(Config(), installed=False, extra=[("w", wrapper), ("p", plain)])
+    rec = plugins.records["w"]
+    assert rec.status == "failed"
+    assert "gleitzeit_startup" in rec.error and "not supported" in rec.error
+    async with Host(Config(), plugins=plugins):
+        pass
+    assert ran == ["plain"]  # never 'loaded' and silently skipped, never half-run

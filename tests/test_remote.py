@@ -149,7 +149,8 @@ async def test_two_instances_share_load_and_survive_sigkill_of_one(serve, procs)
     async with Client(server.url, token=TOKEN) as client:
 
         async def one(i: int) -> dict:
-            return await client.invoke("work/do", {"id": i, "delay": 0.05})
+            # Long enough that no call on either instance ends before the kill.
+            return await client.invoke("work/do", {"id": i, "delay": 0.3})
 
         tasks = [asyncio.ensure_future(one(i)) for i in range(200)]
         await wait_until(lambda: all(i.in_flight > 0 for i in instances), "load on both instances")

@@ -6,7 +6,7 @@ import asyncio
 import copy
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from gleitzeit.errors import (
@@ -123,7 +123,9 @@ class LocalInstance(ProviderInstance):
         except Exception as exc:
             raise _wrap(self.provider, method, exc) from exc
 
-    async def stream(self, method: str, params: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def stream(
+        self, method: str, params: dict[str, Any]
+    ) -> AsyncGenerator[dict[str, Any], None]:
         if not self.started:
             raise self._not_started()
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from gleitzeit.cli.output import echo_json, table
@@ -91,7 +93,10 @@ def _snapshot() -> dict[str, tuple[str | None, str]]:
     return {r["name"]: (r["version"], r["status"]) for r in records}
 
 
-def _report(before: dict, after: dict) -> None:
+Listing = dict[str, tuple[Any, Any]]
+
+
+def _report(before: Listing, after: Listing) -> None:
     changed = False
     for name in sorted(set(before) | set(after)):
         old, new = before.get(name), after.get(name)
@@ -99,6 +104,7 @@ def _report(before: dict, after: dict) -> None:
             continue
         changed = True
         if old is None:
+            assert new is not None
             click.echo(f"+ {name} {new[0] or ''} ({new[1]})")
         elif new is None:
             click.echo(f"- {name} {old[0] or ''}")

@@ -90,6 +90,7 @@ def run(
             }
             server_url = server_url or stored.get("target")
         else:
+            assert workflow_file is not None  # checked above: one of the two is given
             workflow = load_workflow(workflow_file)
             given = parse_inputs(inputs)
         import_task_modules(workflow)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from gleitzeit.errors import (
@@ -88,7 +88,9 @@ class RemoteInstance(ProviderInstance):
             return reply.result or {}
         raise error_from_dict(reply.error or {})
 
-    async def stream(self, method: str, params: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def stream(
+        self, method: str, params: dict[str, Any]
+    ) -> AsyncGenerator[dict[str, Any], None]:
         if not self.connected:
             raise self._gone("")
         stream_id = f"s{next(self._calls)}"

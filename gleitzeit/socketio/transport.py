@@ -179,7 +179,7 @@ class SocketIOTransport(Transport):
             await asyncio.sleep(min(cfg.heartbeat_interval, cfg.stale_after) / 2)
             now = time.time()
             for inst in list(self.by_sid.values()):
-                silent = now - inst.last_heartbeat
+                silent = now - (inst.last_heartbeat or 0.0)
                 if not inst.stale and silent > cfg.stale_after:
                     inst.stale = True
                     inst.health = HealthReport(

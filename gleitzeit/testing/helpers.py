@@ -74,6 +74,7 @@ async def local_server(
         Host(cfg, plugins=Plugins.load(cfg, installed=False, extra=extra)), bind="127.0.0.1", port=0
     )
     await server.start()
+    assert server.token is not None
     _TOKENS[server.url] = server.token
     try:
         yield server

@@ -54,10 +54,9 @@ def parse_workflow(text: str, source: Path | None = None) -> Workflow:
     try:
         spec = WorkflowSpec.model_validate(data)
     except ValidationError as exc:
-        problems = describe_errors(exc, model=WorkflowSpec, source=label, locate=lines.locate)
-        for i, problem in enumerate(problems):
-            problems[i] = _name_task(problem, data)
-        raise WorkflowError(f"Invalid workflow {label}", problems=problems) from None
+        found = describe_errors(exc, model=WorkflowSpec, source=label, locate=lines.locate)
+        named = [_name_task(problem, data) for problem in found]
+        raise WorkflowError(f"Invalid workflow {label}", problems=named) from None
 
     problems: list[str] = []
     tasks: dict[str, TaskSpec] = {}

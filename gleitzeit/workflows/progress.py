@@ -75,7 +75,7 @@ class LiveProgress:
         self._last = 0.0
 
     def __call__(self, event: str, **data: Any) -> None:
-        task = data.get("task")
+        task = str(data.get("task"))
         if event == "run_started":
             what = "resuming" if data.get("resumed") else "running"
             self.header = f"{what} {data['workflow']!r} as run {data['run_id']}"

@@ -120,7 +120,7 @@ class OllamaProvider(Provider):
     async def discover_models(self) -> tuple[str, ...]:
         """Refresh ``models`` from the server."""
         found = await self.list_models()
-        self.models = _names([m.get("model") or m.get("name") for m in found])
+        self.models = _names([str(n) for m in found if (n := m.get("model") or m.get("name"))])
         return self.models
 
     async def health(self) -> dict[str, Any]:
