@@ -258,6 +258,8 @@ class Host:
             pool = self.registry.instances(provider)
         elif method is not None:
             pool = [i for i in self.registry if method in i.methods or "/" not in method]
+            if not pool:  # perhaps one a provider learns only when it starts
+                pool = [i for i in self.registry if getattr(i, "dynamic_methods", False)]
             if model is None:  # do not start what could not take the request anyway
                 pool = [i for i in pool if method not in i.model_required]
         else:

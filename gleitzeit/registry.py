@@ -76,6 +76,13 @@ class Registry:
         self._index(instance)
         self.changed()
 
+    def update_methods(self, instance: ProviderInstance, methods: dict[str, Any]) -> None:
+        """Re-index an instance whose methods changed (a provider that discovers them)."""
+        self._unindex(instance)
+        instance.methods = methods
+        self._index(instance)
+        self.changed()
+
     def remove(self, instance_id: str) -> ProviderInstance | None:
         inst = self._instances.pop(instance_id, None)
         if inst is not None:

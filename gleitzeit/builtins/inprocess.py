@@ -26,19 +26,23 @@ def _wrap(provider: Provider, method: str, exc: Exception) -> GleitzeitError:
     )
 
 
+def _method_infos(provider: Provider) -> dict[str, MethodInfo]:
+    return {
+        n: MethodInfo(n, s.streaming, s.description, s.schema())
+        for n, s in provider.method_specs().items()
+    }
+
+
 class LocalInstance(ProviderInstance):
     """A :class:`Provider` object running in this process."""
 
     transport = "inprocess"
 
     def __init__(self, provider: Provider, *, origin: str | None = None) -> None:
-        specs = provider.method_specs()
         super().__init__(
             name=provider.name,
             kind=provider.kind,
-            methods={
-                n: MethodInfo(n, s.streaming, s.description, s.schema()) for n, s in specs.items()
-            },
+            methods=_method_infos(provider),
             models=provider.models,
             capabilities=provider.capabilities,
             description=provider.description,
@@ -51,6 +55,7 @@ class LocalInstance(ProviderInstance):
         self.start_attempted = False
         self.start_future: Any = None
         self.start_error: GleitzeitError | None = None
+        self.dynamic_methods = bool(getattr(provider, "dynamic_methods", False))
 
     async def start(self) -> None:
         try:
@@ -63,10 +68,22 @@ class LocalInstance(ProviderInstance):
         self.started = True
         self.models = tuple(self.provider.models)
         self.capabilities = tuple(self.provider.capabilities)
+        if self.dynamic_methods:
+            self.provider.methods_listener = self.refresh_methods
+            self.refresh_methods()
+
+    def refresh_methods(self) -> None:
+        """Re-read the provider's methods (after start, or when it says they changed)."""
+        methods = _method_infos(self.provider)
+        if self.registry is not None:
+            self.registry.update_methods(self, methods)
+        else:
+            self.methods = methods
 
     async def stop(self) -> None:
         if self.started:
             self.started = False
+            self.provider.methods_listener = None
             await self.provider.stop()
 
     def _not_started(self) -> GleitzeitError:

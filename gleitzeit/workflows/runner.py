@@ -82,6 +82,13 @@ async def served_methods(api: Any) -> dict[str, set[str]]:
 async def check_methods(workflow: Workflow, api: Any) -> None:
     """Every task's method and provider exist where the workflow will run."""
     served = await served_methods(api)
+    known = {m for ms in served.values() for m in ms}
+    unknown = {t.method for t in workflow.tasks.values() if "/" in t.method} - known
+    if unknown and hasattr(api, "ensure_started"):
+        # Providers that learn their methods when they start (MCP servers) may serve them.
+        for method in sorted(unknown):
+            await api.ensure_started(method=method)
+        served = await served_methods(api)
     every = sorted({m for ms in served.values() for m in ms})
     problems = []
     label = str(workflow.source) if workflow.source else "<workflow>"
