@@ -114,6 +114,10 @@ class Connection:
         self.tools: list[types.Tool] = []
         #: Set while a session is up; tests and callers wait on it after a restart.
         self.ready = asyncio.Event()
+        #: Set when a session ended without being asked to (cleared once it is back).
+        self.down = asyncio.Event()
+        #: Set each time the tools have been read.
+        self.tools_read = asyncio.Event()
         self.restarts = 0
         self.last_error: str | None = None
         self._task: asyncio.Task[None] | None = None
@@ -178,6 +182,8 @@ class Connection:
                 reason = describe(exc)
             self.ready.clear()
             self.session = None
+            if not self._stopping:
+                self.down.set()
             if self._first is not None and not self._first.done():
                 self._first.set_exception(
                     ProviderUnavailableError(
@@ -244,6 +250,7 @@ class Connection:
                 await self._read_tools(session)
             self.session = session
             self.last_error = None
+            self.down.clear()
             self.ready.set()
             if self._first is not None and not self._first.done():
                 self._first.set_result(None)
@@ -279,6 +286,7 @@ class Connection:
                     break
         self.tools = tools
         self.on_tools(tools, caps)
+        self.tools_read.set()
 
     async def _on_message(self, message: Any) -> None:
         if isinstance(message, Exception):
