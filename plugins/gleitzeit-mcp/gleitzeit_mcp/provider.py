@@ -97,8 +97,8 @@ class McpProvider(Provider):
     server_name: ClassVar[str] = ""
     server_config: ClassVar[ServerConfig | None] = None
 
-    method_specs = _PerInstance(_specs)  # type: ignore[assignment]
-    method_names = _PerInstance(_names)  # type: ignore[assignment]
+    method_specs = _PerInstance(_specs)
+    method_names = _PerInstance(_names)
 
     def __init__(self, settings: Any = None, *, name: str | None = None) -> None:
         super().__init__(settings, name=name)
@@ -107,9 +107,15 @@ class McpProvider(Provider):
                 f"{type(self).__qualname__} is not bound to an MCP server",
                 hint="use gleitzeit_mcp.provider.provider_class(name, ServerConfig(...))",
             )
-        self.__methods__: dict[str, MethodSpec] = dict(type(self).__methods__)
+        self._set_methods(dict(type(self).__methods__))
         self.connection: Connection | None = None
         self._lock = asyncio.Lock()
+
+    def _set_methods(self, specs: dict[str, MethodSpec]) -> None:
+        # An instance attribute shadows the class's declared methods: the Provider base
+        # reads self.__methods__ to resolve, describe and register, and this instance
+        # adds the tools its server has.
+        self.__methods__ = specs  # type: ignore[misc]
 
     @property
     def config(self) -> ServerConfig:
@@ -136,7 +142,7 @@ class McpProvider(Provider):
             connection, self.connection = self.connection, None
             if connection is not None:
                 await connection.close()
-            self.__methods__ = dict(type(self).__methods__)
+            self._set_methods(dict(type(self).__methods__))
 
     async def health(self) -> dict[str, Any]:
         """Ping the session; a server that is down reports why, with its stderr tail."""
@@ -195,7 +201,7 @@ class McpProvider(Provider):
                 input_schema=schema,
                 validator=validator,
             )
-        self.__methods__ = specs
+        self._set_methods(specs)
         self.methods_changed()
 
     def _arguments(self, spec: ToolSpec, params: Any) -> dict[str, Any]:
@@ -277,7 +283,7 @@ class McpProvider(Provider):
 def provider_class(server: str, config: ServerConfig) -> type[McpProvider]:
     """A provider class named ``mcp-<server>`` for the MCP server ``server``."""
     where = config.command if config.command is not None else config.url
-    cls = type(
+    cls: type[McpProvider] = type(
         f"McpProvider_{server}",
         (McpProvider,),
         {

@@ -66,7 +66,7 @@ def prompt_result(
     ``result`` (the text of all messages) and ``description``."""
     messages = []
     for m in result.messages:
-        text = m.content.text if getattr(m.content, "type", None) == "text" else ""
+        text = getattr(m.content, "text", "") if m.content.type == "text" else ""
         messages.append({"role": m.role, "content": text})
     return {
         "operation": "prompts.get",
