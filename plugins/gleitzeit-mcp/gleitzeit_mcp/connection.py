@@ -223,14 +223,15 @@ class Connection:
                 # Runs after the server has stopped (exit order), before the file closes.
                 stack.callback(self._keep_tail)
                 params = StdioServerParameters(
-                    command=cfg.command, args=cfg.args, env=cfg.env or None, cwd=cfg.cwd
+                    command=cfg.command, args=cfg.args, env=cfg.env_values() or None, cwd=cfg.cwd
                 )
                 read, write = await stack.enter_async_context(stdio_client(params, errlog=errlog))
             else:
                 assert cfg.url is not None
                 http = await stack.enter_async_context(
                     httpx2.AsyncClient(
-                        headers=cfg.headers, timeout=httpx2.Timeout(30.0, read=cfg.timeout + 30)
+                        headers=cfg.header_values(),
+                        timeout=httpx2.Timeout(30.0, read=cfg.timeout + 30),
                     )
                 )
                 read, write = await stack.enter_async_context(

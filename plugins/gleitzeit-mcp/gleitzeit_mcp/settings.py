@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 # A server's name becomes the protocol prefix of its methods (`files/read_file`), so it
 # follows the host's rule for that prefix.
@@ -19,12 +19,13 @@ class ServerConfig(BaseModel):
 
     command: str | None = Field(None, description="program that runs a stdio MCP server")
     args: list[str] = Field(default_factory=list, description="arguments of the command")
-    env: dict[str, str] = Field(
+    # Secret-typed: they often carry API keys, and `config show` must not print them.
+    env: dict[str, SecretStr] = Field(
         default_factory=dict, description="extra environment variables for the command"
     )
     cwd: str | None = Field(None, description="working directory of the command")
     url: str | None = Field(None, description="endpoint of a streamable-HTTP MCP server")
-    headers: dict[str, str] = Field(
+    headers: dict[str, SecretStr] = Field(
         default_factory=dict, description="HTTP headers sent to the url (e.g. Authorization)"
     )
     timeout: float = Field(60.0, gt=0, description="seconds one call may take")
@@ -49,6 +50,14 @@ class ServerConfig(BaseModel):
         if self.command is not None and self.headers:
             raise ValueError("headers apply to 'url' servers only")
         return self
+
+    def env_values(self) -> dict[str, str]:
+        """The environment variables, in clear."""
+        return {k: v.get_secret_value() for k, v in self.env.items()}
+
+    def header_values(self) -> dict[str, str]:
+        """The HTTP headers, in clear."""
+        return {k: v.get_secret_value() for k, v in self.headers.items()}
 
     @property
     def transport(self) -> str:

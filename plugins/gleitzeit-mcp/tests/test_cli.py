@@ -93,3 +93,15 @@ def test_a_misconfigured_server_is_reported_with_the_field(cli_env):
     assert out.returncode == 2
     assert "servers.demo" in out.stderr + out.stdout
     assert "either 'command'" in out.stderr + out.stdout
+
+
+def test_config_show_masks_headers_and_env(cli_env):
+    Path(cli_env["GLEITZEIT_CONFIG"]).write_text(
+        "plugins:\n  mcp:\n    servers:\n"
+        "      web: {url: 'http://127.0.0.1:9/mcp', headers: {Authorization: 'Bearer abc123'}}\n"
+        "      cmd: {command: x, env: {API_KEY: 'k-987'}}\n"
+    )
+    out = gleitzeit(cli_env, "config", "show")
+    assert out.returncode == 0, out.stderr
+    assert "abc123" not in out.stdout and "k-987" not in out.stdout
+    assert "Authorization" in out.stdout

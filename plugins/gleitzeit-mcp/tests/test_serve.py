@@ -146,3 +146,14 @@ def test_serve_refuses_a_bad_port(cli_env, bad):
     )
     assert proc.returncode == 2
     assert "--port" in proc.stderr
+
+
+async def test_an_mcp_provider_sends_its_headers_to_a_token_guarded_serve(cli_env):
+    from gleitzeit_mcp.provider import provider_class
+    from gleitzeit_mcp.settings import ServerConfig
+
+    async with http_serve(cli_env, "--token", "s3cret", "--include", "calc/*") as url:
+        config = ServerConfig(url=url, headers={"Authorization": "Bearer s3cret"})
+        async with host(providers=[provider_class("gz", config)()]) as h:
+            result = await h.invoke("gz/calc_add", {"a": 20, "b": 22})
+            assert result["result"]["result"] == 42
