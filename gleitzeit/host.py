@@ -176,7 +176,11 @@ class Host:
         if provider is not None:
             pool = [i for i in pool if i.name == provider]
         elif method is not None:
-            pool = [i for i in pool if method in i.methods or "/" not in method]
+            if "/" in method and not self.registry.serves(method):
+                # Perhaps a method that a provider learns only when it starts.
+                pool = [i for i in pool if i.dynamic_methods]
+            else:
+                pool = [i for i in pool if method in i.methods or "/" not in method]
             if model is None:  # do not start what could not take the request anyway
                 pool = [i for i in pool if method not in i.model_required]
         if not pool:

@@ -44,6 +44,8 @@ class ProviderInstance:
         self.models = tuple(models)
         self.capabilities = tuple(capabilities)
         self.model_required = frozenset(model_required)
+        #: Learns (some of) its methods only once started; see Provider.dynamic_methods.
+        self.dynamic_methods = False
         self.description = description
         self.version = version
         self.in_flight = 0

@@ -112,6 +112,7 @@ _RESERVED = frozenset(
         "method_names",
         "on_connected",
         "on_disconnected",
+        "methods_changed",
     }
 )
 
@@ -136,6 +137,11 @@ class Provider:
     #: Optional pydantic model of the provider's settings: ``None`` or a dict given to
     #: the constructor is validated into it (so ``self.settings`` is always the model).
     Settings: ClassVar[type[BaseModel] | None] = None
+    #: True for a provider that learns some of its methods only in :meth:`start` (an
+    #: MCP server's tools, say): the host then starts it for a request whose method no
+    #: other instance offers, re-reads ``method_specs()`` once it has started, and again
+    #: whenever the provider calls :meth:`methods_changed`.
+    dynamic_methods: ClassVar[bool] = False
 
     __methods__: ClassVar[dict[str, MethodSpec]] = {}
     __method_index__: ClassVar[MethodIndex] = MethodIndex()
@@ -181,6 +187,9 @@ class Provider:
                     problems=describe_errors(exc, model=schema),
                 ) from None
         self.settings = settings
+        #: Called by :meth:`methods_changed`; set by the transport serving a provider
+        #: with ``dynamic_methods``.
+        self.methods_listener: Callable[[], None] | None = None
         # Instance attributes shadow the class defaults so each instance can differ.
         self.name = name or type(self).name
         self.models = tuple(type(self).models)
@@ -204,6 +213,12 @@ class Provider:
     async def health(self) -> dict[str, Any]:
         """Report health: ``{"status": "healthy"|"degraded"|"unhealthy", "detail": ...}``."""
         return {"status": "healthy"}
+
+    def methods_changed(self) -> None:
+        """Tell whoever serves this provider that ``method_specs()`` changed."""
+        listener = self.methods_listener
+        if listener is not None:
+            listener()
 
     # -- metadata --------------------------------------------------------------------
 

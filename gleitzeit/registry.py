@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from gleitzeit.errors import InstancesDownError, MethodNotFoundError, RoutingError
 from gleitzeit.instance import ProviderInstance
-from gleitzeit.methods import MethodIndex
+from gleitzeit.methods import MethodDescription, MethodIndex
 from gleitzeit.validation import suggest
 
 
@@ -84,6 +84,19 @@ class Registry:
         instance.models = tuple(models)
         for model in instance.models:
             self._by_model[model][instance.id] = instance
+        self.changed()
+
+    def serves(self, method: str) -> bool:
+        """Whether any instance has the full method name ``method``."""
+        return method in self._methods
+
+    def update_methods(
+        self, instance: ProviderInstance, methods: dict[str, MethodDescription]
+    ) -> None:
+        """Re-index an instance whose methods changed (a provider that discovers them)."""
+        self._unindex(instance)
+        instance.methods = methods
+        self._index(instance)
         self.changed()
 
     def remove(self, instance_id: str) -> ProviderInstance | None:

@@ -383,3 +383,42 @@ async def test_lazy_start_is_shared_by_concurrent_requests():
         results = await asyncio.gather(*(host.invoke("tool/go") for _ in range(5)))
     assert [r["result"] for r in results] == ["ok"] * 5
     assert SlowStart.starts == 1
+
+
+class Discovering(gleitzeit.Provider):
+    """Learns a method when it starts, and another when told to."""
+
+    name = "discovering"
+    kind = "tool"
+    dynamic_methods = True
+
+    @gleitzeit.method("disc/static")
+    async def static(self, params):
+        return {"result": "static"}
+
+    async def start(self):
+        self.__methods__ = dict(type(self).__methods__)
+        self._learn("disc/found")
+
+    def _learn(self, name):
+        self.__methods__[name] = gleitzeit.provider.MethodSpec(
+            name, "learnt", invoke_handler="static"
+        )
+
+    def method_specs(self):  # instance-level: what this instance has learnt
+        return dict(self.__methods__)
+
+
+async def test_methods_a_provider_learns_at_start_route_even_through_a_lazy_host():
+    config = Config()
+    provider = Discovering()
+    host = Host(
+        config, plugins=Plugins.load(config, installed=False), providers=[provider], lazy=True
+    )
+    async with host:
+        assert "disc/found" not in host.registry.methods()
+        assert (await host.invoke("disc/found"))["result"] == "static"
+        provider._learn("disc/later")
+        provider.methods_changed()
+        assert (await host.invoke("disc/later"))["result"] == "static"
+        assert "disc/later" in host.registry.methods()

@@ -17,6 +17,7 @@ PACKAGES = [
     "plugins/gleitzeit-calculator/gleitzeit_calculator",
     "plugins/gleitzeit-ollama/gleitzeit_ollama",
     "plugins/gleitzeit-openai/gleitzeit_openai",
+    "plugins/gleitzeit-mcp/gleitzeit_mcp",
 ]
 
 AUTHOR = """

@@ -18,6 +18,7 @@ from gleitzeit.errors import (
 from gleitzeit.health import HealthReport
 from gleitzeit.hookspecs import hookimpl
 from gleitzeit.instance import ProviderInstance
+from gleitzeit.methods import MethodDescription
 from gleitzeit.provider import Provider
 from gleitzeit.transport import InstanceSink, Transport
 
@@ -33,6 +34,10 @@ def _wrap(provider: Provider, method: str, exc: Exception) -> GleitzeitError:
     )
 
 
+def _descriptions(provider: Provider) -> dict[str, MethodDescription]:
+    return {n: s.description_model() for n, s in provider.method_specs().items()}
+
+
 class LocalInstance(ProviderInstance):
     """A :class:`Provider` object running in this process.
 
@@ -44,11 +49,10 @@ class LocalInstance(ProviderInstance):
     transport = "inprocess"
 
     def __init__(self, provider: Provider, *, origin: str | None = None) -> None:
-        specs = provider.method_specs()
         super().__init__(
             name=provider.name,
             kind=provider.kind,
-            methods={n: s.description_model() for n, s in specs.items()},
+            methods=_descriptions(provider),
             models=provider.models,
             capabilities=provider.capabilities,
             description=provider.description,
@@ -60,6 +64,7 @@ class LocalInstance(ProviderInstance):
         self.started = False
         self.start_error: GleitzeitError | None = None
         self._starting: asyncio.Future[None] | None = None
+        self.dynamic_methods = type(provider).dynamic_methods
 
     @property
     def start_finished(self) -> bool:
@@ -96,7 +101,18 @@ class LocalInstance(ProviderInstance):
             self.registry.update_models(self, models)
         else:
             self.models = models
+        if self.dynamic_methods:
+            self.provider.methods_listener = self.refresh_methods
+            self.refresh_methods()
         self.health = HealthReport(status="healthy", checked_at=time.time())
+
+    def refresh_methods(self) -> None:
+        """Re-read the provider's methods (after start, or when it says they changed)."""
+        methods = _descriptions(self.provider)
+        if self.registry is not None:
+            self.registry.update_methods(self, methods)
+        else:
+            self.methods = methods
 
     def _down(self, err: GleitzeitError, detail: Callable[[GleitzeitError], str]) -> None:
         self.start_error = err
@@ -106,6 +122,7 @@ class LocalInstance(ProviderInstance):
     async def stop(self) -> None:
         if self.started:
             self.started = False
+            self.provider.methods_listener = None
             await self.provider.stop()
 
     def _not_started(self) -> GleitzeitError:

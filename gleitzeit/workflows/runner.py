@@ -12,6 +12,7 @@ from typing import Any
 
 from gleitzeit.api import Api
 from gleitzeit.errors import ConfigError
+from gleitzeit.host import Host
 from gleitzeit.validation import suggest
 from gleitzeit.workflows.loader import Workflow, WorkflowError
 
@@ -120,9 +121,17 @@ async def served_methods(api: Api) -> dict[str, set[str]]:
     return out
 
 
-async def check_methods(workflow: Workflow, api: Any) -> None:
+async def check_methods(workflow: Workflow, api: Api) -> None:
     """Every task's method and provider exist where the workflow will run."""
     served = await served_methods(api)
+    known = {m for ms in served.values() for m in ms}
+    unknown = {t.method for t in workflow.tasks.values() if "/" in t.method} - known
+    if unknown and isinstance(api, Host):
+        # Providers that learn their methods when they start (MCP servers) may serve
+        # them; a server has started its providers already.
+        for method in sorted(unknown):
+            await api.ensure_started(method=method)
+        served = await served_methods(api)
     every = sorted({m for ms in served.values() for m in ms})
     problems = []
     label = str(workflow.source) if workflow.source else "<workflow>"
