@@ -42,6 +42,17 @@ def _store(state: Any, db: str | None) -> Any:
     "--concurrency", type=int, help="Calls in flight at once (default: workflows.concurrency)."
 )
 @click.option("--db", help="SQLite file of runs (default: workflows.database).")
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Print how each construct of the file is read (for the original Gleitzeit's "
+    "format) and the workflow in this project's format, then stop.",
+)
+@click.option(
+    "--allow-execute",
+    is_flag=True,
+    help="Let python/execute run the code the workflow names (workflows.allow_execute).",
+)
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -53,9 +64,13 @@ def run(
     token: str | None,
     concurrency: int | None,
     db: str | None,
+    explain: bool,
+    allow_execute: bool,
 ) -> None:
     """Run WORKFLOW_FILE: tasks in dependency order, independent ones at once, with live
     progress; results are stored so the run can be listed, shown and resumed.
+
+    Files in the original Gleitzeit's format run as written; --explain shows how.
 
     Exits 0 when every task completed, 1 when one failed, 2 when the file is invalid.
     """
@@ -64,6 +79,7 @@ def run(
     from gleitzeit.workflows.progress import LiveProgress, PlainProgress
     from gleitzeit.workflows.runner import (
         HybridApi,
+        check_execute,
         check_methods,
         import_task_modules,
         parse_inputs,
@@ -72,6 +88,16 @@ def run(
     state = state_of(ctx)
     if (workflow_file is None) == (resume_id is None):
         raise click.UsageError("give a WORKFLOW_FILE, or --resume RUN_ID")
+    if explain:
+        from gleitzeit.workflows.convert import explain as explain_text
+
+        if workflow_file is None:
+            raise click.UsageError("--explain needs a WORKFLOW_FILE")
+        click.echo(explain_text(load_workflow(workflow_file)))
+        return
+    if allow_execute:
+        # The host's python/execute provider reads this when it starts.
+        state.config.workflows.allow_execute = True
     store = _store(state, db)
     completed: dict[str, Any] | None = None
     run_id = None
@@ -91,6 +117,7 @@ def run(
         else:
             workflow = load_workflow(workflow_file)
             given = parse_inputs(inputs)
+        check_execute(workflow, state.config.workflows.allow_execute)
         import_task_modules(workflow)
 
         if server_url:
@@ -110,6 +137,7 @@ def run(
             store=store,
             concurrency=concurrency or state.config.workflows.concurrency,
             on_event=progress,
+            models=state.config.models,
         )
 
         async def go() -> Any:

@@ -41,6 +41,8 @@ class Workflow:
     format: str = "native"
     #: How each construct of a V4 file was read (``gleitzeit run --explain``).
     notes: list[str] = field(default_factory=list)
+    #: V4 constructs with no counterpart in this project's format (``gleitzeit convert``).
+    dropped: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -62,13 +64,14 @@ def parse_workflow(text: str, source: Path | None = None) -> Workflow:
     lines = Lines(text)
     locate = lines.locate
     notes: list[str] = []
+    dropped: list[str] = []
     form = "native"
     if v4.is_v4(data):
         form = "v4"
         converted = v4.normalise(data, label, lines.locate)
         if converted.problems:
             raise WorkflowError(f"Invalid workflow {label}", problems=converted.problems)
-        data, notes = converted.data, converted.notes
+        data, notes, dropped = converted.data, converted.notes, converted.dropped
         locate = converted.locator(lines.locate)
 
     def where(loc: tuple[Any, ...]) -> str:
@@ -192,6 +195,7 @@ def parse_workflow(text: str, source: Path | None = None) -> Workflow:
         reads=reads,
         format=form,
         notes=notes,
+        dropped=dropped,
     )
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gleitzeit.aliases import METHOD_ALIASES
 from gleitzeit.errors import ConfigError
 from gleitzeit.validation import suggest
 from gleitzeit.workflows.loader import Workflow, WorkflowError
@@ -61,6 +62,20 @@ class HybridApi:
         return await target.invoke(method, params, **kw)
 
 
+async def served_capabilities(api: Any) -> dict[str, set[str]]:
+    """provider name -> capabilities, from a Host, a Client or a HybridApi."""
+    if isinstance(api, HybridApi):
+        return await served_capabilities(api.remote)
+    out: dict[str, set[str]] = {}
+    if hasattr(api, "registry"):
+        for inst in api.registry:
+            out.setdefault(inst.name, set()).update(inst.capabilities)
+        return out
+    for item in await api.providers():
+        out.setdefault(item["name"], set()).update(item.get("capabilities") or ())
+    return out
+
+
 async def served_methods(api: Any) -> dict[str, set[str]]:
     """provider name -> methods, from a Host, a Client or a HybridApi."""
     if isinstance(api, HybridApi):
@@ -85,7 +100,32 @@ async def check_methods(workflow: Workflow, api: Any) -> None:
     every = sorted({m for ms in served.values() for m in ms})
     problems = []
     label = str(workflow.source) if workflow.source else "<workflow>"
+    capabilities: dict[str, set[str]] | None = None
     for task_id, task in workflow.tasks.items():
+        alias = METHOD_ALIASES.get(task.method)
+        if alias is not None:
+            # e.g. llm/vision: llm/chat on a provider that declares the capability.
+            if capabilities is None:
+                capabilities = await served_capabilities(api)
+            target, capability = alias
+            able = [
+                name
+                for name, methods in served.items()
+                if target in methods
+                and capability in capabilities.get(name, set())
+                and (task.provider is None or name == task.provider)
+            ]
+            if not able:
+                which = (
+                    f"provider {task.provider!r} does not declare it"
+                    if task.provider
+                    else "no provider here declares it"
+                )
+                problems.append(
+                    f"{label}: task {task_id!r}: {task.method} is {target} on a provider with "
+                    f"the {capability!r} capability, and {which}"
+                )
+            continue
         pool = every
         if task.provider is not None:
             if task.provider not in served:
@@ -113,6 +153,26 @@ async def check_methods(workflow: Workflow, api: Any) -> None:
             f"Workflow {workflow.name!r} calls what is not served",
             problems=problems,
             hint="see `gleitzeit providers list`",
+        )
+
+
+#: Methods that run code named in the workflow file itself.
+EXECUTE_METHODS = ("python/execute",)
+
+
+def check_execute(workflow: Workflow, allowed: bool) -> None:
+    """Refuse, before anything runs, a workflow that runs code when that is off."""
+    if allowed:
+        return
+    label = str(workflow.source) if workflow.source else "<workflow>"
+    users = [t for t, task in workflow.tasks.items() if task.method in EXECUTE_METHODS]
+    if users:
+        raise WorkflowError(
+            f"Workflow {workflow.name!r} runs Python code from its file (python/execute in "
+            f"task{'s' if len(users) > 1 else ''} {', '.join(users)}), which is off",
+            problems=[f"{label}: task {t!r}: python/execute" for t in users],
+            hint="enable it with workflows.allow_execute: true in gleitzeit.yaml, "
+            "or run with `gleitzeit run --allow-execute` if you trust this file",
         )
 
 

@@ -224,6 +224,7 @@ class _Normaliser:
         self.out = Converted(data={})
         self.ids: dict[str, str] = {}  # V4 id or name -> this project's id
         self.methods: dict[str, str] = {}  # this project's id -> method
+        self._lines: list[int] = []  # the line of each note, to list them in file order
 
     def at(self, *loc: Any) -> str:
         line = self.locate(tuple(loc))
@@ -231,6 +232,7 @@ class _Normaliser:
 
     def note(self, loc: Loc, text: str) -> None:
         self.out.notes.append(f"{self.at(*loc)}{text}")
+        self._lines.append(self.locate(loc) or 0)
 
     def drop(self, loc: Loc, text: str) -> None:
         self.note(loc, text)
@@ -299,6 +301,8 @@ class _Normaliser:
             tasks = self._tasks(wf)
         data["tasks"] = tasks
         self.out.data = data
+        order = sorted(range(len(self.out.notes)), key=lambda n: self._lines[n])
+        self.out.notes = [self.out.notes[n] for n in order]
         return self.out
 
     def _workflow_fields(self, wf: V4Workflow, data: dict[str, Any]) -> None:
