@@ -388,14 +388,19 @@ class _Run:
         state = self.states[task_id]
         keep: str | None = None
         if state.status == "completed":
+            ready = []
             for nxt in self.workflow.dependents[task_id]:
                 self._waiting[nxt] -= 1
                 if self._waiting[nxt] == 0 and self.states[nxt].status == "pending":
-                    if keep is None:
-                        keep = nxt
-                        self.states[nxt].status = "running"  # claimed; not launched twice
-                    else:
-                        self._launch(nxt)
+                    ready.append(nxt)
+            # The most urgent runs on here, at once; the others queue for slots by priority.
+            ready.sort(key=lambda t: -self._priority(t))
+            for nxt in ready:
+                if keep is None:
+                    keep = nxt
+                    self.states[nxt].status = "running"  # claimed; not launched twice
+                else:
+                    self._launch(nxt)
         else:
             self._skip_dependents(task_id)
         if keep is not None:
