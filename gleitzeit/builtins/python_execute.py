@@ -1,7 +1,8 @@
 """Built-in plugin: ``python/execute`` runs a Python file or code string in a subprocess.
 
 A workflow that uses it is code, so it is off unless ``workflows.allow_execute: true``
-is set in ``gleitzeit.yaml`` (or ``gleitzeit run --allow-execute``). Each call runs in
+is set in ``gleitzeit.yaml`` (or ``gleitzeit run --allow-execute``): only then does the
+host serve it. Each call runs in
 its own process with a timeout, a memory limit (Linux: ``RLIMIT_AS``) and a working
 directory; ``context`` is handed in as a global, the script's global ``result`` comes
 back as JSON, and stdout and stderr are captured. A file must lie inside
@@ -130,7 +131,7 @@ class PythonExecuteProvider(Provider):
 
     def __init__(self, settings: Any = None, *, name: str | None = None) -> None:
         super().__init__(settings, name=name)
-        # Off until the host's config says otherwise (see gleitzeit_startup below).
+        # Off until configured from the host's config (see gleitzeit_startup below).
         self.allowed = False
         self.files = FilesConfig()
         self.default_timeout = 60.0
@@ -220,15 +221,11 @@ class PythonExecuteProvider(Provider):
 
 
 @hookimpl
-def gleitzeit_register_providers(register: Any) -> None:
-    register(PythonExecuteProvider)
-
-
-@hookimpl
-def gleitzeit_startup(host: Any) -> None:
-    # Providers are built from plugin settings alone; this one follows the host's
-    # config (allow_execute, limits, allowed roots), which it gets here.
-    for inst in host.registry:
-        provider = getattr(inst, "provider", None)
-        if isinstance(provider, PythonExecuteProvider):
-            provider.configure(host.config)
+def gleitzeit_startup(host: Any) -> Any:
+    # Served only when allowed: a host that may not run workflow code has no instance
+    # that could be asked to (and `providers list` does not show one).
+    if not host.config.workflows.allow_execute:
+        return None
+    provider = PythonExecuteProvider()
+    provider.configure(host.config)
+    return host.start_provider(host.add_provider(provider))

@@ -153,23 +153,30 @@ def run(
             # The work was done but is not on record: show it, then fail loudly, so
             # nobody mistakes the run for a stored one.
             if exc.result is not None:
-                _report(exc.result, as_json, stored=False)
+                _report(exc.result, as_json, stored=False, names=_names(workflow))
             raise
     finally:
         store.close()
-    _report(result, as_json)
+    _report(result, as_json, names=_names(workflow))
     if result.status != "completed":
         ctx.exit(1)
 
 
-def _report(result: Any, as_json: bool, *, stored: bool = True) -> None:
+def _names(workflow: Any) -> dict[str, str]:
+    """Display names of the tasks that have one (the original format's ``name``)."""
+    return {t: spec.name for t, spec in workflow.tasks.items() if spec.name and spec.name != t}
+
+
+def _report(
+    result: Any, as_json: bool, *, stored: bool = True, names: dict[str, str] | None = None
+) -> None:
     if as_json:
         data = result.to_dict()
         if not stored:
             data["stored"] = False
         echo_json(data)
     else:
-        _summary(result, stored=stored)
+        _summary(result, stored=stored, names=names or {})
 
 
 def _short(value: Any, width: int = 70) -> str:
@@ -178,7 +185,8 @@ def _short(value: Any, width: int = 70) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _summary(result: Any, *, stored: bool = True) -> None:
+def _summary(result: Any, *, stored: bool = True, names: dict[str, str] | None = None) -> None:
+    names = names or {}
     rows = []
     for task_id, state in result.tasks.items():
         shown = state.result
@@ -191,7 +199,7 @@ def _summary(result: Any, *, stored: bool = True) -> None:
                     break
         rows.append(
             [
-                task_id,
+                f"{task_id} ({names[task_id]})" if task_id in names else task_id,
                 state.status,
                 f"{state.duration:.2f}s" if state.duration is not None else "",
                 _short(state.error) if state.error else _short(shown) if shown is not None else "",
