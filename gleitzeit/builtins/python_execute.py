@@ -110,6 +110,22 @@ def _kill(proc: asyncio.subprocess.Process) -> None:
         pass
 
 
+def _without_runner(stderr: str) -> str:
+    """A traceback as the script's author would read it: the runner's own frames left out."""
+    lines = stderr.splitlines()
+    out: list[str] = []
+    skip = 0
+    for line in lines:
+        if skip:
+            skip -= 1
+            continue
+        if line.lstrip().startswith("File ") and RUNNER.name in line:
+            skip = 1  # and the source line printed under it
+            continue
+        out.append(line)
+    return "\n".join(out)
+
+
 def _from_stdout(stdout: str) -> Any:
     """A script that sets no ``result``: its last line of output, read as JSON if it is."""
     lines = [line for line in stdout.splitlines() if line.strip()]
@@ -203,7 +219,7 @@ class PythonExecuteProvider(Provider):
             code = proc.returncode if proc.returncode is not None else -1
             if code != 0:
                 how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-                tail = stderr.strip()[-STDERR_TAIL:] or "(no output on stderr)"
+                tail = _without_runner(stderr).strip()[-STDERR_TAIL:] or "(no output on stderr)"
                 raise ToolError(f"python/execute: {what} {how}:\n{tail}")
             try:
                 value = json.loads(result_file.read_text(encoding="utf-8"))["result"]
