@@ -255,6 +255,23 @@ class TaskReferenceError(GleitzeitError):
     caller_error = True
 
 
+class ExecuteNotAllowedError(ConfigError):
+    """``python/execute`` was asked for while it is off (a workflow file is then code)."""
+
+    code = "execute_not_allowed"
+
+
+class ExecutionTimeoutError(ToolError):
+    """A ``python/execute`` script ran longer than its timeout and was killed.
+
+    Not the caller's fault as such, and retryable: a task's ``retry`` may try again.
+    """
+
+    code = "execution_timeout"
+    caller_error = False
+    retryable = True
+
+
 class RunNotFound(GleitzeitError):
     """No stored run has the given id."""
 

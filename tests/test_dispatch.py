@@ -66,10 +66,10 @@ async def test_capability_given_to_a_client_reaches_routing_on_the_server():
     async with local_server() as server, Client(server.url, token=server.token) as client:
         answer = await client.invoke("llm/chat", CHAT, capability="streaming")
         assert answer["response"] == "hi there"
-        with pytest.raises(gleitzeit.RoutingError, match="capability 'vision'"):
-            await client.invoke("llm/chat", CHAT, capability="vision")
-        with pytest.raises(gleitzeit.RoutingError, match="capability 'vision'"):
-            async for _chunk in client.stream("llm/chat", CHAT, capability="vision"):
+        with pytest.raises(gleitzeit.RoutingError, match="capability 'telepathy'"):
+            await client.invoke("llm/chat", CHAT, capability="telepathy")
+        with pytest.raises(gleitzeit.RoutingError, match="capability 'telepathy'"):
+            async for _chunk in client.stream("llm/chat", CHAT, capability="telepathy"):
                 pass
 
 

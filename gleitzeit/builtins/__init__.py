@@ -11,6 +11,7 @@ def builtin_plugins() -> list[tuple[str, Any]]:
         echo,
         health_checks,
         inprocess,
+        python_execute,
         python_tasks,
         routers,
     )
@@ -21,4 +22,5 @@ def builtin_plugins() -> list[tuple[str, Any]]:
         ("default-health", health_checks),
         ("echo", echo),
         ("python-tasks", python_tasks),
+        ("python-execute", python_execute),
     ]

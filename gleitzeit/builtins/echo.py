@@ -41,7 +41,7 @@ class EchoProvider(Provider):
     description = "Offline echo LLM for demos and tests"
     version = "1"
     models = ("echo",)
-    capabilities = ("chat", "generate", "streaming")
+    capabilities = ("chat", "generate", "streaming", "vision")
 
     def _reply(self, text: str, prefix: str) -> tuple[str, int]:
         return prefix + text, len(text.split())
@@ -72,8 +72,12 @@ class EchoProvider(Provider):
 
     @method("llm/chat", params=EchoChatParams)
     async def chat(self, params: EchoChatParams) -> dict[str, Any]:
-        """Reply with the last user message."""
-        return self._result(self._last_user(params), params.prefix)
+        """Reply with the last user message (and say how many images came with it)."""
+        result = self._result(self._last_user(params), params.prefix)
+        images = sum(len(m.images or []) for m in params.messages)
+        if images:
+            result["images"] = images  # so an offline run can see its images arrived
+        return result
 
     @method("llm/chat", params=EchoChatParams)
     async def chat_stream(self, params: EchoChatParams) -> AsyncIterator[dict[str, Any]]:

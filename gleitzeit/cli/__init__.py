@@ -11,7 +11,14 @@ import click
 from gleitzeit._version import __version__
 from gleitzeit.cli.state import state_of
 
-_BUILTIN_MODULES = ("plugins_cmd", "config_cmd", "providers_cmd", "serve_cmd", "run_cmd")
+_BUILTIN_MODULES = (
+    "plugins_cmd",
+    "config_cmd",
+    "providers_cmd",
+    "serve_cmd",
+    "run_cmd",
+    "convert_cmd",
+)
 
 
 class GleitzeitGroup(click.Group):

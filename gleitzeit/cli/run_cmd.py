@@ -42,6 +42,17 @@ def _store(state: Any, db: str | None) -> Any:
     "--concurrency", type=int, help="Calls in flight at once (default: workflows.concurrency)."
 )
 @click.option("--db", help="SQLite file of runs (default: workflows.database).")
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Print how each construct of the file is read (for the original Gleitzeit's "
+    "format) and the workflow in this project's format, then stop.",
+)
+@click.option(
+    "--allow-execute",
+    is_flag=True,
+    help="Let python/execute run the code the workflow names (workflows.allow_execute).",
+)
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -53,9 +64,13 @@ def run(
     token: str | None,
     concurrency: int | None,
     db: str | None,
+    explain: bool,
+    allow_execute: bool,
 ) -> None:
     """Run WORKFLOW_FILE: tasks in dependency order, independent ones at once, with live
     progress; results are stored so the run can be listed, shown and resumed.
+
+    Files in the original Gleitzeit's format run as written; --explain shows how.
 
     Exits 0 when every task completed, 1 when one failed, 2 when the file is invalid.
     """
@@ -65,6 +80,7 @@ def run(
     from gleitzeit.workflows.progress import LiveProgress, PlainProgress
     from gleitzeit.workflows.runner import (
         HybridApi,
+        check_execute,
         check_methods,
         import_task_modules,
         parse_inputs,
@@ -73,6 +89,16 @@ def run(
     state = state_of(ctx)
     if (workflow_file is None) == (resume_id is None):
         raise click.UsageError("give a WORKFLOW_FILE, or --resume RUN_ID")
+    if explain:
+        from gleitzeit.workflows.convert import explain as explain_text
+
+        if workflow_file is None:
+            raise click.UsageError("--explain needs a WORKFLOW_FILE")
+        click.echo(explain_text(load_workflow(workflow_file)))
+        return
+    if allow_execute:
+        # The host's python/execute provider reads this when it starts.
+        state.config.workflows.allow_execute = True
     store = _store(state, db)
     completed: dict[str, Any] | None = None
     run_id = None
@@ -93,6 +119,7 @@ def run(
             assert workflow_file is not None  # checked above: one of the two is given
             workflow = load_workflow(workflow_file)
             given = parse_inputs(inputs)
+        check_execute(workflow, state.config.workflows.allow_execute)
         import_task_modules(workflow)
 
         api: Api = state.api(server_url, token)
@@ -109,6 +136,7 @@ def run(
             store=store,
             concurrency=concurrency or state.config.workflows.concurrency,
             on_event=progress,
+            models=state.config.models,
         )
 
         async def go() -> Any:
@@ -124,23 +152,30 @@ def run(
             # The work was done but is not on record: show it, then fail loudly, so
             # nobody mistakes the run for a stored one.
             if exc.result is not None:
-                _report(exc.result, as_json, stored=False)
+                _report(exc.result, as_json, stored=False, names=_names(workflow))
             raise
     finally:
         store.close()
-    _report(result, as_json)
+    _report(result, as_json, names=_names(workflow))
     if result.status != "completed":
         ctx.exit(1)
 
 
-def _report(result: Any, as_json: bool, *, stored: bool = True) -> None:
+def _names(workflow: Any) -> dict[str, str]:
+    """Display names of the tasks that have one (the original format's ``name``)."""
+    return {t: spec.name for t, spec in workflow.tasks.items() if spec.name and spec.name != t}
+
+
+def _report(
+    result: Any, as_json: bool, *, stored: bool = True, names: dict[str, str] | None = None
+) -> None:
     if as_json:
         data = result.to_dict()
         if not stored:
             data["stored"] = False
         echo_json(data)
     else:
-        _summary(result, stored=stored)
+        _summary(result, stored=stored, names=names or {})
 
 
 def _short(value: Any, width: int = 70) -> str:
@@ -149,7 +184,8 @@ def _short(value: Any, width: int = 70) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _summary(result: Any, *, stored: bool = True) -> None:
+def _summary(result: Any, *, stored: bool = True, names: dict[str, str] | None = None) -> None:
+    names = names or {}
     rows = []
     for task_id, state in result.tasks.items():
         shown = state.result
@@ -162,7 +198,7 @@ def _summary(result: Any, *, stored: bool = True) -> None:
                     break
         rows.append(
             [
-                task_id,
+                f"{task_id} ({names[task_id]})" if task_id in names else task_id,
                 state.status,
                 f"{state.duration:.2f}s" if state.duration is not None else "",
                 _short(state.error) if state.error else _short(shown) if shown is not None else "",

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from gleitzeit.aliases import ModelsConfig
+
 
 class StrictModel(BaseModel):
     """A config section: unknown keys are errors (with a did-you-mean)."""
@@ -71,6 +73,16 @@ class WorkflowsConfig(StrictModel):
         None, description="SQLite file of runs; default: runs.sqlite in the user data dir"
     )
     concurrency: int = Field(8, ge=1, le=1000, description="calls in flight at once per run")
+    allow_execute: bool = Field(
+        False,
+        description="let python/execute run scripts and code strings named in workflow files",
+    )
+    execute_timeout: float = Field(
+        60.0, gt=0, description="seconds a python/execute script may run when it sets none"
+    )
+    execute_memory_mb: int = Field(
+        1024, ge=16, description="address space a python/execute script may use (Linux)"
+    )
 
 
 class ProviderInstanceConfig(StrictModel):
@@ -103,6 +115,7 @@ class Config(StrictModel):
     files: FilesConfig = Field(default_factory=FilesConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     workflows: WorkflowsConfig = Field(default_factory=WorkflowsConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
 
     _source: Path | None = PrivateAttr(None)
     _lines: dict[tuple, int] = PrivateAttr(default_factory=dict)

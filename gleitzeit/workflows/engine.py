@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import glob as globmod
+import heapq
+import itertools
+import json
+import os
 import random
 import time
 import uuid
@@ -17,19 +21,77 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gleitzeit import aliases
 from gleitzeit.errors import (
     GleitzeitError,
+    InvalidParamsError,
     ProviderError,
+    ProviderTimeoutError,
     StoreWriteError,
     TaskReferenceError,
+    ToolError,
 )
 from gleitzeit.workflows.loader import Workflow, WorkflowError
-from gleitzeit.workflows.models import GlobSpec, RetryPolicy, TaskSpec
+from gleitzeit.workflows.models import PRIORITIES, GlobSpec, RetryPolicy, TaskSpec
 from gleitzeit.workflows.references import substitute
 from gleitzeit.workflows.store import RunStore
 
 NO_RETRY = RetryPolicy(max_attempts=1)
 RUNNING_ROW_AFTER = 0.2  # seconds
+#: Error codes that mean "ran out of time", whichever side raised them.
+TIMEOUT_CODES = ("timeout", "execution_timeout")
+
+
+def retried(err: GleitzeitError, policy: RetryPolicy) -> bool:
+    """Whether ``policy`` tries again after ``err``: the one rule of gleitzeit.errors (a
+    caller's error is never retried), narrowed by the policy's ``retry_on_*`` switches.
+    The one opening is ``retry_on_validation_error``, which the original format offers
+    for parameters a provider refused."""
+    if err.caller_error:
+        # A switch written in the file is the one way past the rule.
+        if type(err) is InvalidParamsError:
+            return policy.retry_on_validation_error
+        if isinstance(err, ToolError) and "retry_on_provider_error" in policy.model_fields_set:
+            return policy.retry_on_provider_error
+        return False
+    if isinstance(err, ProviderTimeoutError) or err.code in TIMEOUT_CODES:
+        return policy.retry_on_timeout
+    if isinstance(err, ProviderError):
+        return policy.retry_on_provider_error
+    return True
+
+
+class PrioritySlots:
+    """A semaphore whose waiters are served highest priority first, then in arrival
+    order: with every slot taken, the most urgent ready task runs next."""
+
+    def __init__(self, slots: int) -> None:
+        self._free = slots
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    async def acquire(self, priority: int) -> None:
+        """Wait for a slot; ``priority`` is larger for more urgent work."""
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (-priority, next(self._order), future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release()  # handed a slot in the moment of being cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        """Give the slot to the most urgent waiter still waiting, or free it."""
+        while self._waiters:
+            _, _, future = heapq.heappop(self._waiters)
+            if not future.done():
+                future.set_result(None)
+                return
+        self._free += 1
 
 
 @dataclass
@@ -118,12 +180,15 @@ class Engine:
         concurrency: int = 8,
         on_event: Callable[..., None] | None = None,
         rand: Callable[[], float] = random.random,
+        models: aliases.ModelsConfig | None = None,
     ) -> None:
         self.api = api
         self.store = store
         self.concurrency = concurrency
         self.on_event = on_event or (lambda *a, **k: None)
         self.rand = rand
+        #: Model aliases applied to each call; by default the api's own config's.
+        self.models = models or getattr(getattr(api, "config", None), "models", None)
 
     async def run(
         self,
@@ -179,15 +244,16 @@ class _Run:
         self._all_done = asyncio.Event()
         self._outstanding = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self._sem: asyncio.Semaphore | None = None
+        self._sem: PrioritySlots | None = None
         self._started_queue: deque[tuple[float, str]] = deque()
         self._running_timer: asyncio.TimerHandle | None = None
+        self._timed_out: float | None = None
 
     # -- scheduling ------------------------------------------------------------------
 
     async def execute(self, concurrency: int, resuming: bool) -> RunResult:
         started = time.time()
-        self._sem = asyncio.Semaphore(concurrency)
+        self._sem = PrioritySlots(concurrency)
         self.emit(
             "run_started",
             run_id=self.run_id,
@@ -207,10 +273,19 @@ class _Run:
             ready = [
                 t for t, n in self._waiting.items() if n == 0 and self.states[t].status == "pending"
             ]
+            # Most urgent first, so that the first free slots go to them too.
+            ready.sort(key=lambda t: -self._priority(t))
             for task_id in ready:
                 self._launch(task_id)
+            timeout = self.workflow.spec.timeout
             if self._outstanding:
-                await self._all_done.wait()
+                if timeout is None:
+                    await self._all_done.wait()
+                else:
+                    try:
+                        await asyncio.wait_for(self._all_done.wait(), timeout)
+                    except asyncio.TimeoutError:
+                        await self._time_out(timeout)
             status = (
                 "completed"
                 if all(s.status == "completed" for s in self.states.values())
@@ -227,6 +302,8 @@ class _Run:
                 self._running_timer.cancel()
             failed = [t for t, s in self.states.items() if s.status == "failed"]
             error = f"failed: {', '.join(failed)}" if failed else None
+            if status == "failed" and self._timed_out is not None:
+                error = f"timed out after {self._timed_out:g}s" + (f"; {error}" if error else "")
             if self.store is not None:
                 self.store.run_done(
                     self.run_id, status, error if status != "interrupted" else "interrupted"
@@ -249,6 +326,44 @@ class _Run:
             raise stored
         return result
 
+    def _priority(self, task_id: str) -> int:
+        return PRIORITIES.index(self.workflow.tasks[task_id].priority)
+
+    async def _time_out(self, timeout: float) -> None:
+        """The workflow's timeout ran out: cancel what runs, and record every task that
+        did not finish as failed (it was cut off) or skipped (it never started)."""
+        self._timed_out = timeout
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        now = time.time()
+        for task_id, state in self.states.items():
+            if state.status not in ("pending", "running"):
+                continue
+            if state.started is not None:
+                state.status = "failed"
+                state.error = f"cancelled: the workflow's timeout ({timeout:g}s) ran out"
+                event = "task_failed"
+            else:
+                state.status = "skipped"
+                state.error = f"not started: the workflow's timeout ({timeout:g}s) ran out"
+                event = "task_skipped"
+            state.finished = now
+            if self.store is not None:
+                self.store.task_done(
+                    self.run_id,
+                    task_id,
+                    state.status,
+                    error=state.error,
+                    attempts=state.attempts,
+                    started=state.started,
+                    finished=now,
+                )
+            if event == "task_failed":
+                self.emit("task_failed", task=task_id, error=state.error)
+            else:
+                self.emit("task_skipped", task=task_id, reason=state.error)
+
     def _launch(self, task_id: str) -> None:
         self._outstanding += 1
         task = asyncio.ensure_future(self._run_chain(task_id))
@@ -267,14 +382,19 @@ class _Run:
         state = self.states[task_id]
         keep: str | None = None
         if state.status == "completed":
+            ready = []
             for nxt in self.workflow.dependents[task_id]:
                 self._waiting[nxt] -= 1
                 if self._waiting[nxt] == 0 and self.states[nxt].status == "pending":
-                    if keep is None:
-                        keep = nxt
-                        self.states[nxt].status = "running"  # claimed; not launched twice
-                    else:
-                        self._launch(nxt)
+                    ready.append(nxt)
+            # The most urgent runs on here, at once; the others queue for slots by priority.
+            ready.sort(key=lambda t: -self._priority(t))
+            for nxt in ready:
+                if keep is None:
+                    keep = nxt
+                    self.states[nxt].status = "running"  # claimed; not launched twice
+                else:
+                    self._launch(nxt)
         else:
             self._skip_dependents(task_id)
         if keep is not None:
@@ -339,8 +459,10 @@ class _Run:
             self._note_running(task_id, state.started)
         self.emit("task_started", task=task_id)
         try:
-            scope: dict[str, Any] = {d: self.states[d].result for d in spec.dependencies}
+            reads = self.workflow.reads.get(task_id, spec.dependencies)
+            scope: dict[str, Any] = {d: self.states[d].result for d in reads}
             scope["inputs"] = self.inputs
+            scope["env"] = os.environ
             if spec.for_each is None:
                 params = (
                     substitute(spec.parameters, scope, task_id)
@@ -361,8 +483,13 @@ class _Run:
                     )
                     for i, item in enumerate(items)
                 ]
-                results = await asyncio.gather(*calls)
-                state.result = {"items": items, "results": list(results), "count": len(items)}
+                if spec.batch:
+                    state.result = _batch_result(
+                        items, await asyncio.gather(*calls, return_exceptions=True)
+                    )
+                else:
+                    results = await asyncio.gather(*calls)
+                    state.result = {"items": items, "results": list(results), "count": len(items)}
             state.status = "completed"
         except asyncio.CancelledError:
             state.status = "pending"
@@ -414,14 +541,19 @@ class _Run:
             state.attempts = max(state.attempts, attempt)
             began = time.time()
             try:
-                async with self._sem:
-                    result = await self.engine.api.invoke(
+                await self._sem.acquire(self._priority(spec.id))
+                try:
+                    result = await aliases.invoke(
+                        self.engine.api,
+                        self.engine.models,
                         spec.method,
                         params,
                         provider=spec.provider,
                         model=spec.model,
                         timeout=spec.timeout,
                     )
+                finally:
+                    self._sem.release()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -437,8 +569,7 @@ class _Run:
                     self.store.attempt_done(
                         self.run_id, spec.id, attempt, "failed", text, began, time.time()
                     )
-                # The one rule (gleitzeit.errors): a caller's error is never retried.
-                if err.caller_error or attempt >= policy.max_attempts:
+                if attempt >= policy.max_attempts or not retried(err, policy):
                     raise _Failed(text) from None
                 delay = policy.delay(attempt, self.engine.rand())
                 self.emit("task_retry", task=spec.id, attempt=attempt, error=text, delay=delay)
@@ -453,6 +584,43 @@ class _Run:
 
 class _Failed(Exception):
     """A task's last try failed; the message is already the description."""
+
+
+def _batch_result(items: list[Any], outcomes: list[Any]) -> dict[str, Any]:
+    """A batch task's result: this project's fan-out shape, plus the original
+    Gleitzeit's mapping of each file to ``{status, content|result|error}``."""
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException) and not isinstance(outcome, _Failed):
+            raise outcome
+    files: dict[str, Any] = {}
+    results: list[Any] = []
+    failed = 0
+    for item, outcome in zip(items, outcomes, strict=True):
+        key = item if isinstance(item, str) else json.dumps(item, default=str)
+        if isinstance(outcome, _Failed):
+            failed += 1
+            results.append(None)
+            files[key] = {"status": "failed", "error": str(outcome)}
+            continue
+        results.append(outcome)
+        entry: dict[str, Any] = {"status": "success"}
+        if isinstance(outcome, dict) and "response" in outcome:
+            entry["content"] = outcome["response"]
+        elif isinstance(outcome, dict) and "result" in outcome:
+            entry["result"] = outcome["result"]
+        else:
+            entry["result"] = outcome
+        files[key] = entry
+    if items and failed == len(items):
+        first = next(o for o in outcomes if isinstance(o, _Failed))
+        raise _Failed(f"every item failed; the first: {first}")
+    return {
+        "items": items,
+        "results": results,
+        "count": len(items),
+        "files": files,
+        "summary": {"total": len(items), "successful": len(items) - failed, "failed": failed},
+    }
 
 
 def _describe(exc: BaseException) -> str:

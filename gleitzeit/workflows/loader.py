@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from pydantic import ValidationError
 
 from gleitzeit.errors import WorkflowError
 from gleitzeit.validation import describe_errors, suggest
+from gleitzeit.workflows import v4
 from gleitzeit.workflows.models import TaskSpec, WorkflowSpec
 from gleitzeit.workflows.references import REF, WHOLE, references
 from gleitzeit.yamllines import Lines, load_mapping
@@ -27,6 +29,15 @@ class Workflow:
     order: list[str] = field(default_factory=list)
     #: Tasks whose parameters hold references (the others are passed as they are).
     with_refs: set[str] = field(default_factory=set)
+    #: task -> the tasks whose results it reads: its dependencies and any earlier task
+    #: (a dependency of a dependency) that its references name.
+    reads: dict[str, list[str]] = field(default_factory=dict)
+    #: "native", or "v4" for a file in the original Gleitzeit's format.
+    format: str = "native"
+    #: How each construct of a V4 file was read (``gleitzeit run --explain``).
+    notes: list[str] = field(default_factory=list)
+    #: V4 constructs with no counterpart in this project's format (``gleitzeit convert``).
+    dropped: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -46,15 +57,26 @@ def parse_workflow(text: str, source: Path | None = None) -> Workflow:
     label = str(source) if source else "<workflow>"
     data = load_mapping(text, label, WorkflowError)
     lines = Lines(text)
+    locate: Callable[[tuple[Any, ...]], int | None] = lines.locate
+    notes: list[str] = []
+    dropped: list[str] = []
+    form = "native"
+    if v4.is_v4(data):
+        form = "v4"
+        converted = v4.normalise(data, label, lines.locate)
+        if converted.problems:
+            raise WorkflowError(f"Invalid workflow {label}", problems=converted.problems)
+        data, notes, dropped = converted.data, converted.notes, converted.dropped
+        locate = converted.locator(lines.locate)
 
     def where(loc: tuple[Any, ...]) -> str:
-        line = lines.locate(loc)
+        line = locate(loc)
         return f"{label}:{line}: " if line else f"{label}: "
 
     try:
         spec = WorkflowSpec.model_validate(data)
     except ValidationError as exc:
-        found = describe_errors(exc, model=WorkflowSpec, source=label, locate=lines.locate)
+        found = describe_errors(exc, model=WorkflowSpec, source=label, locate=locate)
         named = [_name_task(problem, data) for problem in found]
         raise WorkflowError(f"Invalid workflow {label}", problems=named) from None
 
@@ -71,6 +93,7 @@ def parse_workflow(text: str, source: Path | None = None) -> Workflow:
         tasks[task.id] = task
         index[task.id] = i
     declared_inputs = set(spec.inputs)
+    reads: dict[str, list[str]] = {}
     for task_id, task in tasks.items():
         i = index[task_id]
         for dep in task.dependencies:
@@ -94,6 +117,9 @@ def parse_workflow(text: str, source: Path | None = None) -> Workflow:
             checked.append(("for_each", task.for_each))
         elif isinstance(task.for_each, list):
             checked.append(("for_each", task.for_each))
+        read = list(dict.fromkeys(task.dependencies))
+        reads[task_id] = read
+        earlier: set[str] | None = None
         for fieldname, value in checked:
             for root, path in references(value):
                 at = ("tasks", i, fieldname)
@@ -111,6 +137,12 @@ def parse_workflow(text: str, source: Path | None = None) -> Workflow:
                         problems.append(
                             f"{where(at)}task {task_id!r}: {ref} is only for tasks with for_each"
                         )
+                elif root == "env":
+                    if not path.startswith(".") or path.count(".") != 1 or "[" in path:
+                        problems.append(
+                            f"{where(at)}task {task_id!r}: {ref}: environment variables are "
+                            "read as ${env.NAME}"
+                        )
                 elif root not in tasks:
                     near = suggest(root, list(tasks))
                     problems.append(
@@ -118,10 +150,18 @@ def parse_workflow(text: str, source: Path | None = None) -> Workflow:
                         + (f"; did you mean {near!r}?" if near else "")
                     )
                 elif root not in task.dependencies:
-                    problems.append(
-                        f"{where(at)}task {task_id!r}: {ref} refers to task {root!r}, which is not "
-                        f"among its dependencies; add it to dependencies"
-                    )
+                    # A dependency's dependency has completed before this task starts,
+                    # so reading it is safe; anything else could still be running.
+                    if earlier is None:
+                        earlier = _ancestors(task_id, tasks)
+                    if root in earlier:
+                        if root not in read:
+                            read.append(root)
+                    else:
+                        problems.append(
+                            f"{where(at)}task {task_id!r}: {ref} refers to task {root!r}, which is "
+                            f"not among its dependencies; add it to dependencies"
+                        )
     cycle = _find_cycle(tasks)
     if cycle:
         first = index[cycle[0]]
@@ -146,7 +186,24 @@ def parse_workflow(text: str, source: Path | None = None) -> Workflow:
         with_refs={
             t for t, spec in tasks.items() if any(True for _ in references(spec.parameters))
         },
+        reads=reads,
+        format=form,
+        notes=notes,
+        dropped=dropped,
     )
+
+
+def _ancestors(task_id: str, tasks: dict[str, TaskSpec]) -> set[str]:
+    """Every task that ``task_id`` waits for, directly or through others."""
+    seen: set[str] = set()
+    todo = [d for d in tasks[task_id].dependencies if d in tasks]
+    while todo:
+        node = todo.pop()
+        if node in seen or node == task_id:
+            continue
+        seen.add(node)
+        todo.extend(d for d in tasks[node].dependencies if d in tasks)
+    return seen
 
 
 def _name_task(problem: str, data: dict[str, Any]) -> str:

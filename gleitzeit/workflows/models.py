@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
+
+#: Task priorities, lowest first: among tasks waiting for a slot, higher runs first.
+PRIORITIES: tuple[str, ...] = ("low", "normal", "high", "urgent")
+Priority = Literal["low", "normal", "high", "urgent"]
 
 
 class _Strict(BaseModel):
@@ -17,16 +21,44 @@ class RetryPolicy(_Strict):
     """How a failed task is tried again."""
 
     max_attempts: int = Field(1, ge=1, le=100, description="tries in all, the first included")
-    backoff: Literal["fixed", "exponential"] = "exponential"
+    backoff: Literal["fixed", "linear", "exponential", "custom"] = "exponential"
     base_delay: float = Field(1.0, ge=0, description="seconds before the second try")
     max_delay: float = Field(60.0, ge=0, description="longest wait between tries")
     jitter: float = Field(
         0.1, ge=0, le=1, description="random fraction added to or taken from each wait"
     )
+    delays: list[float] | None = Field(
+        None, description="backoff: custom: the wait after each failed try; the last repeats"
+    )
+    retry_on_timeout: bool = Field(True, description="retry a try that ran out of time")
+    retry_on_provider_error: bool = Field(True, description="retry a provider's failure")
+    retry_on_validation_error: bool = Field(
+        False, description="retry invalid parameters (only useful when they come from a reference)"
+    )
+
+    @model_validator(mode="after")
+    def _delays_for_custom(self) -> RetryPolicy:
+        if self.backoff == "custom" and not self.delays:
+            raise ValueError(
+                "backoff: custom needs delays: [seconds, ...] (the wait after each try)"
+            )
+        if self.delays is not None and self.backoff != "custom":
+            raise ValueError("delays is only for backoff: custom")
+        if self.delays is not None and any(d < 0 for d in self.delays):
+            raise ValueError("delays must not be negative")
+        return self
 
     def delay(self, attempt: int, rand: float) -> float:
         """Seconds to wait after failed try number ``attempt`` (1-based)."""
-        base = self.base_delay if self.backoff == "fixed" else self.base_delay * 2 ** (attempt - 1)
+        if self.backoff == "fixed":
+            base = self.base_delay
+        elif self.backoff == "linear":
+            base = self.base_delay * attempt
+        elif self.backoff == "custom":
+            assert self.delays is not None
+            base = self.delays[min(attempt, len(self.delays)) - 1]
+        else:
+            base = self.base_delay * 2 ** (attempt - 1)
         base = min(base, self.max_delay)
         return max(0.0, base * (1 + self.jitter * (2 * rand - 1)))
 
@@ -39,6 +71,7 @@ class TaskSpec(_Strict):
     """One task: a provider method call."""
 
     id: str = Field(pattern=ID_PATTERN)
+    name: str | None = Field(None, max_length=200, description="display name, shown in progress")
     method: str = Field(min_length=1)
     provider: str | None = None
     model: str | None = None
@@ -49,12 +82,26 @@ class TaskSpec(_Strict):
     for_each: str | list[Any] | GlobSpec | None = Field(
         None, description="run once per item: a ${task.field} list, a literal list, or {glob: ...}"
     )
+    batch: bool = Field(
+        False,
+        description="a fan-out over files whose failed items are recorded, not fatal; the "
+        "result also maps each file to {status, content|result|error}",
+    )
+    priority: Priority = Field(
+        "normal", description="among tasks waiting for a slot, higher priorities start first"
+    )
     description: str = ""
 
     @field_validator("dependencies", mode="before")
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _batch_is_a_fan_out(self) -> TaskSpec:
+        if self.batch and self.for_each is None:
+            raise ValueError("batch: true needs for_each (the files to run the task over)")
+        return self
 
 
 class InputSpec(_Strict):
@@ -76,6 +123,9 @@ class WorkflowSpec(_Strict):
         description="Python modules (or .py files, relative to the workflow) with @gleitzeit.task functions",
     )
     concurrency: int | None = Field(None, ge=1, le=1000)
+    timeout: float | None = Field(
+        None, gt=0, description="seconds the whole run may take; what is left is then cancelled"
+    )
     tasks: list[TaskSpec] = Field(min_length=1)
 
     def input_specs(self) -> dict[str, InputSpec]:

@@ -16,10 +16,7 @@ from gleitzeit.errors import TaskReferenceError
 REF = re.compile(r"\$\{\s*([A-Za-z_][A-Za-z0-9_-]*)((?:\.[A-Za-z0-9_-]+|\[\d+\])*)\s*\}")
 WHOLE = re.compile(r"^\s*" + REF.pattern + r"\s*$")
 _PART = re.compile(r"\.([A-Za-z0-9_-]+)|\[(\d+)\]")
-SPECIAL = ("inputs", "item", "item_index")
-
-
-ReferenceError_ = TaskReferenceError  # the name before TaskReferenceError
+SPECIAL = ("inputs", "item", "item_index", "env")
 
 
 def parse_path(path: str) -> list[str | int]:
@@ -49,6 +46,16 @@ def _describe(value: Any) -> str:
 
 def lookup(root: str, path: str, scope: Mapping[str, Any], task_id: str) -> Any:
     """The value at ``root`` + ``path``; an error names the task, the path and what exists."""
+    if root == "env":
+        # Never list the environment in an error: it may hold secrets.
+        name = path.lstrip(".")
+        env = scope.get("env", {})
+        if name not in env:
+            raise TaskReferenceError(
+                f"task {task_id!r}: ${{env.{name}}}: environment variable {name!r} is not set",
+                hint=f"set {name} before running the workflow",
+            )
+        return env[name]
     if root not in scope:
         raise TaskReferenceError(
             f"task {task_id!r}: ${{{root}{path}}} refers to {root!r}, which has no value here"

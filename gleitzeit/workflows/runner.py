@@ -10,6 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from gleitzeit.aliases import METHOD_ALIASES
 from gleitzeit.api import Api
 from gleitzeit.errors import ConfigError
 from gleitzeit.host import Host
@@ -113,6 +114,14 @@ class HybridApi:
         return await self.remote.health(name)
 
 
+async def served_capabilities(api: Api) -> dict[str, set[str]]:
+    """provider name -> capabilities, wherever ``api`` runs them."""
+    out: dict[str, set[str]] = {}
+    for item in await api.providers():
+        out.setdefault(item["name"], set()).update(item.get("capabilities") or ())
+    return out
+
+
 async def served_methods(api: Api) -> dict[str, set[str]]:
     """provider name -> methods, wherever ``api`` runs them."""
     out: dict[str, set[str]] = {}
@@ -135,7 +144,32 @@ async def check_methods(workflow: Workflow, api: Api) -> None:
     every = sorted({m for ms in served.values() for m in ms})
     problems = []
     label = str(workflow.source) if workflow.source else "<workflow>"
+    capabilities: dict[str, set[str]] | None = None
     for task_id, task in workflow.tasks.items():
+        alias = METHOD_ALIASES.get(task.method)
+        if alias is not None:
+            # e.g. llm/vision: llm/chat on a provider that declares the capability.
+            if capabilities is None:
+                capabilities = await served_capabilities(api)
+            target, capability = alias
+            able = [
+                name
+                for name, methods in served.items()
+                if target in methods
+                and capability in capabilities.get(name, set())
+                and (task.provider is None or name == task.provider)
+            ]
+            if not able:
+                which = (
+                    f"provider {task.provider!r} does not declare it"
+                    if task.provider
+                    else "no provider here declares it"
+                )
+                problems.append(
+                    f"{label}: task {task_id!r}: {task.method} is {target} on a provider with "
+                    f"the {capability!r} capability, and {which}"
+                )
+            continue
         pool = every
         if task.provider is not None:
             if task.provider not in served:
@@ -163,6 +197,26 @@ async def check_methods(workflow: Workflow, api: Api) -> None:
             f"Workflow {workflow.name!r} calls what is not served",
             problems=problems,
             hint="see `gleitzeit providers list`",
+        )
+
+
+#: Methods that run code named in the workflow file itself.
+EXECUTE_METHODS = ("python/execute",)
+
+
+def check_execute(workflow: Workflow, allowed: bool) -> None:
+    """Refuse, before anything runs, a workflow that runs code when that is off."""
+    if allowed:
+        return
+    label = str(workflow.source) if workflow.source else "<workflow>"
+    users = [t for t, task in workflow.tasks.items() if task.method in EXECUTE_METHODS]
+    if users:
+        raise WorkflowError(
+            f"Workflow {workflow.name!r} runs Python code from its file (python/execute in "
+            f"task{'s' if len(users) > 1 else ''} {', '.join(users)}), which is off",
+            problems=[f"{label}: task {t!r}: python/execute" for t in users],
+            hint="enable it with workflows.allow_execute: true in gleitzeit.yaml, "
+            "or run with `gleitzeit run --allow-execute` if you trust this file",
         )
 
 
