@@ -10,12 +10,12 @@ from typing import Any
 
 import httpx2
 import pytest
-from gleitzeit import Client
 from gleitzeit_calculator import plugin as calculator_plugin
 from gleitzeit_mcp.serve import MethodTools, client_instances, host_instances
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
+from gleitzeit import Client
 from gleitzeit.testing import host, local_server
 
 
