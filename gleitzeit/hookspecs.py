@@ -93,8 +93,11 @@ def gleitzeit_config_schema() -> type[BaseModel] | None:
     The ``plugins: <name>:`` section of ``gleitzeit.yaml`` is validated against it when
     the plugin loads; a wrong setting marks the plugin ``failed`` with the file, field
     path and value at fault. The validated model instance is handed to
-    :func:`gleitzeit_register_providers` as ``settings``. Return ``None`` (or do not
-    implement the hook) for a plugin without settings.
+    :func:`gleitzeit_register_providers` as ``settings``.
+
+    Optional: without this hook, the ``Settings`` model of the provider class the
+    plugin registers is its schema (settings are declared once, on the class), and
+    :func:`gleitzeit_register_providers` gets ``settings=None``.
     """
 
 

@@ -278,14 +278,21 @@ class Plugins:
             return rec
         rec.hooks = sorted(hc.name for hc in callers)
         rec.caller = self._own_manager(rec.name, obj)
+        # A plugin declares its settings once: through the config-schema hook, or as
+        # the Settings model of the provider class it registers. In the second case
+        # the classes are registered first (their hook gets settings=None) and the
+        # section is validated against the class's model afterwards.
+        declared = self._impl_for(rec, "gleitzeit_config_schema") is not None
         try:
-            rec.settings = self._settings_for(rec)
-        except PluginError as exc:
-            rec.config_error = True
-            self._fail(rec, str(exc))
-            return rec
-        try:
-            self._run_registrations(rec)
+            if not declared:
+                self._run_registrations(rec)
+            try:
+                rec.settings = self._settings_for(rec)
+            except PluginError:
+                rec.config_error = True
+                raise
+            if declared:
+                self._run_registrations(rec)
         except PluginError as exc:
             self._fail(rec, str(exc))
             return rec
@@ -299,6 +306,8 @@ class Plugins:
         rec.warnings = list(rec.config_problems)
         section = self.config.plugin_section(rec.name) or {}
         schema = self._call_one(rec, "gleitzeit_config_schema", {})
+        if schema is None:
+            schema = self._provider_settings(rec)
         if schema is None:
             if section:
                 rec.config_problems += [
@@ -326,6 +335,22 @@ class Plugins:
             )
             rec.config_problems += lines
             raise PluginError("invalid settings: " + "; ".join(lines)) from None
+
+    def _provider_settings(self, rec: PluginRecord) -> type[BaseModel] | None:
+        """The Settings model of the provider classes ``rec`` registered, when they
+        declare one (several classes must agree on it)."""
+        models = {
+            cls.Settings
+            for cls in (self.provider_types[n].cls for n in rec.providers)
+            if cls.Settings is not None
+        }
+        if len(models) > 1:
+            names = ", ".join(sorted(m.__qualname__ for m in models))
+            raise PluginError(
+                f"its providers declare different Settings models ({names}); "
+                "return the plugin's one model from gleitzeit_config_schema"
+            )
+        return next(iter(models), None)
 
     def _where(self, loc: tuple[Any, ...]) -> str:
         if self.config.source is None:

@@ -1,15 +1,11 @@
-"""Entry module of the calculator plugin: hook implementations only, kept small."""
+"""Entry module of the calculator plugin: hook implementations only, kept small.
+
+Its settings are declared once, as ``CalculatorProvider.Settings``.
+"""
 
 from __future__ import annotations
 
 from gleitzeit import hookimpl
-
-
-@hookimpl
-def gleitzeit_config_schema():
-    from gleitzeit_calculator.provider import CalculatorSettings
-
-    return CalculatorSettings
 
 
 @hookimpl
