@@ -16,7 +16,7 @@ import logging
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from gleitzeit.builtins.inprocess import InProcessTransport, LocalInstance
+from gleitzeit.builtins.inprocess import InProcessTransport
 from gleitzeit.config import Config, load_config
 from gleitzeit.dispatch import Dispatcher
 from gleitzeit.errors import ConfigError, PluginError
@@ -24,6 +24,7 @@ from gleitzeit.factory import build_providers
 from gleitzeit.files import FILE_KEYS, apply_file_inputs
 from gleitzeit.health import health_row, run_checks
 from gleitzeit.instance import ProviderInstance
+from gleitzeit.local import LocalInstance
 from gleitzeit.plugins import Plugins
 from gleitzeit.provider import Provider
 from gleitzeit.registry import Registry
