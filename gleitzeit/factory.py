@@ -32,6 +32,8 @@ class Built:
 
     provider: Provider
     origin: str
+    #: Why the provider may not serve (its plugin's settings miss a variable).
+    held: str | None = None
 
 
 def import_provider_class(path: str) -> type[Provider]:
@@ -50,9 +52,10 @@ def build_providers(config: Config, plugins: Plugins, errors: dict[str, str]) ->
     (by provider name or config path) and left out."""
     out: list[Built] = []
     for name, ptype in plugins.provider_types.items():
-        settings = plugins.records[ptype.plugin].settings
-        built = _create(ptype.cls, settings, name, f"plugin {ptype.plugin}", errors)
+        record = plugins.records[ptype.plugin]
+        built = _create(ptype.cls, record.settings, name, f"plugin {ptype.plugin}", errors)
         if built is not None:
+            built.held = record.held
             out.append(built)
     for name, entry in config.providers.items():
         if entry.enabled:

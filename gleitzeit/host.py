@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 from collections.abc import AsyncGenerator
 from typing import Any
 
 from gleitzeit.builtins.inprocess import InProcessTransport
 from gleitzeit.config import Config, load_config
 from gleitzeit.dispatch import Dispatcher
-from gleitzeit.errors import ConfigError, PluginError
+from gleitzeit.errors import ConfigError, MethodNotFoundError, PluginError
 from gleitzeit.factory import build_providers
 from gleitzeit.files import FILE_KEYS, apply_file_inputs
 from gleitzeit.health import health_row, run_checks
@@ -94,7 +95,11 @@ class Host:
         for transport in self.transports.values():
             await transport.start()
         for built in build_providers(self.config, plugins, self.plugin_errors):
-            self._unstarted.append(self.local.attach(built.provider, origin=built.origin))
+            inst = self.local.attach(built.provider, origin=built.origin)
+            if built.held is not None:
+                inst.hold(PluginError(built.held, hint="set the variable, then restart"))
+            else:
+                self._unstarted.append(inst)
         for provider in self._extra_providers:
             self._unstarted.append(self.local.attach(provider, origin="python"))
         if not self.lazy:
@@ -228,6 +233,23 @@ class Host:
             request.params
         )
 
+    def _with_disabled_plugins(self, exc: MethodNotFoundError) -> MethodNotFoundError:
+        """A method nobody offers may belong to a plugin that is installed but off:
+        say which, and where it was switched off."""
+        off = [r.name for r in self.plugins.records.values() if r.status == "disabled"]
+        if not off:
+            return exc
+        only = os.environ.get("GLEITZEIT_PLUGINS")
+        where = (
+            f"GLEITZEIT_PLUGINS={only!r} leaves them out"
+            if only is not None
+            else f"switched off in {self.config.source or 'gleitzeit.yaml'}"
+        )
+        exc.hint = (exc.hint + "; " if exc.hint else "") + (
+            f"installed but disabled: {', '.join(sorted(off))} ({where})"
+        )
+        return exc
+
     @property
     def dispatcher(self) -> Dispatcher:
         if self._dispatcher is None:
@@ -253,7 +275,10 @@ class Host:
         request = self._request(method, params, provider, model, capability, timeout)
         if self._needs_preparing(request):
             await self._prepare(request)
-        return await self.dispatcher.invoke(request)
+        try:
+            return await self.dispatcher.invoke(request)
+        except MethodNotFoundError as exc:
+            raise self._with_disabled_plugins(exc) from None
 
     async def stream(
         self,

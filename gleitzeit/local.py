@@ -70,6 +70,14 @@ class LocalInstance(ProviderInstance):
         self._starting: asyncio.Future[None] | None = None
         self.dynamic_methods = type(provider).dynamic_methods
 
+    def hold(self, reason: GleitzeitError) -> None:
+        """Keep the provider down, unstarted, with ``reason`` as its health detail and
+        as the error of every call routed to it."""
+        self._down(reason, str)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        self._starting = done
+
     @property
     def start_finished(self) -> bool:
         """Whether a start was attempted and is over (started, or down with a reason)."""

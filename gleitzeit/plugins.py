@@ -74,6 +74,9 @@ class PluginRecord:
     config_problems: list[str] = field(default_factory=list)
     #: Problems that did not stop the plugin from loading.
     warnings: list[str] = field(default_factory=list)
+    #: Why this plugin's providers cannot serve (an unset ${VAR} in its settings):
+    #: they are created, but held down with this reason until it is fixed.
+    held: str | None = None
     hooks: list[str] = field(default_factory=list)
     providers: list[str] = field(default_factory=list)
     transports: list[str] = field(default_factory=list)
@@ -188,6 +191,8 @@ class Plugins:
                 self.add(rec, obj)
         for name, obj in [*(extra or []), *REGISTERED_FOR_TESTS]:
             self.add(PluginRecord(name=name), obj)
+        if installed and only:
+            self._note_unknown_only(only)
         self._note_unknown_sections()
         if strict if strict is not None else _truthy(os.environ.get(STRICT_ENV)):
             failed = self.failed()
@@ -212,6 +217,19 @@ class Plugins:
             )
             rec.config_problems = [f"{where}plugins.{name}: {rec.error}"]
             self.records[name] = rec
+
+    def _note_unknown_only(self, only: set[str]) -> None:
+        """A name in GLEITZEIT_PLUGINS that no plugin has is shown, with a suggestion,
+        rather than silently enabling nothing."""
+        known = [n for n, r in self.records.items() if not r.builtin]
+        for name in sorted(only - set(self.records)):
+            near = suggest(name, known)
+            self.records[name] = PluginRecord(
+                name=name,
+                status="failed",
+                error=f"{ONLY_ENV} names {name!r}, which is not installed"
+                + (f"; did you mean {near!r}?" if near else ""),
+            )
 
     def _fail(self, rec: PluginRecord, reason: str) -> None:
         rec.status, rec.error = "failed", reason
@@ -304,6 +322,7 @@ class Plugins:
         # load so that its provider can say what is missing when it starts.
         rec.config_problems = self.config.plugin_problems(rec.name)
         rec.warnings = list(rec.config_problems)
+        rec.held = "; ".join(rec.config_problems) or None
         section = self.config.plugin_section(rec.name) or {}
         schema = self._call_one(rec, "gleitzeit_config_schema", {})
         if schema is None:

@@ -135,9 +135,13 @@ class Registry:
         if full is not None:
             return full
         near = suggest(method, sorted(known))
-        where = f"Provider {provider!r} has" if provider else "No provider has"
+        what = (
+            f"Provider {provider!r} has no method {method!r}"
+            if provider
+            else f"No provider offers the method {method!r}"
+        )
         raise MethodNotFoundError(
-            f"{where} no method {method!r}" + (f"; did you mean {near!r}?" if near else ""),
+            what + (f"; did you mean {near!r}?" if near else ""),
             hint=(
                 f"available methods: {', '.join(sorted(known)) or '(none)'}"
                 + ("" if provider else " — enable a plugin that provides it in gleitzeit.yaml")

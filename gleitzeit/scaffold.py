@@ -382,7 +382,12 @@ def _class_name(name: str) -> str:
 
 
 def scaffold(name: str, kind: str, directory: Path, *, description: str | None = None) -> Path:
-    """Write ``gleitzeit-<name>/`` into ``directory``; return its path."""
+    """Write ``gleitzeit-<name>/`` into ``directory``; return its path.
+
+    ``name`` is normalised as pip normalises distribution names: ``My_LLM.provider``
+    becomes ``my-llm-provider``.
+    """
+    name = re.sub(r"[-_.]+", "-", name).lower()
     if not NAME_RE.match(name):
         raise ConfigError(
             f"plugin name {name!r} must be lower-case letters, digits and '-', starting with a letter",

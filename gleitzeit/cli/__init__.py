@@ -76,6 +76,8 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
     """Gleitzeit routes requests to LLM, tool and extension providers that arrive as plugins."""
     state = state_of(ctx)
     state.config_path, state.debug = config_path, debug
+    if ctx.get_parameter_source("config_path") == click.core.ParameterSource.ENVIRONMENT:
+        state.config_origin = "$GLEITZEIT_CONFIG"
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -98,9 +100,15 @@ def main(argv: list[str] | None = None) -> Any:
     """Console entry point: run the CLI, turning errors into exit codes 1 and 2."""
     from gleitzeit.errors import GleitzeitError
 
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    args = list(argv if argv is not None else sys.argv[1:])
+    # --debug is a top-level option, but users type it anywhere (`providers invoke ...
+    # --debug`): move it to the front, unless it comes after `--`.
+    end = args.index("--") if "--" in args else len(args)
+    debug = "--debug" in args[:end]
+    if debug:
+        args = ["--debug"] + [a for i, a in enumerate(args) if a != "--debug" or i >= end]
     try:
-        return cli.main(args=argv, prog_name="gleitzeit", standalone_mode=False)
+        return cli.main(args=args, prog_name="gleitzeit", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

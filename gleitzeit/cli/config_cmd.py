@@ -56,6 +56,7 @@ def config_init(ctx: click.Context, path: str, force: bool) -> None:
         if rec.status == "failed":
             about = f"{about or ''} (failed to load: {rec.error})".strip()
         entries.append((rec.name, about, rec.settings_schema))
+    target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(render(entries), encoding="utf-8")
     click.echo(f"wrote {target}")
 

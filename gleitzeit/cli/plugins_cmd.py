@@ -38,6 +38,8 @@ def plugins_list(ctx: click.Context, as_json: bool, show_all: bool) -> None:
     for r in records:
         for warning in r.warnings:
             click.echo(f"\n{r.name}: warning: {warning}")
+        if r.held:
+            click.echo(f"{r.name}: its providers are down until that is fixed")
     failed = [r for r in records if r.status == "failed"]
     for r in failed:
         click.echo(f"\n{r.name}: {r.error}", err=False)

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 class CliState:
     def __init__(self, config_path: str | None = None, debug: bool = False) -> None:
         self.config_path = config_path
+        #: Where config_path came from, for messages: --config or $GLEITZEIT_CONFIG.
+        self.config_origin = "--config"
         self.debug = debug
         self._config: Config | None = None
         self._plugins: Plugins | None = None
@@ -26,7 +28,7 @@ class CliState:
         if self._config is None:
             from gleitzeit.config import load_config
 
-            self._config = load_config(self.config_path)
+            self._config = load_config(self.config_path, self.config_origin)
         return self._config
 
     @property

@@ -26,15 +26,19 @@ def user_config_path() -> Path:
     return Path(platformdirs.user_config_dir("gleitzeit")) / FILENAME
 
 
-def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+def find_config_path(
+    explicit: str | os.PathLike[str] | None = None, origin: str = "--config"
+) -> Path | None:
     """``--config``, then ``$GLEITZEIT_CONFIG``, then ``./gleitzeit.yaml``, then the user
-    config directory; None when there is no file (the built-in defaults apply)."""
-    for given, origin in ((explicit, "--config"), (os.environ.get(ENV_VAR) or None, ENV_VAR)):
+    config directory; None when there is no file (the built-in defaults apply).
+    ``origin`` names where ``explicit`` came from, for the error."""
+    candidates = ((explicit, origin), (os.environ.get(ENV_VAR) or None, ENV_VAR))
+    for given, source in candidates:
         if given:
             path = Path(given).expanduser()
             if not path.is_file():
                 raise ConfigError(
-                    f"Config file {str(path)!r} (from {origin}) does not exist",
+                    f"Config file {str(path)!r} (from {source}) does not exist",
                     hint="create one with `gleitzeit config init`",
                 )
             return path
@@ -76,6 +80,7 @@ def parse_config(
             _drop(data, m.loc)
         else:
             problems.append(text_)
+    problems += _plugin_switches(data, label, locate)
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
@@ -90,6 +95,56 @@ def parse_config(
     return config
 
 
+_TRUE = frozenset({"true", "yes", "on", "1", "y", "t"})
+_FALSE = frozenset({"false", "no", "off", "0", "n", "f"})
+
+
+def as_bool(value: Any) -> bool | None:
+    """A boolean as YAML 1.1 and pydantic read one (``yes``, ``Off``, ``1``...), from
+    a value that substitution or quoting left as a string; None when it is not one."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+    return None
+
+
+def _plugin_switches(data: Any, label: str, locate: Any) -> list[str]:
+    """``plugins.<name>: ${FLAG}`` and ``plugins.<name>.enabled: "false"`` are switches:
+    read them as booleans here (the section itself is untyped), in place."""
+    plugins = data.get("plugins") if isinstance(data, dict) else None
+    if not isinstance(plugins, dict):
+        return []
+    problems = []
+    for name, section in plugins.items():
+        if isinstance(section, dict) and "enabled" in section:
+            loc: tuple[Any, ...] = ("plugins", name, "enabled")
+            value = section["enabled"]
+        elif isinstance(section, (str, int)) and not isinstance(section, bool):
+            loc, value = ("plugins", name), section
+        else:
+            continue
+        flag = as_bool(value)
+        if flag is None:
+            line = locate(loc)
+            where = f"{label}:{line}" if line else label
+            problems.append(
+                f"{where}: {dotted(loc)}: not a boolean (got {value!r}); use true or false"
+            )
+            flag = True  # reported above; keep the model from reporting it again
+        if len(loc) == 3:
+            section["enabled"] = flag
+        else:
+            plugins[name] = flag
+    return problems
+
+
 def _drop(data: Any, loc: tuple[Any, ...]) -> None:
     node = data
     for key in loc[:-1]:
@@ -101,9 +156,9 @@ def _drop(data: Any, loc: tuple[Any, ...]) -> None:
         node.pop(loc[-1], None)
 
 
-def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
+def load_config(explicit: str | os.PathLike[str] | None = None, origin: str = "--config") -> Config:
     """Find and load the config; the built-in defaults when there is no file."""
-    path = find_config_path(explicit)
+    path = find_config_path(explicit, origin)
     if path is None:
         return Config()
     try:

@@ -13,6 +13,7 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
+from gleitzeit.errors import ConfigError
 from gleitzeit.host import Host
 from gleitzeit.socketio.auth import AuthFailed, check_token
 from gleitzeit.socketio.clients import ClientHandlers
@@ -116,7 +117,16 @@ class GleitzeitServer:
             site_kw = {"shutdown_timeout": 1.0}
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.bind, self.port, **site_kw)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:  # the port is taken, or the address is not this machine's
+            await self._runner.cleanup()
+            self._runner = None
+            await self.host.stop()
+            raise ConfigError(
+                f"Cannot listen on {self.bind}:{self.port}: {exc.strerror or exc}",
+                hint="choose another --port (or server.port), or stop what is using it",
+            ) from None
         self.port = self._runner.addresses[0][1]
 
     async def stop(self, grace: float | None = None) -> None:
