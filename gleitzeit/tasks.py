@@ -15,7 +15,7 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict, create_model
 
@@ -55,17 +55,33 @@ def task(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> An
 def params_model(fn: Callable[..., Any]) -> Any:
     """A pydantic model of the function's keyword parameters."""
     fields: dict[str, Any] = {}
+    extra: Literal["allow", "forbid"] = "forbid"
     for pname, param in inspect.signature(fn).parameters.items():
-        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+        if param.kind is param.VAR_KEYWORD:  # **kwargs takes any keyword
+            extra = "allow"
+            continue
+        if param.kind is param.VAR_POSITIONAL:
             continue
         annotation = Any if param.annotation is inspect.Parameter.empty else param.annotation
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[pname] = (annotation, default)
     return create_model(
         f"{fn.__name__}_params",
-        __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True),
+        __config__=ConfigDict(extra=extra, arbitrary_types_allowed=True),
         **fields,
     )
+
+
+_EXECUTOR: Any = None
+
+
+def _threads() -> Any:
+    global _EXECUTOR
+    if _EXECUTOR is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _EXECUTOR = ThreadPoolExecutor(thread_name_prefix="gleitzeit-task")
+    return _EXECUTOR
 
 
 def build_provider_class(functions: dict[str, Callable[..., Any]]) -> type:
@@ -84,12 +100,16 @@ def build_provider_class(functions: dict[str, Callable[..., Any]]) -> type:
         def make(f: Callable[..., Any]) -> Callable[..., Any]:
             async def handler(self: Any, p: Any) -> dict[str, Any]:
                 kwargs = {k: getattr(p, k) for k in type(p).model_fields}
+                kwargs.update(p.model_extra or {})
                 if inspect.iscoroutinefunction(f):
                     value = await f(**kwargs)
                 else:
                     import asyncio
 
-                    value = await asyncio.to_thread(f, **kwargs)
+                    # Threads of their own, not the loop's default executor: stopping
+                    # the loop (Ctrl-C) must not wait for a sync task to return.
+                    loop = asyncio.get_running_loop()
+                    value = await loop.run_in_executor(_threads(), lambda: f(**kwargs))
                 return {"result": value}
 
             return handler

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -77,6 +79,7 @@ def run(
     from gleitzeit.api import Api
     from gleitzeit.errors import StoreWriteError
     from gleitzeit.workflows import Engine, load_workflow, parse_workflow
+    from gleitzeit.workflows.engine import new_run_id
     from gleitzeit.workflows.progress import LiveProgress, PlainProgress
     from gleitzeit.workflows.runner import (
         HybridApi,
@@ -139,6 +142,8 @@ def run(
             models=state.config.models,
         )
 
+        run_id = run_id or new_run_id()
+
         async def go() -> Any:
             async with api:
                 await check_methods(workflow, api)
@@ -147,7 +152,11 @@ def run(
                 )
 
         try:
-            result = _asyncio().run(go())
+            # With --json, stdout carries the JSON alone: what tasks print goes to stderr.
+            with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+                result = _asyncio().run(go())
+        except KeyboardInterrupt:
+            _interrupted(store, run_id, db, as_json)
         except StoreWriteError as exc:
             # The work was done but is not on record: show it, then fail loudly, so
             # nobody mistakes the run for a stored one.
@@ -156,9 +165,36 @@ def run(
             raise
     finally:
         store.close()
-    _report(result, as_json, names=_names(workflow))
+    _report(result, as_json, names=_names(workflow), resume=_resume_command(result.run_id, db))
     if result.status != "completed":
         ctx.exit(1)
+
+
+def _resume_command(run_id: str, db: str | None) -> str | None:
+    """How to continue a run, or None when its record does not outlive the process."""
+    if db == ":memory:":
+        return None
+    return f"gleitzeit run --resume {run_id}" + (f" --db {db}" if db else "")
+
+
+def _interrupted(store: Any, run_id: str, db: str | None, as_json: bool) -> None:
+    """Ctrl-C: the run is recorded as interrupted; say how to resume, and leave at once.
+
+    A synchronous Python task may still be running in its thread; the process does not
+    wait for it (what finished is on record, and resume runs the rest).
+    """
+    store.close()
+    resume = _resume_command(run_id, db)
+    if as_json:
+        echo_json({"run_id": run_id, "status": "interrupted", "resume": resume})
+    else:
+        click.echo(
+            f"\ninterrupted; run {run_id}" + (f": resume with: {resume}" if resume else ""),
+            err=True,
+        )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
 
 
 def _names(workflow: Any) -> dict[str, str]:
@@ -167,7 +203,12 @@ def _names(workflow: Any) -> dict[str, str]:
 
 
 def _report(
-    result: Any, as_json: bool, *, stored: bool = True, names: dict[str, str] | None = None
+    result: Any,
+    as_json: bool,
+    *,
+    stored: bool = True,
+    names: dict[str, str] | None = None,
+    resume: str | None = None,
 ) -> None:
     if as_json:
         data = result.to_dict()
@@ -175,7 +216,7 @@ def _report(
             data["stored"] = False
         echo_json(data)
     else:
-        _summary(result, stored=stored, names=names or {})
+        _summary(result, stored=stored, names=names or {}, resume=resume)
 
 
 def _short(value: Any, width: int = 70) -> str:
@@ -184,7 +225,13 @@ def _short(value: Any, width: int = 70) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _summary(result: Any, *, stored: bool = True, names: dict[str, str] | None = None) -> None:
+def _summary(
+    result: Any,
+    *,
+    stored: bool = True,
+    names: dict[str, str] | None = None,
+    resume: str | None = None,
+) -> None:
     names = names or {}
     rows = []
     for task_id, state in result.tasks.items():
@@ -213,9 +260,11 @@ def _summary(result: Any, *, stored: bool = True, names: dict[str, str] | None =
     if not stored:
         click.echo(f"\nrun {result.run_id}: {result.status}, but NOT stored (see below)")
         return
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}")
     click.echo(f"\nrun {result.run_id}: {result.status}")
-    if result.status == "failed":
-        click.echo(f"resume with: gleitzeit run --resume {result.run_id}")
+    if result.status == "failed" and resume:
+        click.echo(f"resume with: {resume}")
 
 
 @click.group("runs")

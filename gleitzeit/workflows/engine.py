@@ -18,7 +18,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gleitzeit import aliases
@@ -128,15 +128,20 @@ class RunResult:
     tasks: dict[str, TaskState]
     started: float
     finished: float
+    #: Things worth knowing that did not fail the run (a glob that matched nothing).
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "run_id": self.run_id,
             "workflow": self.workflow,
             "status": self.status,
             "duration": round(self.finished - self.started, 6),
             "tasks": {t: s.to_dict() for t, s in self.tasks.items()},
         }
+        if self.warnings:
+            data["warnings"] = list(self.warnings)
+        return data
 
 
 def new_run_id() -> str:
@@ -241,6 +246,7 @@ class _Run:
         self.states = {t: TaskState(t) for t in workflow.tasks}
         self.store = engine.store
         self.emit = engine.on_event
+        self.warnings: list[str] = []
         self._all_done = asyncio.Event()
         self._outstanding = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -316,7 +322,9 @@ class _Run:
             self.emit(
                 "run_finished", run_id=self.run_id, status=status, duration=finished - started
             )
-        result = RunResult(self.run_id, self.workflow.name, status, self.states, started, finished)
+        result = RunResult(
+            self.run_id, self.workflow.name, status, self.states, started, finished, self.warnings
+        )
         if stored is not None:
             stored.result = result
             stored.hint = (
@@ -518,7 +526,12 @@ class _Run:
     def _items(self, spec: TaskSpec, scope: dict[str, Any]) -> list[Any]:
         value = spec.for_each
         if isinstance(value, GlobSpec):
-            return sorted(globmod.glob(value.glob, recursive=True))
+            found = sorted(globmod.glob(value.glob, recursive=True))
+            if not found:
+                note = f"task {spec.id!r}: for_each glob {value.glob!r} matched no files"
+                self.warnings.append(note)
+                self.emit("task_warning", task=spec.id, warning=note)
+            return found
         items = substitute(value, scope, spec.id)
         if not isinstance(items, list):
             raise TaskReferenceError(

@@ -13,7 +13,7 @@ from gleitzeit.errors import WorkflowError
 from gleitzeit.validation import describe_errors, suggest
 from gleitzeit.workflows import v4
 from gleitzeit.workflows.models import TaskSpec, WorkflowSpec
-from gleitzeit.workflows.references import REF, WHOLE, references
+from gleitzeit.workflows.references import REF, SPECIAL, WHOLE, has_markers, references
 from gleitzeit.yamllines import Lines, load_mapping
 
 
@@ -84,6 +84,12 @@ def parse_workflow(text: str, source: Path | None = None) -> Workflow:
     tasks: dict[str, TaskSpec] = {}
     index: dict[str, int] = {}
     for i, task in enumerate(spec.tasks):
+        if task.id in SPECIAL:
+            problems.append(
+                f"{where(('tasks', i, 'id'))}tasks[{i}]: the task id {task.id!r} is reserved: "
+                f"${{{task.id}...}} means the built-in {task.id!r}; rename the task"
+            )
+            continue
         if task.id in tasks:
             problems.append(
                 f"{where(('tasks', i, 'id'))}tasks[{i}]: duplicate task id {task.id!r} "
@@ -149,6 +155,11 @@ def parse_workflow(text: str, source: Path | None = None) -> Workflow:
                         f"{where(at)}task {task_id!r}: {ref} refers to an unknown task {root!r}"
                         + (f"; did you mean {near!r}?" if near else "")
                     )
+                elif root == task_id:
+                    problems.append(
+                        f"{where(at)}task {task_id!r}: {ref} refers to the task itself; a "
+                        "task cannot use its own result (write $${...} for a literal ${...})"
+                    )
                 elif root not in task.dependencies:
                     # A dependency's dependency has completed before this task starts,
                     # so reading it is safe; anything else could still be running.
@@ -183,9 +194,7 @@ def parse_workflow(text: str, source: Path | None = None) -> Workflow:
         tasks=tasks,
         dependents=dependents,
         order=_topological(tasks),
-        with_refs={
-            t for t, spec in tasks.items() if any(True for _ in references(spec.parameters))
-        },
+        with_refs={t for t, spec in tasks.items() if has_markers(spec.parameters)},
         reads=reads,
         format=form,
         notes=notes,

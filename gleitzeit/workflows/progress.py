@@ -54,6 +54,8 @@ class PlainProgress:
             )
         elif event == "task_skipped":
             line = f"  {SYMBOL['skipped']} {data['task']}: {data['reason']}"
+        elif event == "task_warning":
+            line = f"  warning: {data['warning']}"
         elif event == "run_finished":
             line = f"run {data['run_id']} {data['status']} in {data['duration']:.2f}s"
         if line is not None:
@@ -95,11 +97,19 @@ class LiveProgress:
         elif event == "task_skipped":
             self.status[task] = "skipped"
             self.note[task] = data["reason"]
+        elif event == "task_warning":
+            self.note[task] = f"warning: {data['warning']}"
         final = event == "run_finished"
         now = time.monotonic()
         if final or now - self._last >= 0.1:
             self._last = now
             self._draw(final, data)
+
+    def columns(self) -> int:
+        """The terminal's width, read at each redraw (it may change)."""
+        import shutil
+
+        return shutil.get_terminal_size((100, 24)).columns
 
     def _draw(self, final: bool, data: dict[str, Any]) -> None:
         counts: dict[str, int] = {}
@@ -114,11 +124,14 @@ class LiveProgress:
             rows = [t for t in rows if self.status[t] != "completed"][: self.MAX_ROWS]
         width = max((len(t) for t in rows), default=4)
         lines = [self.header, summary] + [
-            f"  {SYMBOL[self.status[t]]} {t.ljust(width)}  {self.note.get(t, '')}"[:160]
-            for t in rows
+            f"  {SYMBOL[self.status[t]]} {t.ljust(width)}  {self.note.get(t, '')}" for t in rows
         ]
         if final:
             lines.append(f"run {data['run_id']} {data['status']} in {data['duration']:.2f}s")
+        # One screen row per line: a line wider than the terminal would wrap, and the
+        # redraw, which moves up by lines, would leave the wrapped rows behind.
+        columns = max(20, self.columns() - 1)
+        lines = [line if len(line) <= columns else line[: columns - 1] + "…" for line in lines]
         text = ""
         if self._drawn:
             text += f"\x1b[{self._drawn}F\x1b[J"

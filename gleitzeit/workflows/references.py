@@ -13,7 +13,9 @@ from typing import Any
 
 from gleitzeit.errors import TaskReferenceError
 
-REF = re.compile(r"\$\{\s*([A-Za-z_][A-Za-z0-9_-]*)((?:\.[A-Za-z0-9_-]+|\[\d+\])*)\s*\}")
+#: ``$${`` writes a literal ``${``: a reference is never preceded by another ``$``.
+REF = re.compile(r"(?<!\$)\$\{\s*([A-Za-z_][A-Za-z0-9_-]*)((?:\.[A-Za-z0-9_-]+|\[\d+\])*)\s*\}")
+ESCAPE = "$${"
 WHOLE = re.compile(r"^\s*" + REF.pattern + r"\s*$")
 _PART = re.compile(r"\.([A-Za-z0-9_-]+)|\[(\d+)\]")
 SPECIAL = ("inputs", "item", "item_index", "env")
@@ -21,6 +23,18 @@ SPECIAL = ("inputs", "item", "item_index", "env")
 
 def parse_path(path: str) -> list[str | int]:
     return [m.group(1) if m.group(1) is not None else int(m.group(2)) for m in _PART.finditer(path)]
+
+
+def has_markers(value: Any) -> bool:
+    """Whether ``value`` holds any ``${`` (a reference, or an escaped ``$${``) and so
+    needs :func:`substitute`."""
+    if isinstance(value, str):
+        return "${" in value
+    if isinstance(value, Mapping):
+        return any(has_markers(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(has_markers(v) for v in value)
+    return False
 
 
 def references(value: Any) -> Iterator[tuple[str, str]]:
@@ -103,7 +117,8 @@ def substitute(value: Any, scope: Mapping[str, Any], task_id: str) -> Any:
         whole = WHOLE.match(value)
         if whole:
             return lookup(whole.group(1), whole.group(2), scope, task_id)
-        return REF.sub(lambda m: _text(lookup(m.group(1), m.group(2), scope, task_id)), value)
+        text = REF.sub(lambda m: _text(lookup(m.group(1), m.group(2), scope, task_id)), value)
+        return text.replace(ESCAPE, "${") if ESCAPE in text else text
     if isinstance(value, Mapping):
         return {k: substitute(v, scope, task_id) for k, v in value.items()}
     if isinstance(value, list):
