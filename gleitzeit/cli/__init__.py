@@ -18,6 +18,7 @@ _BUILTIN_MODULES = (
     "serve_cmd",
     "run_cmd",
     "convert_cmd",
+    "status_cmd",
 )
 
 
@@ -52,6 +53,10 @@ class GleitzeitGroup(click.Group):
         if cmd is None:
             self._load_plugin_commands(ctx)
             cmd = super().get_command(ctx, cmd_name)
+        if cmd is None:  # the original Gleitzeit's spelling: say what to type now
+            from gleitzeit.cli.renamed import renamed_command
+
+            cmd = renamed_command("gleitzeit", cmd_name)
         return cmd
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from gleitzeit.cli.output import echo_json, warn
+from gleitzeit.cli.renamed import GroupWithRenames
 from gleitzeit.cli.state import state_of
 
 _SECRET = re.compile(r"key|token|secret|password|passwd|credential", re.IGNORECASE)
@@ -25,7 +26,7 @@ def mask_secrets(data: Any, key: str = "") -> Any:
     return data
 
 
-@click.group("config")
+@click.group("config", cls=GroupWithRenames)
 def config_group() -> None:
     """Write, validate and show the configuration."""
 

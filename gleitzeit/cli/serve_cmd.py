@@ -21,8 +21,16 @@ def _asyncio():  # noqa: ANN202 - asyncio costs ~25 ms to import; only commands 
 @click.command("serve")
 @click.option("--host", "bind", help="Address to bind (default: server.host, 127.0.0.1).")
 @click.option("--port", type=int, help="Port (default: server.port, 8000; 0 picks a free one).")
+@click.option(
+    "--provider-config",
+    "provider_config",
+    hidden=True,
+    help="The original Gleitzeit's option; providers now come from gleitzeit.yaml.",
+)
 @click.pass_context
-def serve(ctx: click.Context, bind: str | None, port: int | None) -> None:
+def serve(
+    ctx: click.Context, bind: str | None, port: int | None, provider_config: str | None
+) -> None:
     """Serve the host: remote providers connect on /providers, callers on /clients.
 
     In-process providers from the config are served beside remote ones. SIGINT or
@@ -31,6 +39,12 @@ def serve(ctx: click.Context, bind: str | None, port: int | None) -> None:
     """
     from gleitzeit.socketio.server import GleitzeitServer
 
+    if provider_config is not None:
+        raise click.UsageError(
+            "--provider-config is not an option here: providers come from the providers: "
+            "and plugins: sections of gleitzeit.yaml (--config FILE); remote providers "
+            "connect with `gleitzeit provider run NAME --server URL`. See docs/migrating.md"
+        )
     state = state_of(ctx)
     host = state.host()
     server = GleitzeitServer(host, bind=bind, port=port)

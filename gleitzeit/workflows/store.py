@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS runs (
     status TEXT NOT NULL,
     error TEXT,
     task_count INTEGER NOT NULL DEFAULT 0,
+    task_ids_json TEXT,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     finished_at REAL
@@ -70,7 +71,7 @@ CREATE INDEX IF NOT EXISTS runs_created ON runs(created_at);
 """
 
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -81,6 +82,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
     columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
     if "task_count" not in columns:
         conn.execute("ALTER TABLE runs ADD COLUMN task_count INTEGER NOT NULL DEFAULT 0")
+    if "task_ids_json" not in columns:  # runs before it: runs show reads the workflow text
+        conn.execute("ALTER TABLE runs ADD COLUMN task_ids_json TEXT")
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -274,8 +277,8 @@ class RunStore:
         now = time.time()
         self.queue(
             "INSERT INTO runs (id, workflow_name, workflow_path, workflow_text, inputs_json, target,"
-            " status, task_count, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+            " status, task_count, task_ids_json, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
             (
                 run_id,
                 name,
@@ -284,6 +287,7 @@ class RunStore:
                 json.dumps(inputs, default=str),
                 target,
                 len(task_ids),
+                _Json(task_ids),
                 now,
                 now,
             ),
@@ -400,6 +404,7 @@ class RunStore:
         (run,) = self._read("SELECT * FROM runs WHERE id=?", (run_id,))
         data = dict(run)
         data["inputs"] = json.loads(data.pop("inputs_json"))
+        stored_ids = data.pop("task_ids_json", None)
         tasks = self._read("SELECT * FROM tasks WHERE run_id=?", (run_id,))
         attempts = self._read(
             "SELECT * FROM attempts WHERE run_id=? ORDER BY task_id, attempt", (run_id,)
@@ -410,7 +415,10 @@ class RunStore:
                 {k: a[k] for k in ("attempt", "status", "error", "started_at", "finished_at")}
             )
         data["tasks"] = {}
-        for task_id in _task_ids(data["workflow_text"]):  # in file order, pending ones too
+        # In file order, pending ones too; the workflow text is parsed only for runs
+        # stored before task ids were.
+        ids = json.loads(stored_ids) if stored_ids else _task_ids(data["workflow_text"])
+        for task_id in ids:
             data["tasks"][task_id] = {
                 "task_id": task_id,
                 "status": "pending",
