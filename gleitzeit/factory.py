@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,8 +39,15 @@ class Built:
 
 
 def import_provider_class(path: str) -> type[Provider]:
-    """``module:Class`` (or ``module.Class``) of a :class:`gleitzeit.Provider` subclass."""
+    """``module:Class`` (or ``module.Class``) of a :class:`gleitzeit.Provider` subclass.
+
+    Modules in the working directory are found as ``python -m`` and uvicorn find them:
+    ``myprov:Shout`` loads ``./myprov.py`` without ``PYTHONPATH=.``.
+    """
     module_name, _, attr = path.partition(":") if ":" in path else path.rpartition(".")
+    here = os.getcwd()
+    if here not in sys.path:
+        sys.path.append(here)  # after installed packages: a local file never shadows one
     module = importlib.import_module(module_name)
     obj = getattr(module, attr)
     if not (isinstance(obj, type) and issubclass(obj, Provider)):
@@ -58,11 +67,66 @@ def build_providers(config: Config, plugins: Plugins, errors: dict[str, str]) ->
             built.held = record.held
             out.append(built)
     for name, entry in config.providers.items():
+        clash = entry_problem(plugins, name)
+        if clash is not None:
+            errors[f"providers.{name}"] = clash
+            log.debug(clash)
+            continue
         if entry.enabled:
             built = _from_entry(plugins, name, entry, errors)
             if built is not None:
                 out.append(built)
     return out
+
+
+def entry_problem(plugins: Plugins, name: str) -> str | None:
+    """Why ``providers.<name>`` cannot be, if it cannot: its name is a plugin's provider."""
+    owner = plugins.provider_types.get(name)
+    if owner is None:
+        return None
+    return (
+        f"providers.{name}: {name!r} is the name of the {owner.plugin} plugin's provider; "
+        f"give this entry another name (configure the plugin's own under plugins.{owner.plugin})"
+    )
+
+
+def check_entries(plugins: Plugins, config: Config) -> list[str]:
+    """Every problem of the ``providers:`` entries that loading would meet: a name that
+    clashes with a plugin's provider, an unknown type, a class that does not import."""
+    problems = []
+    for name, entry in config.providers.items():
+        clash = entry_problem(plugins, name)
+        if clash is not None:
+            problems.append(_at(config, ("providers", name), clash))
+            continue
+        if entry.type is not None and entry.type not in plugins.provider_types:
+            problems.append(
+                _at(
+                    config,
+                    ("providers", name, "type"),
+                    f"providers.{name}.type: no provider type {entry.type!r}; available: "
+                    f"{', '.join(sorted(plugins.provider_types)) or '(none)'}",
+                )
+            )
+        if entry.class_ is not None:
+            try:
+                import_provider_class(entry.class_)
+            except Exception as exc:
+                problems.append(
+                    _at(
+                        config,
+                        ("providers", name, "class"),
+                        f"providers.{name}.class: cannot import {entry.class_!r}: "
+                        f"{type(exc).__name__}: {exc}",
+                    )
+                )
+    return problems
+
+
+def _at(config: Config, loc: tuple[str, ...], text: str) -> str:
+    line = config.locate(loc) if config.source is not None else None
+    where = f"{config.source}:{line}: " if line else (f"{config.source}: " if config.source else "")
+    return where + text
 
 
 def build_provider(
@@ -115,7 +179,7 @@ def _create(
         return Built(cls(settings, name=name), origin)
     except Exception as exc:
         errors[name] = f"could not create provider: {type(exc).__name__}: {exc}"
-        log.warning("provider %s: %s", name, errors[name])
+        log.debug("provider %s: %s", name, errors[name])
         return None
 
 
@@ -131,7 +195,7 @@ def _from_entry(
             errors[where] = f"{where}.type: no provider type {entry.type!r}" + (
                 f"; did you mean {near!r}?" if near else ""
             )
-            log.warning(errors[where])
+            log.debug(errors[where])
             return None
         cls = ptype.cls
         schema = plugins.records[ptype.plugin].settings_schema
@@ -141,7 +205,7 @@ def _from_entry(
             cls = import_provider_class(entry.class_)
         except Exception as exc:
             errors[where] = f"{where}.class: cannot import {entry.class_!r}: {exc}"
-            log.warning(errors[where])
+            log.debug(errors[where])
             return None
         schema = cls.Settings
     settings: Any = entry.settings
@@ -152,6 +216,6 @@ def _from_entry(
             errors[where] = "; ".join(
                 describe_errors(exc, model=schema, prefix=("providers", name, "settings"))
             )
-            log.warning(errors[where])
+            log.debug(errors[where])
             return None
     return _create(cls, settings, name, f"config {where}", errors)

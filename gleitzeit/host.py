@@ -26,7 +26,7 @@ from gleitzeit.files import FILE_KEYS, apply_file_inputs
 from gleitzeit.health import health_row, run_checks
 from gleitzeit.instance import ProviderInstance
 from gleitzeit.local import LocalInstance
-from gleitzeit.plugins import Plugins
+from gleitzeit.plugins import STRICT_ENV, TRUTHY, Plugins
 from gleitzeit.provider import Provider
 from gleitzeit.registry import Registry
 from gleitzeit.request import Request
@@ -102,6 +102,12 @@ class Host:
                 self._unstarted.append(inst)
         for provider in self._extra_providers:
             self._unstarted.append(self.local.attach(provider, origin="python"))
+        if self.plugin_errors and os.environ.get(STRICT_ENV, "").strip().lower() in TRUTHY:
+            raise PluginError(
+                "Providers could not be set up (strict mode): "
+                + "; ".join(f"{where}: {problem}" for where, problem in self.plugin_errors.items()),
+                hint=f"fix gleitzeit.yaml, or unset {STRICT_ENV}",
+            )
         if not self.lazy:
             await self.ensure_started()
         self._started = True

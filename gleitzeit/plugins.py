@@ -46,8 +46,11 @@ _REGISTRATION_HOOKS = (
 )
 
 
+TRUTHY = frozenset({"1", "true", "yes", "on"})
+
+
 def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+    return (value or "").strip().lower() in TRUTHY
 
 
 def _only_from_env() -> set[str] | None:

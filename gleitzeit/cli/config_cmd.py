@@ -67,6 +67,7 @@ def config_init(ctx: click.Context, path: str, force: bool) -> None:
 def config_validate(ctx: click.Context) -> None:
     """Check the config and every enabled plugin's settings. Exit 0 when valid, 2 when not."""
     from gleitzeit.errors import ConfigError
+    from gleitzeit.factory import check_entries
     from gleitzeit.plugins import Plugins
 
     state = state_of(ctx)
@@ -79,12 +80,7 @@ def config_validate(ctx: click.Context) -> None:
             f"routing.strategy: unknown router {config.routing.strategy!r}; "
             f"available: {', '.join(sorted(routers))}"
         )
-    for name, entry in config.providers.items():
-        if entry.type is not None and entry.type not in plugins.provider_types:
-            problems.append(
-                f"providers.{name}.type: no provider type {entry.type!r}; available: "
-                f"{', '.join(sorted(plugins.provider_types)) or '(none)'}"
-            )
+    problems += check_entries(plugins, config)
     for r in plugins.failed():
         if not r.config_error:
             warn(f"plugin {r.name} failed to load: {r.error}")

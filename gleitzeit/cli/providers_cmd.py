@@ -43,7 +43,7 @@ def _warn_setup_problems(api: Any) -> None:
 
     if isinstance(api, Host):  # a server reports its own setup problems in its log
         for where, problem in api.plugin_errors.items():
-            warn(f"{where}: {problem}")
+            warn(problem if problem.startswith(where) else f"{where}: {problem}")
 
 
 @providers_group.command("list")

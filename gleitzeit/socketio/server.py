@@ -103,6 +103,8 @@ class GleitzeitServer:
                 self.bind,
             )
         await self.host.start()
+        for where, problem in self.host.plugin_errors.items():
+            log.warning("%s: %s", where, problem)
         await self.host.check_health()  # so that what cannot serve is out of routing at once
         self.host.watch_health()
         # Open websockets (providers, clients) must not hold the shutdown for the
