@@ -71,3 +71,11 @@ def test_serve_on_a_port_in_use_is_a_clear_error(run_cli):
     assert out.code == 2
     assert f"Cannot listen on 127.0.0.1:{port}" in out.err
     assert "internal error" not in out.err
+
+
+def test_an_unreachable_server_leaves_no_unclosed_session_warning(run_cli):
+    for args in (["providers", "list"], ["providers", "health"]):
+        out = run_cli(*args, "--server", "http://127.0.0.1:9")
+        assert out.code != 0
+        assert "Cannot reach a gleitzeit server" in out.err
+        assert "Unclosed" not in out.err, out.err

@@ -70,6 +70,7 @@ class Client:
                 wait_timeout=self.connect_timeout,
             )
         except socketio.exceptions.ConnectionError as exc:
+            await _discard(sio)
             text = "; ".join(r for r in refused if r) or str(exc)
             if "authentication failed" in text:
                 raise AuthRefused(
@@ -204,3 +205,15 @@ class Client:
             "instances"
         ]
         return rows
+
+
+async def _discard(sio: Any) -> None:
+    """Close what a failed connect left open (engine.io's HTTP session), so no
+    'Unclosed client session' warning follows the error."""
+    try:
+        await sio.disconnect()
+    except Exception:  # nothing was connected
+        pass
+    http = getattr(sio.eio, "http", None)
+    if http is not None and not http.closed:
+        await http.close()
