@@ -39,6 +39,9 @@ include = ["@PACKAGE@*"]
 
 [tool.pytest.ini_options]
 testpaths = ["tests"]
+# The tests drive asyncio themselves (asyncio.run); pytest-asyncio, when installed, is
+# not needed and would only warn about its settings.
+addopts = "-p no:asyncio"
 """
 
 INIT = '''\

@@ -41,6 +41,10 @@ def test_tutorial_plugin_loads_invokes_and_passes_the_conformance_suite(tmp_path
         "Metadata-Version: 2.1\nName: gleitzeit-weather\nVersion: 0.1.0\n"
     )
     (info / "entry_points.txt").write_text(f"[gleitzeit.plugins]\nweather = {entry}\n")
+    # The doc's pyproject.toml, as written: its pytest settings are the only ones (the
+    # plugin lives outside this repository, so the repository's settings cannot help).
+    (tmp_path / "pyproject.toml").write_text(toml)
+    assert ROOT not in tmp_path.parents
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("GLEITZEIT_")}
     env.update(PYTHONPATH=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "xdg"))
@@ -63,5 +67,6 @@ def test_tutorial_plugin_loads_invokes_and_passes_the_conformance_suite(tmp_path
     )
     assert called.returncode == 0, called.stderr
     assert '"result": "sunny, 21' in called.stdout
-    tested = run("-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "asyncio_mode=auto", "tests")
+    tested = run("-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error::DeprecationWarning")
     assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "warning" not in tested.stdout.lower(), tested.stdout

@@ -63,6 +63,7 @@ def test_generated_plugin_passes_its_own_tests(tmp_path, kind):
     )
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert "passed" in tests.stdout and "failed" not in tests.stdout
+    assert "Warning" not in tests.stdout, tests.stdout  # no PytestDeprecationWarning
 
 
 def test_scaffold_install_list_info_invoke_test_uninstall(tmp_path):
