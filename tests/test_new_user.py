@@ -79,3 +79,12 @@ def test_an_unreachable_server_leaves_no_unclosed_session_warning(run_cli):
         assert out.code != 0
         assert "Cannot reach a gleitzeit server" in out.err
         assert "Unclosed" not in out.err, out.err
+
+
+def test_providers_health_says_what_is_not_configured_in_one_line(run_cli):
+    out = run_cli("providers", "health", env={"OLLAMA_HOST": "", "OPENAI_API_KEY": ""})
+    assert out.code == 1  # still meaningful: something cannot serve
+    ollama = next(line for line in out.out.splitlines() if line.startswith("ollama"))
+    assert "not configured" in ollama and "ollama serve" in ollama
+    openai = next(line for line in out.out.splitlines() if line.startswith("openai"))
+    assert "OPENAI_API_KEY" in openai

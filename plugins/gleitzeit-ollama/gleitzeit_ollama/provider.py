@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -139,6 +140,14 @@ class OllamaProvider(Provider):
                 )
             elif isinstance(exc, httpx.HTTPStatusError):
                 detail = f"Ollama at {self.base_url} answered {exc.response.status_code}"
+            elif self.cfg.base_url is None and not os.environ.get("OLLAMA_HOST"):
+                # Nothing configured and nothing at the default address: say so, with
+                # the fix, in one line (not a connection error to decode).
+                detail = (
+                    f"not configured: no Ollama at the default {self.base_url} — start it "
+                    "(`ollama serve`), set OLLAMA_HOST or plugins.ollama.base_url, or "
+                    "switch the plugin off (plugins: {ollama: false})"
+                )
             else:
                 detail = f"Cannot reach Ollama at {self.base_url}: {type(exc).__name__}"
             return {"status": "unhealthy", "detail": detail}
