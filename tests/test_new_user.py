@@ -88,3 +88,19 @@ def test_providers_health_says_what_is_not_configured_in_one_line(run_cli):
     assert "not configured" in ollama and "ollama serve" in ollama
     openai = next(line for line in out.out.splitlines() if line.startswith("openai"))
     assert "OPENAI_API_KEY" in openai
+
+
+def test_provider_run_without_a_server_says_it_is_waiting_and_can_give_up(run_cli):
+    out = run_cli(
+        "provider",
+        "run",
+        "calculator",
+        "--server",
+        "http://127.0.0.1:9",
+        "--connect-timeout",
+        "1",
+    )
+    assert out.code == 1
+    assert "retrying with backoff" in out.err
+    assert "Not registered with http://127.0.0.1:9 within 1s" in out.err
+    assert "Unclosed" not in out.err

@@ -87,6 +87,11 @@ def _make_provider(state: Any, target: str, name: str | None, raw_settings: str 
 @click.option("--token", envvar="GLEITZEIT_TOKEN", help="Token (default: $GLEITZEIT_TOKEN).")
 @click.option("--name", help="Register under this provider name instead of the class's.")
 @click.option("--settings", "raw_settings", help="Provider settings as a JSON object.")
+@click.option(
+    "--connect-timeout",
+    type=float,
+    help="Give up (exit 1) when not registered within this many seconds; default: keep trying.",
+)
 @click.pass_context
 def provider_run(
     ctx: click.Context,
@@ -95,11 +100,13 @@ def provider_run(
     token: str | None,
     name: str | None,
     raw_settings: str | None,
+    connect_timeout: float | None,
 ) -> None:
     """Run TARGET (an installed provider type such as `calculator`, or `module:Class`)
     and serve it to the server at --server until SIGINT/SIGTERM.
 
-    Several processes with the same name are instances of one provider.
+    Several processes with the same name are instances of one provider. Until the
+    server answers, it says so and retries with backoff (0.5 s doubling to 5 s).
     """
     from gleitzeit.socketio.runner import ProviderRunner
 
@@ -124,13 +131,38 @@ def provider_run(
                 while runner.registered.is_set():
                     await _asyncio().sleep(0.2)
 
-        note = _asyncio().ensure_future(announce())
+        async def give_up() -> None:
+            assert connect_timeout is not None
+            try:
+                await _asyncio().wait_for(runner.registered.wait(), connect_timeout)
+            except _asyncio().TimeoutError:
+                gave_up.append(connect_timeout)
+                runner.stop()
+
+        click.echo(
+            f"connecting to {url}; until it answers, retrying with backoff "
+            f"(0.5 s doubling to 5 s){'' if connect_timeout else '; Ctrl+C to stop'}",
+            err=True,
+        )
+        helpers = [_asyncio().ensure_future(announce())]
+        if connect_timeout is not None:
+            helpers.append(_asyncio().ensure_future(give_up()))
         try:
             await runner.run()
         finally:
-            note.cancel()
+            for helper in helpers:
+                helper.cancel()
+            await _asyncio().gather(*helpers, return_exceptions=True)
 
+    gave_up: list[float] = []
     _asyncio().run(go())
+    if gave_up:
+        from gleitzeit.errors import ServerUnreachable
+
+        raise ServerUnreachable(
+            f"Not registered with {url} within {gave_up[0]:g}s (--connect-timeout)",
+            hint="start the server with `gleitzeit serve`, or check --server and --token",
+        )
 
 
 COMMANDS = [serve, provider_group]
