@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from contextvars import ContextVar
+
+from pydantic import ValidationError
 
 from gleitzeit.errors import (
     AuthenticationError,
@@ -62,6 +65,14 @@ def map_error(
             )
         if status in (401, 403):
             return AuthenticationError(f"{where} refused the request ({status}: {msg})")
+        if status == 404 and not _says_model_missing(msg):
+            # A 404 for the path itself (a proxy without /api/chat, a wrong base URL):
+            # not a missing model, and ``ollama pull`` would not help.
+            return ProviderUnavailableError(
+                f"{where} has no such endpoint (404: {msg or 'not found'})",
+                hint="check base_url under plugins.ollama (or OLLAMA_HOST): it should be "
+                "the server's root, such as http://localhost:11434",
+            )
         if status == 404:
             shown = ", ".join(m for m in models if not m.endswith(":latest")) or "(none)"
             return ModelNotFoundError(
@@ -86,9 +97,25 @@ def map_error(
             f"The stream from {where} broke off after {chunks_received} chunks: "
             f"{type(exc).__name__}: {exc}"
         )
+    if isinstance(exc, ValidationError):  # an upstream's chunk not of Ollama's shape
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors()[:3])
+        return StreamError(
+            f"{where} sent a reply not in Ollama's format"
+            + (f" after {chunks_received} chunks" if chunks_received else "")
+            + f" (field {fields or '?'})",
+            hint="is base_url an Ollama-compatible server?",
+        )
     if isinstance(exc, (ConnectionError, httpx.TransportError)):
         return ProviderUnavailableError(
             f"Cannot reach {where}: {type(exc).__name__}",
             hint="start Ollama (`ollama serve`) or set base_url / OLLAMA_HOST",
         )
     return ProviderError(f"{where}: {type(exc).__name__}: {exc}")
+
+
+_MODEL_MISSING = re.compile(r"model\b.*\b(not found|not exist|no such)|pull", re.IGNORECASE)
+
+
+def _says_model_missing(message: str) -> bool:
+    """Ollama's own 404 for a missing model says so (``model 'x' not found``)."""
+    return bool(_MODEL_MISSING.search(message))

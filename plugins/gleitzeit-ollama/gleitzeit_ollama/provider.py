@@ -288,6 +288,14 @@ class OllamaProvider(Provider):
             resp = await self._client.embed(model=model, input=p.input, **kw)
         except Exception as exc:
             raise self._err(exc, model) from None
+        asked = 1 if isinstance(p.input, str) else len(p.input)
+        if len(resp.embeddings) != asked:
+            from gleitzeit import ProviderError
+
+            raise ProviderError(
+                f"Ollama at {self.base_url} returned {len(resp.embeddings)} embeddings for "
+                f"{asked} input(s) with model {model!r}"
+            )
         return embedding_result(
             [list(v) for v in resp.embeddings],
             model=resp.model or model,

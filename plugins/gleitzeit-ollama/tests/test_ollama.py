@@ -206,3 +206,81 @@ def test_cli_models_command_and_stream(run_cli):
         assert streamed.out == "Hello from the fake server\n"
         health = run_cli("providers", "health", "ollama", env=env)
         assert health.code == 0 and "healthy" in health.out
+
+
+class WithoutChat(FakeOllama):
+    """An Ollama-compatible proxy that lists models but has no /api/chat."""
+
+    async def chat(self, request):
+        from aiohttp import web
+
+        await request.read()
+        return web.Response(status=404, text="404 page not found")  # Go's default mux
+
+
+class Garbled(FakeOllama):
+    """A server whose stream lines are JSON but not Ollama's chunk shape."""
+
+    async def chat(self, request):
+        from aiohttp import web
+
+        await request.read()
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+        await response.write(b'{"model": "llama3.2", "message": {"role": 5}, "done": "maybe"}\n')
+        await response.write_eof()
+        return response
+
+
+class ShortEmbed(FakeOllama):
+    async def embed(self, request):
+        import json
+
+        from aiohttp import web
+
+        response = await super().embed(request)
+        body = json.loads(response.body)
+        body["embeddings"] = body["embeddings"][:-1]
+        return web.json_response(body)
+
+
+async def _started(server):
+    p = OllamaProvider(OllamaSettings(base_url=server.url, timeout=2))
+    await p.start()
+    return p
+
+
+async def test_a_404_for_a_missing_path_is_not_reported_as_a_missing_model():
+    async with WithoutChat() as srv:
+        p = await _started(srv)
+        try:
+            with pytest.raises(
+                gleitzeit.ProviderUnavailableError, match="no such endpoint"
+            ) as info:
+                await p.invoke("llm/chat", {"model": "llama3.2", "messages": [{"content": "hi"}]})
+            assert "ollama pull" not in str(info.value)
+        finally:
+            await p.stop()
+
+
+async def test_a_stream_not_in_ollamas_format_is_a_stream_error_naming_the_upstream():
+    async with Garbled() as srv:
+        p = await _started(srv)
+        try:
+            with pytest.raises(gleitzeit.StreamError, match="not in Ollama's format"):
+                async for _ in p.stream(
+                    "llm/chat", {"model": "llama3.2", "messages": [{"content": "hi"}]}
+                ):
+                    pass
+        finally:
+            await p.stop()
+
+
+async def test_an_embedding_count_that_does_not_match_the_inputs_is_an_error():
+    async with ShortEmbed() as srv:
+        p = await _started(srv)
+        try:
+            with pytest.raises(gleitzeit.ProviderError, match="returned 1 embeddings for 2"):
+                await p.invoke("llm/embed", {"model": "llama3.2", "input": ["a", "b"]})
+        finally:
+            await p.stop()

@@ -10,7 +10,9 @@ from typing import Any
 from gleitzeit import (
     AuthenticationError,
     InvalidParamsError,
+    ModelNotFoundError,
     Provider,
+    ProviderError,
     embedding_result,
     final_chunk,
     llm_result,
@@ -254,10 +256,28 @@ class OpenAIProvider(Provider):
         async for chunk in self._stream(self._model(p.model), messages, self._sampling(p)):
             yield chunk
 
+    def _embedding_model(self) -> str:
+        """The model for an embedding request that names none: the configured one, or —
+        when the server's discovered list lacks the default — one it lists."""
+        default = self.cfg.embedding_model
+        if "embedding_model" in self.cfg.model_fields_set or not self.models:
+            return default
+        if default in self.models:
+            return default
+        listed = [m for m in self.models if "embed" in m.lower()]
+        if listed:
+            return listed[0]
+        raise ModelNotFoundError(
+            f"{self.base_url} lists no embedding model (the default {default!r} is not "
+            "among its models)",
+            hint=f"pass a model, or set plugins.{self.name}.embedding_model; "
+            f"its models: {', '.join(self.models[:20])}",
+        )
+
     @method("llm/embed", params=EmbedParams)
     async def embed(self, p: EmbedParams) -> dict[str, Any]:
         """Embeddings of one text or a list (POST /embeddings)."""
-        model = p.model or self.cfg.embedding_model
+        model = p.model or self._embedding_model()
         try:
             resp = await self._client.embeddings.create(
                 model=model, input=p.input, extra_body=p.options or None
@@ -265,6 +285,12 @@ class OpenAIProvider(Provider):
         except Exception as exc:
             raise self._err(exc, model) from None
         vectors = [d.embedding for d in sorted(resp.data, key=lambda d: d.index)]
+        asked = 1 if isinstance(p.input, str) else len(p.input)
+        if len(vectors) != asked:
+            raise ProviderError(
+                f"{self.base_url} returned {len(vectors)} embeddings for {asked} input(s) "
+                f"with model {model!r}"
+            )
         u = getattr(resp, "usage", None)
         return embedding_result(
             vectors,

@@ -266,3 +266,47 @@ def server_url_env():
 
     with ThreadedServer(FakeOpenAI()) as srv:
         yield {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": srv.url}, srv.url
+
+
+class ShortEmbeddings(FakeOpenAI):
+    """A compatible server that answers one embedding too few."""
+
+    async def embeddings(self, request):
+        from aiohttp import web
+
+        response = await super().embeddings(request)
+        import json
+
+        body = json.loads(response.body)
+        body["data"] = body["data"][:-1]
+        return web.json_response(body)
+
+
+async def test_an_embedding_count_that_does_not_match_the_inputs_is_an_error():
+    async with ShortEmbeddings() as srv:
+        p = OpenAIProvider(OpenAISettings(api_key="sk-test", base_url=srv.url))
+        await p.start()
+        try:
+            with pytest.raises(gleitzeit.ProviderError, match="returned 1 embeddings for 2"):
+                await p.invoke("llm/embed", {"input": ["a", "b"]})
+        finally:
+            await p.stop()
+
+
+async def test_embed_without_a_model_uses_one_the_server_lists():
+    async with FakeOpenAI(models=("gpt-4o-mini", "nomic-embed-text")) as srv:
+        p = OpenAIProvider(OpenAISettings(api_key="sk-test", base_url=srv.url))
+        await p.start()
+        try:
+            result = await p.invoke("llm/embed", {"input": "hello"})
+            assert result["model"] == "nomic-embed-text"
+        finally:
+            await p.stop()
+    async with FakeOpenAI(models=("gpt-4o-mini",)) as srv:
+        p = OpenAIProvider(OpenAISettings(api_key="sk-test", base_url=srv.url))
+        await p.start()
+        try:
+            with pytest.raises(gleitzeit.ModelNotFoundError, match="lists no embedding model"):
+                await p.invoke("llm/embed", {"input": "hello"})
+        finally:
+            await p.stop()
