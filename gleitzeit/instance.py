@@ -6,10 +6,13 @@ import itertools
 import time
 from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gleitzeit.health import HealthReport
 from gleitzeit.methods import MethodDescription
+
+if TYPE_CHECKING:
+    from gleitzeit.registry import Registry
 
 _ids = itertools.count(1)
 
@@ -56,7 +59,7 @@ class ProviderInstance:
         self.cooldown_until = 0.0
         self._health = HealthReport(status="unknown")
         #: Set by the registry that holds this instance; told when routability changes.
-        self.registry: Any = None
+        self.registry: Registry | None = None
         self.last_heartbeat: float | None = None
         self.last_error: str | None = None
 
@@ -83,7 +86,7 @@ class ProviderInstance:
         changed = (report.status == "unhealthy") != (self._health.status == "unhealthy")
         self._health = report
         if changed and self.registry is not None:
-            self.registry.changed()
+            self.registry.routability_changed(self)
 
     @property
     def routable(self) -> bool:
@@ -115,7 +118,7 @@ class ProviderInstance:
         if self.consecutive_failures >= threshold and cooldown > 0:
             self.cooldown_until = time.monotonic() + cooldown
             if self.registry is not None:
-                self.registry.changed()
+                self.registry.cooling(self)
 
     def describe(self, *, schemas: bool = False) -> dict[str, Any]:
         """The instance as ``providers list --json`` shows it; ``schemas`` adds each

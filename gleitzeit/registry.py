@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
+from gleitzeit.candidates import CandidateLists, fits, routable
 from gleitzeit.errors import InstancesDownError, MethodNotFoundError, RoutingError
 from gleitzeit.instance import ProviderInstance
 from gleitzeit.methods import MethodDescription, MethodIndex
@@ -27,14 +27,21 @@ class Registry:
         # Method names, all and per provider name, for resolving unprefixed names.
         self._methods = MethodIndex()
         self._methods_of: dict[str, MethodIndex] = defaultdict(MethodIndex)
-        # Candidate lists by request shape, valid while nothing changed routability
-        # (epoch) and until the first cooldown among them ends (expires).
-        self._epoch = 0
-        self._cache: dict[tuple, tuple[int, float, list[ProviderInstance]]] = {}
+        # Candidate lists by request shape, kept up to date by the events below.
+        self._lists = CandidateLists()
 
-    def changed(self) -> None:
-        """Something that affects routing changed: forget cached candidate lists."""
-        self._epoch += 1
+    # -- what instances tell the registry --------------------------------------------
+
+    def routability_changed(self, instance: ProviderInstance) -> None:
+        """``instance``'s health turned: into or out of the candidate lists."""
+        if instance.health.status == "unhealthy":
+            self._lists.left(instance)
+        else:
+            self._lists.joined(instance)
+
+    def cooling(self, instance: ProviderInstance) -> None:
+        """``instance`` rests until its ``cooldown_until``; it returns by itself."""
+        self._lists.cooling(instance)
 
     def __len__(self) -> int:
         return len(self._instances)
@@ -48,7 +55,7 @@ class Registry:
         self._instances[instance.id] = instance
         instance.registry = self
         self._index(instance)
-        self.changed()
+        self._lists.joined(instance)
 
     def _index(self, inst: ProviderInstance) -> None:
         self._by_name[inst.name][inst.id] = inst
@@ -80,11 +87,12 @@ class Registry:
         self, instance: ProviderInstance, models: list[str] | tuple[str, ...]
     ) -> None:
         """Re-index an instance whose model list changed (for example after discovery)."""
+        self._lists.left(instance)
         _drop(self._by_model, instance.models, instance.id)
         instance.models = tuple(models)
         for model in instance.models:
             self._by_model[model][instance.id] = instance
-        self.changed()
+        self._lists.joined(instance)
 
     def serves(self, method: str) -> bool:
         """Whether any instance has the full method name ``method``."""
@@ -94,17 +102,18 @@ class Registry:
         self, instance: ProviderInstance, methods: dict[str, MethodDescription]
     ) -> None:
         """Re-index an instance whose methods changed (a provider that discovers them)."""
+        self._lists.left(instance)
         self._unindex(instance)
         instance.methods = methods
         self._index(instance)
-        self.changed()
+        self._lists.joined(instance)
 
     def remove(self, instance_id: str) -> ProviderInstance | None:
         inst = self._instances.pop(instance_id, None)
         if inst is not None:
+            self._lists.left(inst)
             self._unindex(inst)
             inst.registry = None
-            self.changed()
         return inst
 
     def get(self, instance_id: str) -> ProviderInstance | None:
@@ -167,40 +176,22 @@ class Registry:
 
         The list is cached and shared: do not change it.
         """
-        key = (method, provider, model, capability)
-        hit = self._cache.get(key)
-        if (
-            hit is not None
-            and hit[0] == self._epoch
-            and (hit[1] == math.inf or time.monotonic() < hit[1])
-        ):
-            return hit[2]
+        shape = (method, provider, model, capability)
+        found = self._lists.get(shape)
+        if found is not None:
+            return found
+        # The first request of this shape: build its list once; events keep it current.
         now = time.monotonic()
         pool = (
             self._by_method.get(method, {})
             if provider is None
             else self._by_name_method.get((provider, method), {})
         )
-        out = []
-        expires = math.inf
+        out = [inst for inst in pool.values() if fits(shape, inst) and routable(inst, now)]
         for inst in pool.values():
-            # An instance that lists no models (not discovered, or a tool) may take any.
-            if model is not None and inst.models and model not in inst.models:
-                continue
-            if model is None and method in inst.model_required:
-                continue
-            if capability is not None and capability not in inst.capabilities:
-                continue
-            if inst.health.status == "unhealthy":
-                continue
-            if inst.cooldown_until > now:
-                expires = min(expires, inst.cooldown_until)
-                continue
-            out.append(inst)
-        if len(self._cache) > 1024:
-            self._cache.clear()
-        self._cache[key] = (self._epoch, expires, out)
-        return out
+            if inst.cooldown_until > now and fits(shape, inst):
+                self._lists.cooling(inst)  # it joins this list when its rest ends
+        return self._lists.put(shape, out)
 
     def explain_no_candidate(
         self, method: str, *, provider: str | None, model: str | None, capability: str | None
