@@ -16,6 +16,7 @@ import logging
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from gleitzeit.aliases import METHOD_ALIASES
 from gleitzeit.builtins.inprocess import InProcessTransport, LocalInstance
 from gleitzeit.config import Config, load_config
 from gleitzeit.dispatch import Dispatcher
@@ -84,7 +85,9 @@ class Host:
             return
         plugins = self.plugins
         self.router = self._make_router()
-        self._dispatcher = Dispatcher(self.registry, self.router, self.config.routing)
+        self._dispatcher = Dispatcher(
+            self.registry, self.router, self.config.routing, self.config.models
+        )
         for name, cls in plugins.transports.items():
             if name not in self.transports:  # the in-process transport is the host's own
                 self.transports[name] = cls(self.registry)
@@ -207,7 +210,10 @@ class Host:
             params = {**params, "model": model}
         value = params.get("model")
         model = value if isinstance(value, str) else None
-        return Request(method, params, provider, model, capability, timeout)
+        request = Request(method, params, provider, model, capability, timeout)
+        if method in METHOD_ALIASES:  # before file inputs, which attach to its messages
+            Dispatcher._method_alias(request)
+        return request
 
     async def _prepare(self, request: Request) -> None:
         """Start what the request needs, and fold in its file inputs. Most requests

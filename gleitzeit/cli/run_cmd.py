@@ -136,7 +136,6 @@ def run(
             store=store,
             concurrency=concurrency or state.config.workflows.concurrency,
             on_event=progress,
-            models=state.config.models,
         )
 
         async def go() -> Any:
