@@ -30,6 +30,7 @@ from gleitzeit.provider import Provider
 from gleitzeit.registry import Registry
 from gleitzeit.request import Request
 from gleitzeit.routing import Router
+from gleitzeit.tools import wants_tool_loop
 from gleitzeit.transport import Transport
 from gleitzeit.validation import suggest
 
@@ -224,6 +225,9 @@ class Host:
             await self.ensure_started(
                 provider=request.provider, method=request.method, model=request.model
             )
+        if self._unstarted and wants_tool_loop(request.params):
+            # Its tools may be any method, called from inside the dispatcher.
+            await self.ensure_started()
         if not FILE_KEYS.isdisjoint(request.params):
             resolved = self.registry.resolve_method(request.method, request.provider)
             request.params = apply_file_inputs(resolved, request.params, self.config.files)
