@@ -318,3 +318,79 @@ def test_an_unknown_field_is_passed_on_not_refused(served):
     assert "frobnicate" in info.value.message
     sent = served.upstream.requests[-1]["json"]
     assert sent["frobnicate"] == 1
+
+
+# -- tool calling through the gateway ----------------------------------------------------
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+
+
+def test_upstream_tool_calls_pass_through_in_openais_shape(served):
+    served.upstream.scenario = Scenario(
+        tool_calls=[{"name": "get_weather", "arguments": {"city": "Oslo"}}]
+    )
+    client = served.client()
+    resp = client.chat.completions.create(
+        model="gpt-4o-mini", messages=HI, tools=[WEATHER], tool_choice="auto"
+    )
+    choice = resp.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    [call] = choice.message.tool_calls
+    assert call.type == "function" and call.id
+    assert (call.function.name, json.loads(call.function.arguments)) == (
+        "get_weather",
+        {"city": "Oslo"},
+    )
+    assert served.upstream.requests[-1]["json"]["tools"] == [WEATHER]
+
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", messages=HI, tools=[WEATHER], stream=True
+    )
+    chunks = list(stream)
+    deltas = [d for c in chunks if c.choices for d in c.choices[0].delta.tool_calls or []]
+    assert deltas[0].function.name == "get_weather" and deltas[0].id
+    assert json.loads("".join(d.function.arguments or "" for d in deltas)) == {"city": "Oslo"}
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+
+
+def test_provider_tools_run_through_the_gateway_as_strings_or_extra_body(served):
+    client = served.client()
+    ask = [{"role": "user", "content": '/call calc_multiply {"a": 6, "b": 7}'}]
+    mixed = client.chat.completions.create(
+        model="echo", messages=ask, extra_body={"tools": ["calc/*", WEATHER]}
+    )
+    assert "42" in mixed.choices[0].message.content
+    rounds = mixed.model_extra["gleitzeit"]["tool_rounds"]
+    assert rounds[0]["calls"][0]["method"] == "calc/multiply"
+
+    extra = client.chat.completions.create(
+        model="echo", messages=ask, extra_body={"gleitzeit_tools": ["calc/multiply"]}
+    )
+    assert extra.choices[0].message.content == mixed.choices[0].message.content
+
+    stream = client.chat.completions.create(
+        model="echo", messages=ask, stream=True, extra_body={"gleitzeit_tools": ["calc/*"]}
+    )
+    chunks = list(stream)
+    kinds = [(c.model_extra.get("gleitzeit") or {}).get("kind") for c in chunks]
+    assert kinds.index("tool_call") < kinds.index("tool_result")
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == extra.choices[0].message.content
+
+
+def test_a_tool_loop_that_never_ends_is_a_bad_request(served):
+    ask = [{"role": "user", "content": '/loop calc_add {"a": 1, "b": 1}'}]
+    with pytest.raises(openai.BadRequestError) as info:
+        served.client().chat.completions.create(
+            model="echo",
+            messages=ask,
+            extra_body={"gleitzeit_tools": ["calc/add"], "max_tool_rounds": 2},
+        )
+    assert info.value.code == "tool_rounds_exceeded"
