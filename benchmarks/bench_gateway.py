@@ -6,6 +6,11 @@ upstream (in another process), rounds interleaved.
 * streamed tokens/s, through / direct (target >= 0.9), and time to first token added;
 * requests/s with 50 in flight, through / direct (target >= 0.8).
 
+Also reported: the p50 of the same client through the gateway to the in-process echo
+model, which has no upstream hop — the gateway's own share, comparable to the direct
+figure (one hop to the upstream). The rest of the added latency is the openai plugin's
+own client call to the upstream.
+
 Figures are medians over the rounds, with the min-max of the rounds beside them.
 """
 
@@ -62,7 +67,7 @@ class Serve:
         settings = "api_key: sk-test, models: [gpt-4o-mini]"
         Path(self.dir.name, "gleitzeit.yaml").write_text(
             "autoload_plugins: false\n"
-            f"plugins: {{echo: false, openai: {{base_url: '{short_url}', {settings}}}}}\n"
+            f"plugins: {{echo: {{}}, openai: {{base_url: '{short_url}', {settings}}}}}\n"
             "providers:\n"
             f"  short: {{type: openai, settings: {{base_url: '{short_url}', {settings}}}}}\n"
             f"  long: {{type: openai, settings: {{base_url: '{long_url}', {settings}}}}}\n"
@@ -160,6 +165,9 @@ async def _measure(short: Upstream, long: Upstream, serve: Serve) -> dict:
         # Through the gateway, provider/model pins the instance of each upstream.
         return "gpt-4o-mini" if side == "direct" else f"{which}/gpt-4o-mini"
 
+    # The gateway's own share: the same client through gleitzeit serve to the in-process
+    # echo model (no upstream hop), beside the direct figure (one hop to the upstream).
+    echo: list[float] = []
     lat: dict[str, list[float]] = {"direct": [], "gleitzeit": []}
     rate: dict[str, list[float]] = {"direct": [], "gleitzeit": []}
     ttft: dict[str, list[float]] = {"direct": [], "gleitzeit": []}
@@ -175,6 +183,8 @@ async def _measure(short: Upstream, long: Upstream, serve: Serve) -> dict:
             rate[side].append(tokens)
             ttft[side].append(first)
             rps[side].append(await _rps(c_short, model(side, "short")))
+            if side == "gleitzeit":
+                echo.append(await _latency(c_short, "echo"))
     for c_short, c_long, _ in sides.values():
         await c_short.close()
         await c_long.close()
@@ -190,6 +200,7 @@ async def _measure(short: Upstream, long: Upstream, serve: Serve) -> dict:
         "direct_p50_ms": _spread(lat["direct"], 1000),
         "gleitzeit_p50_ms": _spread(lat["gleitzeit"], 1000),
         "added_p50_ms": _spread(added, 1000),
+        "gleitzeit_to_echo_p50_ms": _spread(echo, 1000),
         "direct_tokens_per_s": _spread(rate["direct"], 1, 0),
         "gleitzeit_tokens_per_s": _spread(rate["gleitzeit"], 1, 0),
         "stream_ratio": _spread(rate_ratio),

@@ -186,6 +186,8 @@ class Dispatcher:
             from gleitzeit.tools import ToolLoop
 
             chunks = ToolLoop(self, request).stream()
+        elif self._targets(request) is None:  # the common case: one layer fewer per chunk
+            chunks = self._stream_once(request)
         else:
             chunks = self.stream_model(request)
         try:
