@@ -179,12 +179,12 @@ async def _measure(short: Upstream, long: Upstream, serve: Serve) -> dict:
     for _ in range(ROUNDS):  # interleaved, so drift affects both sides alike
         for side, (c_short, c_long, _) in sides.items():
             lat[side].append(await _latency(c_short, model(side, "short")))
+            if side == "gleitzeit":
+                echo.append(await _latency(c_short, "echo"))
             tokens, first = await _stream(c_long, model(side, "long"))
             rate[side].append(tokens)
             ttft[side].append(first)
             rps[side].append(await _rps(c_short, model(side, "short")))
-            if side == "gleitzeit":
-                echo.append(await _latency(c_short, "echo"))
     for c_short, c_long, _ in sides.values():
         await c_short.close()
         await c_long.close()
