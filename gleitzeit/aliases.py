@@ -9,9 +9,10 @@ models:
     odd: {provider: hf, model: org/name-with/slashes}
 ```
 
-:func:`resolve` turns the model a request names into the targets to try;
-:func:`invoke` is the one call that applies aliases (model and method) around an
-api's ``invoke`` — the single place a dispatcher needs to call.
+:func:`resolve` turns the model a request names into the targets to try, and
+:func:`resolve_method` a method alias into its method and capability. The dispatcher
+applies both to every request (CLI, workflows, the HTTP gateway, Socket.IO clients), and
+:func:`falls_through` says when a chain moves on to its next target.
 """
 
 from __future__ import annotations
@@ -22,7 +23,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gleitzeit.errors import GleitzeitError, ModelNotFoundError, RoutingError
+from gleitzeit.errors import (
+    ContextWindowError,
+    GleitzeitError,
+    ModelNotFoundError,
+    RoutingError,
+)
 
 #: A method that is another method plus a required capability.
 METHOD_ALIASES: dict[str, tuple[str, str]] = {"llm/vision": ("llm/chat", "vision")}
@@ -132,59 +138,17 @@ def resolve_method(
     return target, params, capability
 
 
-def _falls_through(exc: GleitzeitError) -> bool:
-    """Whether the next target of a chain should be tried after this failure."""
-    return exc.retryable or isinstance(exc, (RoutingError, ModelNotFoundError))
+def falls_through(exc: GleitzeitError) -> bool:
+    """Whether a fallback chain moves on to its next target after this failure: a
+    retryable one, a model nothing serves, or a conversation too long for the model."""
+    return exc.retryable or isinstance(exc, (RoutingError, ModelNotFoundError, ContextWindowError))
 
 
-async def invoke(
-    api: Any,
-    config: ModelsConfig | None,
-    method: str,
-    params: Mapping[str, Any],
-    *,
-    provider: str | None = None,
-    model: str | None = None,
-    timeout: float | None = None,
-) -> dict[str, Any]:
-    """``api.invoke`` with method and model aliases applied.
-
-    The model is the explicit ``model`` or ``params["model"]``; each target of its
-    alias is tried in order while the failure is retryable (or nothing serves that
-    model), and the last failure is raised.
-    """
-    method, call_params, capability = resolve_method(method, params)
-    extra: dict[str, Any] = {"capability": capability} if capability else {}
-    asked = model if model is not None else call_params.get("model")
-    targets = resolve(asked, config) if isinstance(asked, str) else []
-    if not targets or targets == [Target(None, str(asked))]:
-        return await api.invoke(
-            method, call_params, provider=provider, model=model, timeout=timeout, **extra
-        )
-    last: GleitzeitError | None = None
-    for target in targets:
-        if provider is not None and target.provider not in (None, provider):
-            continue  # the task pins another provider than this target's
-        attempt_params = {**call_params, "model": target.model}
-        try:
-            return await api.invoke(
-                method,
-                attempt_params,
-                provider=target.provider or provider,
-                model=target.model,
-                timeout=timeout,
-                **extra,
-            )
-        except GleitzeitError as exc:
-            if len(targets) == 1 or not _falls_through(exc):
-                raise
-            last = exc
-    if last is None:
-        raise RoutingError(
-            f"No target of model alias {asked!r} runs on provider {provider!r}",
-            hint="change the alias in models.aliases or the task's provider",
-        )
-    raise last
-
-
-__all__ = ["METHOD_ALIASES", "ModelsConfig", "Target", "invoke", "resolve", "resolve_method"]
+__all__ = [
+    "METHOD_ALIASES",
+    "ModelsConfig",
+    "Target",
+    "falls_through",
+    "resolve",
+    "resolve_method",
+]

@@ -12,6 +12,17 @@ the call in flight, records the outcome, and decides by the one rule of
 
 An invoke has one deadline for all its attempts (one shared timer for every call, see
 :mod:`gleitzeit.deadlines`); a stream has a stall timeout between chunks.
+
+Around that loop, and for every caller alike (CLI, workflows, Socket.IO clients, the
+HTTP gateway), the dispatcher applies what the request's names mean:
+
+* a method alias (``llm/vision`` is ``llm/chat`` on a provider with ``vision``);
+* a model alias from ``models.aliases``, whose list is a fallback chain — each target is
+  a request of its own, and the next is tried when one fails by
+  :func:`gleitzeit.aliases.falls_through` (for a stream: before its first chunk);
+* ``provider/model`` for a model nothing serves under that name pins the provider;
+* Gleitzeit methods named as tools of a chat (``"tools": ["calc/*"]``) run the tool
+  loop of :mod:`gleitzeit.tools`, which calls back into this dispatcher.
 """
 
 from __future__ import annotations
@@ -23,14 +34,16 @@ from time import perf_counter as _clock
 from types import TracebackType
 from typing import Any
 
+from gleitzeit.aliases import METHOD_ALIASES, ModelsConfig, falls_through, resolve, resolve_method
 from gleitzeit.config.models import RoutingConfig
 from gleitzeit.deadlines import Deadlines, Timed
-from gleitzeit.errors import GleitzeitError, ProviderTimeoutError
+from gleitzeit.errors import GleitzeitError, ProviderTimeoutError, RoutingError
 from gleitzeit.instance import ProviderInstance
 from gleitzeit.registry import Registry
 from gleitzeit.request import Request
 from gleitzeit.routing import Router
 from gleitzeit.stall import StallWatch
+from gleitzeit.tools import wants_tool_loop
 
 __all__ = ["Dispatcher"]
 
@@ -38,11 +51,58 @@ __all__ = ["Dispatcher"]
 class Dispatcher:
     """Routes :class:`Request` objects to instances and runs them."""
 
-    def __init__(self, registry: Registry, router: Router, routing: RoutingConfig) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        router: Router,
+        routing: RoutingConfig,
+        models: ModelsConfig | None = None,
+    ) -> None:
         self.registry = registry
         self.router = router
         self.routing = routing
+        self.models = models if models is not None else ModelsConfig()
         self.deadlines = Deadlines()
+
+    # -- what a request's names mean -------------------------------------------------
+
+    def _targets(self, request: Request) -> list[Request] | None:
+        """The requests to try in order for an aliased or ``provider/model`` model;
+        ``None`` when the model means itself (the common case, kept cheap)."""
+        model = request.model
+        if model is None:
+            return None
+        aliases = self.models.aliases
+        if aliases and (model in aliases or (model.endswith(":latest") and model[:-7] in aliases)):
+            targets = resolve(model, self.models)
+            out = [
+                self._retarget(request, t.provider or request.provider, t.model)
+                for t in targets
+                if request.provider is None or t.provider in (None, request.provider)
+            ]
+            if not out:
+                raise RoutingError(
+                    f"No target of model alias {model!r} runs on provider {request.provider!r}",
+                    hint="change the alias in models.aliases, or the provider asked for",
+                )
+            return out
+        if "/" in model and not self.registry.serves_model(model):
+            provider, _, bare = model.partition("/")
+            if bare and request.provider in (None, provider) and provider in self.registry.names():
+                return [self._retarget(request, provider, bare)]
+        return None
+
+    @staticmethod
+    def _retarget(request: Request, provider: str | None, model: str) -> Request:
+        params = {**request.params, "model": model}
+        return Request(request.method, params, provider, model, request.capability, request.timeout)
+
+    @staticmethod
+    def _method_alias(request: Request) -> None:
+        method, params, capability = resolve_method(request.method, request.params)
+        request.method, request.params = method, params
+        if capability is not None:
+            request.capability = capability
 
     # -- picking ---------------------------------------------------------------------
 
@@ -89,7 +149,81 @@ class Dispatcher:
     # -- calls -----------------------------------------------------------------------
 
     async def invoke(self, request: Request) -> dict[str, Any]:
-        """Run the request and return its result; the last error when no try succeeds."""
+        """Run the request and return its result; the last error when no try succeeds.
+
+        Method and model aliases, fallback chains and provider tools apply here."""
+        if request.method in METHOD_ALIASES:
+            self._method_alias(request)
+        params = request.params
+        if ("tools" in params or "gleitzeit_tools" in params) and wants_tool_loop(params):
+            from gleitzeit.tools import ToolLoop
+
+            return await ToolLoop(self, request).invoke()
+        return await self.invoke_model(request)
+
+    async def invoke_model(self, request: Request) -> dict[str, Any]:
+        """Run the request on its model's targets in order (a fallback chain)."""
+        targets = self._targets(request)
+        if targets is None:
+            return await self._invoke_once(request)
+        last = len(targets) - 1
+        for i, target in enumerate(targets):
+            try:
+                return await self._invoke_once(target)
+            except GleitzeitError as exc:
+                if i == last or not falls_through(exc):
+                    raise
+        raise AssertionError("unreachable")  # the last target returned or raised
+
+    async def stream(self, request: Request) -> AsyncGenerator[dict[str, Any], None]:
+        """Run the request and yield its chunks; the last has ``done: true``.
+
+        Method and model aliases, fallback chains and provider tools apply here."""
+        if request.method in METHOD_ALIASES:
+            self._method_alias(request)
+        params = request.params
+        if ("tools" in params or "gleitzeit_tools" in params) and wants_tool_loop(params):
+            from gleitzeit.tools import ToolLoop
+
+            chunks = ToolLoop(self, request).stream()
+        elif self._targets(request) is None:  # the common case: one layer fewer per chunk
+            chunks = self._stream_once(request)
+        else:
+            chunks = self.stream_model(request)
+        try:
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            await chunks.aclose()
+
+    async def stream_model(self, request: Request) -> AsyncGenerator[dict[str, Any], None]:
+        """Stream from the model's targets in order: the next target is tried when one
+        fails before its first chunk."""
+        targets = self._targets(request)
+        if targets is None:
+            targets = [request]
+        last = len(targets) - 1
+        for i, target in enumerate(targets):
+            chunks = self._stream_once(target)
+            try:
+                try:
+                    first = await chunks.__anext__()
+                except StopAsyncIteration:
+                    return
+                except GleitzeitError as exc:
+                    if i == last or not falls_through(exc):
+                        raise
+                    continue
+                yield first
+                if first.get("done"):
+                    return
+                async for chunk in chunks:
+                    yield chunk
+                return
+            finally:
+                await chunks.aclose()
+
+    async def _invoke_once(self, request: Request) -> dict[str, Any]:
         timeout = request.timeout if request.timeout is not None else self.routing.timeout
         call = self._call(request)
         self.deadlines.start(call, timeout)
@@ -111,8 +245,7 @@ class Dispatcher:
         finally:
             self.deadlines.end(call)
 
-    async def stream(self, request: Request) -> AsyncGenerator[dict[str, Any], None]:
-        """Run the request and yield its chunks; the last has ``done: true``."""
+    async def _stream_once(self, request: Request) -> AsyncGenerator[dict[str, Any], None]:
         chunk_timeout = request.timeout if request.timeout is not None else self.routing.timeout
         call = self._call(request)
         while True:

@@ -161,6 +161,15 @@ class ToolError(ProviderError):
     caller_error = True
 
 
+class ToolRoundsExceeded(GleitzeitError):
+    """A chat with provider tools still called tools after ``max_tool_rounds`` rounds.
+
+    The request's to change (its prompt or its limit): not retried."""
+
+    code = "tool_rounds_exceeded"
+    caller_error = True
+
+
 class ProviderUnavailableError(ProviderError):
     """The provider, or the upstream service behind it, cannot be reached now."""
 
@@ -178,6 +187,16 @@ class ModelNotFoundError(ProviderError):
     """The upstream service does not know the requested model."""
 
     code = "model_not_found"
+
+
+class ContextWindowError(InvalidParamsError):
+    """The conversation does not fit the model's context window.
+
+    The caller's to mend, so never retried on the same model; a model alias's fallback
+    chain moves on to its next (perhaps larger) model.
+    """
+
+    code = "context_length_exceeded"
 
 
 class RateLimitError(ProviderError):

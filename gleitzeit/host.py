@@ -17,6 +17,7 @@ import os
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from gleitzeit.aliases import METHOD_ALIASES
 from gleitzeit.builtins.inprocess import InProcessTransport
 from gleitzeit.config import Config, load_config
 from gleitzeit.dispatch import Dispatcher
@@ -31,6 +32,7 @@ from gleitzeit.provider import Provider
 from gleitzeit.registry import Registry
 from gleitzeit.request import Request
 from gleitzeit.routing import Router
+from gleitzeit.tools import wants_tool_loop
 from gleitzeit.transport import Transport
 from gleitzeit.validation import suggest
 
@@ -86,7 +88,9 @@ class Host:
             return
         plugins = self.plugins
         self.router = self._make_router()
-        self._dispatcher = Dispatcher(self.registry, self.router, self.config.routing)
+        self._dispatcher = Dispatcher(
+            self.registry, self.router, self.config.routing, self.config.models
+        )
         for name, cls in plugins.transports.items():
             if name not in self.transports:  # the in-process transport is the host's own
                 self.transports[name] = cls(self.registry)
@@ -219,7 +223,10 @@ class Host:
             params = {**params, "model": model}
         value = params.get("model")
         model = value if isinstance(value, str) else None
-        return Request(method, params, provider, model, capability, timeout)
+        request = Request(method, params, provider, model, capability, timeout)
+        if method in METHOD_ALIASES:  # before file inputs, which attach to its messages
+            Dispatcher._method_alias(request)
+        return request
 
     async def _prepare(self, request: Request) -> None:
         """Start what the request needs, and fold in its file inputs. Most requests
@@ -230,6 +237,9 @@ class Host:
             await self.ensure_started(
                 provider=request.provider, method=request.method, model=request.model
             )
+        if self._unstarted and wants_tool_loop(request.params):
+            # Its tools may be any method, called from inside the dispatcher.
+            await self.ensure_started()
         if not FILE_KEYS.isdisjoint(request.params):
             resolved = self.registry.resolve_method(request.method, request.provider)
             request.params = apply_file_inputs(resolved, request.params, self.config.files)

@@ -46,9 +46,22 @@ class SamplingParams(_Params):
 
 
 class ChatParams(SamplingParams):
-    """Parameters of ``llm/chat``."""
+    """Parameters of ``llm/chat``.
+
+    ``tools`` and ``tool_choice`` take OpenAI's JSON shape (``{"type": "function",
+    "function": {"name", "description", "parameters"}}``); a model that calls tools
+    answers with ``tool_calls`` and ``finish_reason: tool_calls``. Gleitzeit method
+    patterns among the tools (``"calc/*"``) are run by the host (see
+    :mod:`gleitzeit.tools`) and never reach a provider.
+    """
 
     messages: list[ChatMessage] = Field(min_length=1)
+    tools: list[dict[str, Any]] | None = Field(
+        None, description="functions the model may call, in OpenAI's shape"
+    )
+    tool_choice: str | dict[str, Any] | None = Field(
+        None, description="'auto', 'none', 'required' or {type: function, function: {name}}"
+    )
 
 
 class GenerateParams(SamplingParams):

@@ -94,6 +94,10 @@ class Registry:
             self._by_model[model][instance.id] = instance
         self._lists.joined(instance)
 
+    def serves_model(self, model: str) -> bool:
+        """Whether any instance lists ``model`` among its models."""
+        return model in self._by_model
+
     def serves(self, method: str) -> bool:
         """Whether any instance has the full method name ``method``."""
         return method in self._methods

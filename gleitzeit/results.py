@@ -56,6 +56,36 @@ def final_chunk(
     return chunk
 
 
+def tool_call(name: str, arguments: str | dict[str, Any], *, id: str | None = None) -> dict:
+    """One tool call a model made, in the standard (OpenAI) shape: ``id``,
+    ``type: function``, ``function.name`` and ``function.arguments`` as a JSON string."""
+    import json
+    import uuid
+
+    if not isinstance(arguments, str):
+        arguments = json.dumps(arguments)
+    return {
+        "id": id or f"call_{uuid.uuid4().hex[:24]}",
+        "type": "function",
+        "function": {"name": name, "arguments": arguments},
+    }
+
+
+def tool_call_chunks(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stream chunks announcing ``calls`` as OpenAI's deltas do: per call, one chunk with
+    its index, id and name, and one with its arguments. The final chunk then carries the
+    assembled ``tool_calls`` and ``finish_reason: tool_calls``."""
+    out = []
+    for i, call in enumerate(calls):
+        fn = call.get("function") or {}
+        head = {"index": i, "id": call.get("id"), "type": "function"}
+        head["function"] = {"name": fn.get("name"), "arguments": ""}
+        out.append({"token": "", "done": False, "tool_calls": [head]})
+        args = {"index": i, "function": {"arguments": fn.get("arguments") or ""}}
+        out.append({"token": "", "done": False, "tool_calls": [args]})
+    return out
+
+
 def tool_result(operation: str, inputs: dict[str, Any], result: Any, **extra: Any) -> dict:
     """A tool result: ``operation``, ``inputs`` and ``result``."""
     return {"operation": operation, "inputs": inputs, "result": result, **extra}

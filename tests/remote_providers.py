@@ -71,3 +71,18 @@ class Announcer(Worker):
     async def on_disconnected(self) -> None:
         with open(os.environ["ANNOUNCE_FILE"], "a") as fh:
             fh.write("disconnected\n")
+
+
+class SlowChat(gleitzeit.Provider):
+    """An LLM serving model slow-1 whose answers take a moment and name its pid."""
+
+    name = "slowchat"
+    kind = "llm"
+    models = ("slow-1",)
+
+    @gleitzeit.method("llm/chat", params=gleitzeit.llm.ChatParams)
+    async def chat(self, p) -> dict:
+        await asyncio.sleep(0.3)
+        return gleitzeit.llm_result(
+            f"{p.messages[-1].content} from {os.getpid()}", model="slow-1", provider=self.name
+        )

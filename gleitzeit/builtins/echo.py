@@ -2,6 +2,12 @@
 
 It answers with the text of the last user message, streamed word by word, in the
 standard LLM result shape, so examples run with no model and no network.
+
+Scripted tool calls (when the request offers ``tools``): each line of the last user
+message of the form ``/call NAME {json arguments}`` becomes a tool call, made once —
+after the tool results come back, echo answers ``tool results: ...`` with their
+contents. A ``/loop NAME {json}`` line is called again every round (a model that never
+stops calling tools). See docs/tools.md.
 """
 
 from __future__ import annotations
@@ -14,7 +20,14 @@ from pydantic import Field
 from gleitzeit.hookspecs import hookimpl
 from gleitzeit.llm import ChatParams, GenerateParams, text_of
 from gleitzeit.provider import Provider, method
-from gleitzeit.results import final_chunk, llm_result, token_chunk, usage
+from gleitzeit.results import (
+    final_chunk,
+    llm_result,
+    token_chunk,
+    tool_call,
+    tool_call_chunks,
+    usage,
+)
 
 
 class EchoChatParams(ChatParams):
@@ -70,10 +83,44 @@ class EchoProvider(Provider):
         users = [m for m in params.messages if m.role == "user"] or params.messages
         return text_of(users[-1].content)
 
+    @staticmethod
+    def _script(params: EchoChatParams) -> tuple[list[dict[str, Any]], str | None]:
+        """The tool calls to make now, or the answer after tool results (see above)."""
+        if not params.tools:
+            return [], None
+        last = max((i for i, m in enumerate(params.messages) if m.role == "user"), default=-1)
+        if last < 0:
+            return [], None
+        once: list[dict[str, Any]] = []
+        every: list[dict[str, Any]] = []
+        for line in text_of(params.messages[last].content).splitlines():
+            word, _, rest = line.strip().partition(" ")
+            if word in ("/call", "/loop") and rest.strip():
+                name, _, args = rest.strip().partition(" ")
+                (once if word == "/call" else every).append(tool_call(name, args.strip() or "{}"))
+        results = [text_of(m.content) for m in params.messages[last + 1 :] if m.role == "tool"]
+        if every:
+            return every if results else once + every, None
+        if once and not results:
+            return once, None
+        if results:
+            return [], "tool results: " + "; ".join(results)
+        return [], None
+
     @method("llm/chat", params=EchoChatParams)
     async def chat(self, params: EchoChatParams) -> dict[str, Any]:
         """Reply with the last user message (and say how many images came with it)."""
-        result = self._result(self._last_user(params), params.prefix)
+        calls, answer = self._script(params)
+        if calls:
+            return llm_result(
+                "",
+                model="echo",
+                provider=self.name,
+                finish_reason="tool_calls",
+                usage=usage(1, len(calls)),
+                tool_calls=calls,
+            )
+        result = self._result(answer or self._last_user(params), params.prefix)
         images = sum(len(m.images or []) for m in params.messages)
         if images:
             result["images"] = images  # so an offline run can see its images arrived
@@ -81,7 +128,20 @@ class EchoProvider(Provider):
 
     @method("llm/chat", params=EchoChatParams)
     async def chat_stream(self, params: EchoChatParams) -> AsyncIterator[dict[str, Any]]:
-        async for chunk in self._stream(self._last_user(params), params.prefix, params.delay):
+        calls, answer = self._script(params)
+        if calls:
+            for chunk in tool_call_chunks(calls):
+                yield chunk
+            yield final_chunk(
+                finish_reason="tool_calls",
+                usage=usage(1, len(calls)),
+                model="echo",
+                provider=self.name,
+                tool_calls=calls,
+            )
+            return
+        text = answer or self._last_user(params)
+        async for chunk in self._stream(text, params.prefix, params.delay):
             yield chunk
 
     @method("llm/generate", params=EchoGenerateParams)

@@ -139,7 +139,6 @@ def run(
             store=store,
             concurrency=concurrency or state.config.workflows.concurrency,
             on_event=progress,
-            models=state.config.models,
         )
 
         run_id = run_id or new_run_id()

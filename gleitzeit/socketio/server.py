@@ -15,6 +15,7 @@ from typing import Any
 
 from gleitzeit.errors import ConfigError
 from gleitzeit.host import Host
+from gleitzeit.http import attach_gateway
 from gleitzeit.socketio.auth import AuthFailed, check_token
 from gleitzeit.socketio.clients import ClientHandlers
 from gleitzeit.socketio.transport import SocketIOTransport
@@ -55,6 +56,9 @@ class GleitzeitServer:
         self.app = web.Application()
         self.sio.attach(self.app)
         self.app.router.add_get("/healthz", self._healthz)
+        self.gateway = attach_gateway(
+            self.app, host, token=self.token, open_without_token=is_loopback(self.bind)
+        )
         self.clients = ClientHandlers(host, self.sio, self.authenticate, cfg)
         self.clients.attach()
         self.providers = SocketIOTransport(

@@ -23,6 +23,10 @@ class Scenario:
     * ``status``/``error``/``headers`` — answer with this HTTP error instead.
     * ``error_after`` — inside a stream, send an error after this many pieces.
     * ``drop_after`` — inside a stream, cut the connection after this many pieces.
+    * ``tool_calls`` — ``[{"name": ..., "arguments": {...}}]``: when the request offers
+      ``tools``, answer with these calls (in the upstream's own tool-call shape) instead
+      of text; ``tool_calls_once`` answers with text once the conversation holds tool
+      results.
     """
 
     reply: str = "Hello from the fake server"
@@ -37,6 +41,17 @@ class Scenario:
     finish_reason: str = "stop"
     prompt_tokens: int = 7
     embedding_dimensions: int = 8
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_calls_once: bool = True
+
+    def calls_for(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """The scripted tool calls to answer ``body`` with (none without ``tools``)."""
+        if not self.tool_calls or not body.get("tools"):
+            return []
+        answered = any(
+            isinstance(m, dict) and m.get("role") == "tool" for m in body.get("messages") or []
+        )
+        return [] if answered and self.tool_calls_once else list(self.tool_calls)
 
     def pieces(self) -> list[str]:
         words = self.reply.split(" ")

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gleitzeit import aliases
 from gleitzeit.errors import (
     GleitzeitError,
     InvalidParamsError,
@@ -185,15 +184,12 @@ class Engine:
         concurrency: int = 8,
         on_event: Callable[..., None] | None = None,
         rand: Callable[[], float] = random.random,
-        models: aliases.ModelsConfig | None = None,
     ) -> None:
         self.api = api
         self.store = store
         self.concurrency = concurrency
         self.on_event = on_event or (lambda *a, **k: None)
         self.rand = rand
-        #: Model aliases applied to each call; by default the api's own config's.
-        self.models = models or getattr(getattr(api, "config", None), "models", None)
 
     async def run(
         self,
@@ -549,6 +545,10 @@ class _Run:
         policy = spec.retry or NO_RETRY
         attempt = 0
         assert self._sem is not None
+        if spec.tools:  # provider tools: the dispatcher runs the calls the model makes
+            params = {**params, "tools": [*(params.get("tools") or []), *spec.tools]}
+            if spec.max_tool_rounds is not None:
+                params["max_tool_rounds"] = spec.max_tool_rounds
         while True:
             attempt += 1
             state.attempts = max(state.attempts, attempt)
@@ -556,9 +556,9 @@ class _Run:
             try:
                 await self._sem.acquire(self._priority(spec.id))
                 try:
-                    result = await aliases.invoke(
-                        self.engine.api,
-                        self.engine.models,
+                    # Method and model aliases, fallback chains and provider tools are
+                    # the dispatcher's: the api applies them, wherever it runs.
+                    result = await self.engine.api.invoke(
                         spec.method,
                         params,
                         provider=spec.provider,

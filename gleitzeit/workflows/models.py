@@ -90,6 +90,14 @@ class TaskSpec(_Strict):
     priority: Priority = Field(
         "normal", description="among tasks waiting for a slot, higher priorities start first"
     )
+    tools: list[str | dict[str, Any]] | None = Field(
+        None,
+        description="for llm/chat: Gleitzeit methods or patterns (calc/*) the model may "
+        "call, run by the host; OpenAI function objects pass to the model",
+    )
+    max_tool_rounds: int | None = Field(
+        None, ge=1, le=100, description="most rounds of tool calls before the task fails"
+    )
     description: str = ""
 
     @field_validator("dependencies", mode="before")

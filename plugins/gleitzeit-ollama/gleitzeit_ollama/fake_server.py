@@ -134,13 +134,20 @@ class FakeOllama(FakeServer):
             return failure
         sc = self.scenario
         model = self._known(body.get("model"))
-        pieces = sc.pieces()
+        # Ollama sends tool calls whole, arguments as an object, with done_reason "stop".
+        calls = [
+            {"function": {"name": c["name"], "arguments": c.get("arguments", {})}}
+            for c in (sc.calls_for(body) if shape == "message" else [])
+        ]
+        pieces = [] if calls else sc.pieces()
         started = time.perf_counter_ns()
 
         def line(piece: str, done: bool) -> dict[str, Any]:
             out: dict[str, Any] = {"model": model, "created_at": _now()}
             if shape == "message":
                 out["message"] = {"role": "assistant", "content": piece}
+                if calls and (done == (body.get("stream") is False)):
+                    out["message"]["tool_calls"] = calls
             else:
                 out["response"] = piece
             out["done"] = done
@@ -163,6 +170,8 @@ class FakeOllama(FakeServer):
             return web.json_response(line("".join(pieces), True))
         resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await resp.prepare(request)
+        if calls:
+            await resp.write(json.dumps(line("", False), separators=(",", ":")).encode() + b"\n")
         for i, piece in enumerate(pieces):
             if sc.error_after is not None and i == sc.error_after:
                 await resp.write(b'{"error":"an error was encountered while running the model"}\n')

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -19,6 +20,7 @@ from gleitzeit import (
     usage,
 )
 from gleitzeit.llm import ChatMessage, ChatParams, EmbedParams, GenerateParams, text_of
+from gleitzeit.results import tool_call, tool_call_chunks
 from gleitzeit_ollama import __version__
 from gleitzeit_ollama.errors import map_error, record_retry_after
 from gleitzeit_ollama.settings import OllamaSettings
@@ -35,10 +37,36 @@ def _names(tags: list[str]) -> tuple[str, ...]:
 
 
 def to_ollama_message(message: ChatMessage) -> dict[str, Any]:
+    """A neutral message in Ollama's shape: text content; tool calls with their
+    arguments as an object; a tool result's function name as ``tool_name``."""
     data = message.model_dump(exclude_none=True)
     if not isinstance(data.get("content", ""), str):
         data["content"] = text_of(data["content"])
+    calls = data.get("tool_calls")
+    if calls:
+        data["tool_calls"] = [_to_ollama_call(c) for c in calls]
+    if data.get("role") == "tool" and "name" in data:
+        data["tool_name"] = data.pop("name")
     return data
+
+
+def _to_ollama_call(call: Any) -> dict[str, Any]:
+    fn = dict(call.get("function") or {}) if isinstance(call, dict) else {}
+    args = fn.get("arguments")
+    if isinstance(args, str):
+        try:
+            args = json.loads(args or "{}")
+        except ValueError:
+            args = {}
+    return {"function": {"name": fn.get("name", ""), "arguments": args or {}}}
+
+
+def _from_ollama_calls(calls: Any) -> list[dict[str, Any]]:
+    """Ollama's tool calls (arguments as an object, no id) in the standard shape."""
+    return [
+        tool_call(c.function.name, dict(c.function.arguments or {}), id=getattr(c, "id", None))
+        for c in calls or []
+    ]
 
 
 class OllamaProvider(Provider):
@@ -202,11 +230,21 @@ class OllamaProvider(Provider):
     ) -> AsyncIterator[dict[str, Any]]:
         received = 0
         last: Any = None
+        calls: list[dict[str, Any]] = []
         try:
             parts = await getattr(self._client, call)(model=model, stream=True, **request)
             async for part in parts:
                 received += 1
                 last = part
+                message = getattr(part, "message", None)
+                if message is not None and message.tool_calls:
+                    # Ollama sends each call whole; shown as OpenAI-style deltas.
+                    new = _from_ollama_calls(message.tool_calls)
+                    for chunk in tool_call_chunks(new):
+                        for d in chunk["tool_calls"]:
+                            d["index"] += len(calls)
+                        yield chunk
+                    calls.extend(new)
                 piece = text(part)
                 if piece:
                     yield token_chunk(piece)
@@ -219,15 +257,20 @@ class OllamaProvider(Provider):
                 f"The stream from Ollama at {self.base_url} ended without its final message "
                 f"after {received} chunks"
             )
+        extra: dict[str, Any] = {"tool_calls": calls} if calls else {}
         yield final_chunk(
-            finish_reason=last.done_reason,
+            finish_reason="tool_calls" if calls else last.done_reason,
             usage=self._usage(last),
             model=last.model or model,
             provider=self.name,
+            **extra,
         )
 
     def _chat_request(self, p: ChatParams) -> dict[str, Any]:
-        return {"messages": [to_ollama_message(m) for m in p.messages], **self._common(p)}
+        request = {"messages": [to_ollama_message(m) for m in p.messages], **self._common(p)}
+        if p.tools and p.tool_choice != "none":  # Ollama has no tool_choice: none = no tools
+            request["tools"] = p.tools
+        return request
 
     def _generate_request(self, p: GenerateParams) -> dict[str, Any]:
         request: dict[str, Any] = {"prompt": p.prompt, **self._common(p)}
@@ -242,12 +285,15 @@ class OllamaProvider(Provider):
         """Chat (POST /api/chat); images on messages pass through."""
         model = self._model(p.model)
         resp = await self._call(model, "chat", self._chat_request(p))
+        calls = _from_ollama_calls(resp.message.tool_calls)
+        extra: dict[str, Any] = {"tool_calls": calls} if calls else {}
         return llm_result(
             resp.message.content or "",
             model=resp.model or model,
             provider=self.name,
-            finish_reason=resp.done_reason,
+            finish_reason="tool_calls" if calls else resp.done_reason,
             usage=self._usage(resp),
+            **extra,
         )
 
     @method("llm/chat", params=ChatParams)

@@ -6,6 +6,7 @@ from typing import Any
 
 from gleitzeit.errors import (
     AuthenticationError,
+    ContextWindowError,
     GleitzeitError,
     InvalidParamsError,
     ModelNotFoundError,
@@ -116,6 +117,12 @@ def map_error(
             )
         if status >= 500 or status in (408, 409):
             return ProviderUnavailableError(f"{where} failed with {status}: {msg}")
+        if status == 400 and _code(exc) == "context_length_exceeded":
+            return ContextWindowError(
+                f"{where}: the conversation is longer than the context window of model "
+                f"{model!r} ({msg})",
+                hint="shorten the messages, or use a model alias whose fallback has a larger one",
+            )
         if status in (400, 413, 422):
             return InvalidParamsError(f"{where} refused the request ({status}: {msg})")
         return ProviderError(f"{where} answered {status}: {msg}")

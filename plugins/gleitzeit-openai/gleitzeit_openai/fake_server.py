@@ -19,6 +19,17 @@ from gleitzeit.testing.fake_server import FakeServer, Scenario
 __all__ = ["FakeOpenAI", "Scenario"]
 
 
+#: The request fields of POST /v1/chat/completions the real service knows; like it, the
+#: fake refuses any other with 400 "Unrecognized request argument supplied".
+CHAT_FIELDS = frozenset(
+    """model messages stream stream_options temperature top_p max_tokens
+    max_completion_tokens stop seed response_format tools tool_choice parallel_tool_calls
+    n user presence_penalty frequency_penalty logit_bias logprobs top_logprobs metadata
+    store service_tier modalities audio prediction reasoning_effort functions
+    function_call""".split()
+)
+
+
 def error_body(message: str, type_: str, code: str | None, param: str | None = None) -> dict:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
@@ -129,8 +140,26 @@ class FakeOpenAI(FakeServer):
         failure = self._check(request, body.get("model"))
         if failure is not None:
             return failure
+        unknown = sorted(set(body) - CHAT_FIELDS)
+        if unknown:
+            return self._json_error(
+                400,
+                error_body(
+                    f"Unrecognized request argument supplied: {unknown[0]}",
+                    "invalid_request_error",
+                    None,
+                ),
+            )
         sc = self.scenario
-        pieces = sc.pieces()
+        calls: list[dict[str, Any]] = [
+            {
+                "id": f"call_{uuid.uuid4().hex[:24]}",
+                "type": "function",
+                "function": {"name": c["name"], "arguments": json.dumps(c.get("arguments", {}))},
+            }
+            for c in sc.calls_for(body)
+        ]
+        pieces = [] if calls else sc.pieces()
         cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         model = body.get("model")
@@ -140,6 +169,9 @@ class FakeOpenAI(FakeServer):
             "total_tokens": sc.prompt_tokens + len(pieces),
         }
         if not body.get("stream"):
+            message: dict[str, Any] = {"role": "assistant", "content": "".join(pieces)}
+            if calls:
+                message = {"role": "assistant", "content": None, "tool_calls": calls}
             return web.json_response(
                 {
                     "id": cid,
@@ -149,9 +181,9 @@ class FakeOpenAI(FakeServer):
                     "choices": [
                         {
                             "index": 0,
-                            "message": {"role": "assistant", "content": "".join(pieces)},
+                            "message": message,
                             "logprobs": None,
-                            "finish_reason": sc.finish_reason,
+                            "finish_reason": "tool_calls" if calls else sc.finish_reason,
                         }
                     ],
                     "usage": usage,
@@ -179,6 +211,22 @@ class FakeOpenAI(FakeServer):
 
         import asyncio
 
+        if calls:
+            # As the service streams them: per call, its id and name first, then the
+            # arguments in pieces; the last chunk has an empty delta and the reason.
+            for i, call in enumerate(calls):
+                head: dict[str, Any] = {"index": i, "id": call["id"], "type": "function"}
+                head["function"] = {"name": call["function"]["name"], "arguments": ""}
+                first: dict[str, Any] = {"role": "assistant", "content": None} if i == 0 else {}
+                await send(chunk({**first, "tool_calls": [head]}, None))
+                args = call["function"]["arguments"]
+                for j in range(0, len(args), 8):
+                    part = {"index": i, "function": {"arguments": args[j : j + 8]}}
+                    await send(chunk({"tool_calls": [part]}, None))
+            await send(chunk({}, "tool_calls"))
+            await send("[DONE]")
+            await resp.write_eof()
+            return resp
         await send(chunk({"role": "assistant", "content": ""}, None))
         last = len(pieces) - 1
         for i, piece in enumerate(pieces):

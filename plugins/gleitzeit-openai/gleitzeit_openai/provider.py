@@ -21,6 +21,7 @@ from gleitzeit import (
     usage,
 )
 from gleitzeit.llm import ChatMessage, ChatParams, EmbedParams, GenerateParams
+from gleitzeit.results import tool_call
 from gleitzeit_openai import __version__
 from gleitzeit_openai.errors import map_error
 from gleitzeit_openai.settings import OpenAISettings
@@ -40,6 +41,8 @@ def _mime(b64: str) -> str:
 def to_openai_message(message: ChatMessage) -> dict[str, Any]:
     """A neutral message (``images`` as base64) in OpenAI's format (image content parts)."""
     data = message.model_dump(exclude_none=True)
+    if data.get("role") == "tool":
+        data.pop("name", None)  # OpenAI's tool messages take only tool_call_id and content
     images = data.pop("images", None)
     if images:
         content = data.get("content", "")
@@ -49,6 +52,35 @@ def to_openai_message(message: ChatMessage) -> dict[str, Any]:
             parts.append({"type": "image_url", "image_url": {"url": url}})
         data["content"] = parts
     return data
+
+
+def _deltas(deltas: Any, calls: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tool-call deltas as plain dicts, each also folded into ``calls`` (by index)."""
+    out = []
+    for d in deltas:
+        fn = d.function
+        piece: dict[str, Any] = {"index": d.index}
+        if d.id:
+            piece["id"] = d.id
+        if d.type:
+            piece["type"] = d.type
+        piece["function"] = {
+            k: v
+            for k, v in (
+                ("name", fn.name if fn else None),
+                ("arguments", fn.arguments if fn else None),
+            )
+            if v is not None
+        }
+        out.append(piece)
+        call = calls.setdefault(d.index, tool_call("", "", id=d.id or None))
+        if d.id:
+            call["id"] = d.id
+        if fn is not None and fn.name:
+            call["function"]["name"] += fn.name
+        if fn is not None and fn.arguments:
+            call["function"]["arguments"] += fn.arguments
+    return out
 
 
 class OpenAIProvider(Provider):
@@ -158,6 +190,11 @@ class OpenAIProvider(Provider):
     @staticmethod
     def _sampling(p: ChatParams | GenerateParams) -> dict[str, Any]:
         kw: dict[str, Any] = {}
+        if isinstance(p, ChatParams):
+            if p.tools:
+                kw["tools"] = p.tools
+            if p.tool_choice is not None:
+                kw["tool_choice"] = p.tool_choice
         for key in ("temperature", "top_p", "max_tokens", "stop", "seed"):
             value = getattr(p, key)
             if value is not None:
@@ -190,12 +227,19 @@ class OpenAIProvider(Provider):
             raise self._err(exc, model) from None
         choice = resp.choices[0] if resp.choices else None
         u = resp.usage
+        extra: dict[str, Any] = {}
+        calls = choice.message.tool_calls if choice else None
+        if calls:
+            extra["tool_calls"] = [
+                tool_call(c.function.name, c.function.arguments, id=c.id) for c in calls
+            ]
         return llm_result(
             (choice.message.content if choice else "") or "",
             model=resp.model or model,
             provider=self.name,
             finish_reason=choice.finish_reason if choice else None,
             usage=usage(u.prompt_tokens, u.completion_tokens) if u else None,
+            **extra,
         )
 
     async def _stream(
@@ -204,6 +248,7 @@ class OpenAIProvider(Provider):
         received = 0
         finish: str | None = None
         used: dict[str, int] | None = None
+        calls: dict[int, dict[str, Any]] = {}  # tool calls assembled from their deltas
         try:
             stream = await self._client.chat.completions.create(
                 model=model,
@@ -224,14 +269,27 @@ class OpenAIProvider(Provider):
                 choice = chunk.choices[0]
                 if choice.finish_reason:
                     finish = choice.finish_reason
-                text = choice.delta.content if choice.delta else None
-                if text:
-                    yield token_chunk(text)
+                delta = choice.delta
+                if delta is None:
+                    continue
+                if delta.tool_calls:
+                    yield {
+                        "token": "",
+                        "done": False,
+                        "tool_calls": _deltas(delta.tool_calls, calls),
+                    }
+                if delta.content:
+                    yield token_chunk(delta.content)
         except Exception as exc:
             raise self._err(exc, model, chunks=received) from None
         finally:
             await stream.close()
-        yield final_chunk(finish_reason=finish, usage=used, model=model, provider=self.name)
+        extra: dict[str, Any] = {}
+        if calls:
+            extra["tool_calls"] = [calls[i] for i in sorted(calls)]
+        yield final_chunk(
+            finish_reason=finish, usage=used, model=model, provider=self.name, **extra
+        )
 
     @method("llm/chat", params=ChatParams)
     async def chat(self, p: ChatParams) -> dict[str, Any]:

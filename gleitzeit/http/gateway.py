@@ -1,0 +1,419 @@
+"""The OpenAI-compatible HTTP API: ``/v1`` routes on the server's aiohttp app.
+
+Each route reads one body (size-limited, JSON, validated into a request model of
+:mod:`gleitzeit.http.openai_api`), builds its parameters and calls the host's
+``invoke`` or ``stream`` — so model aliases, fallback chains, provider tools, load
+balancing, retries on another instance, cool-downs and remote providers all apply —
+and answers in OpenAI's shapes. Errors come back in OpenAI's error shape with the
+status codes its SDK maps to its exception classes; a stream that fails after its first
+chunk ends with an error event, which the SDK raises.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from gleitzeit.errors import (
+    AuthenticationError,
+    ContextWindowError,
+    GleitzeitError,
+    InstancesDownError,
+    MethodNotFoundError,
+    ModelNotFoundError,
+    PayloadTooLargeError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+    RateLimitError,
+    RoutingError,
+)
+from gleitzeit.http import openai_api as api
+from gleitzeit.socketio.auth import AuthFailed, check_token
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from gleitzeit.host import Host
+
+log = logging.getLogger("gleitzeit.gateway")
+
+__all__ = ["Gateway", "status_of"]
+
+_JSON_TYPES = ("application/json", "application/x-www-form-urlencoded", "")
+_SSE_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",  # proxies must pass each event on at once
+}
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+class HttpError(Exception):
+    """An error answered before any work starts (auth, body, validation)."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type_: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.body = status, api.error_body(message, type_, code, param)
+
+
+def status_of(exc: GleitzeitError) -> tuple[int, str, str | None]:
+    """The HTTP status, OpenAI error type and code for a Gleitzeit error, chosen so
+    that the openai SDK raises the matching exception class."""
+    if isinstance(exc, RateLimitError):
+        return 429, "rate_limit_error", "rate_limit_exceeded"
+    if isinstance(exc, ProviderTimeoutError):
+        return 504, "timeout_error", exc.code
+    if isinstance(exc, (InstancesDownError, ProviderUnavailableError)):
+        return 503, "server_error", exc.code
+    if isinstance(exc, PayloadTooLargeError):
+        return 413, "invalid_request_error", exc.code
+    if isinstance(exc, ContextWindowError):
+        return 400, "invalid_request_error", exc.code
+    if isinstance(exc, (RoutingError, ModelNotFoundError)):
+        return 404, "invalid_request_error", "model_not_found"
+    if isinstance(exc, MethodNotFoundError):
+        return 404, "invalid_request_error", exc.code
+    if isinstance(exc, AuthenticationError):  # the upstream refused *our* key: not the caller's
+        return 502, "upstream_error", exc.code
+    if exc.caller_error:
+        return 400, "invalid_request_error", exc.code
+    return 502, "upstream_error", exc.code
+
+
+class Gateway:
+    """Serves ``/v1`` for one host."""
+
+    def __init__(
+        self, host: Host, *, token: str | None, open_without_token: bool, max_body: int
+    ) -> None:
+        self.host = host
+        self.token = token
+        self.open_without_token = open_without_token
+        self.max_body = max_body
+        self.started = int(time.time())
+
+    def attach(self, app: web.Application) -> None:
+        r = app.router
+        r.add_post("/v1/chat/completions", self.chat_completions)
+        r.add_post("/v1/completions", self.completions)
+        r.add_post("/v1/embeddings", self.embeddings)
+        r.add_get("/v1/models", self.list_models)
+        r.add_get("/v1/models/{model:.+}", self.get_model)
+
+    # -- the edge --------------------------------------------------------------------
+
+    def _authenticate(self, request: web.Request) -> None:
+        if self.token is None:
+            if self.open_without_token:
+                return
+            raise HttpError(
+                401,
+                "This server has no token configured and is not bound to a loopback address, "
+                "so its HTTP API is closed; set GLEITZEIT_TOKEN or server.token",
+                code="invalid_api_key",
+            )
+        try:
+            check_token(
+                self.token, None, {"HTTP_AUTHORIZATION": request.headers.get("Authorization", "")}
+            )
+        except AuthFailed:
+            raise HttpError(
+                401,
+                "Incorrect API key provided: pass the server's token as the API key "
+                "(Authorization: Bearer $GLEITZEIT_TOKEN)",
+                code="invalid_api_key",
+            ) from None
+
+    async def _body(self, request: web.Request) -> dict[str, Any]:
+        ctype = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        # curl -d sends x-www-form-urlencoded; its body is still the JSON it was given.
+        if ctype not in _JSON_TYPES and not ctype.endswith("+json"):
+            raise HttpError(
+                415,
+                f"Unsupported Content-Type {ctype!r}: send the body as application/json",
+                code="unsupported_media_type",
+            )
+        too_large = HttpError(
+            413,
+            f"The request body is larger than {self.max_body} bytes (server.max_payload_bytes)",
+            code="payload_too_large",
+        )
+        if (request.content_length or 0) > self.max_body:
+            raise too_large
+        data = bytearray()
+        while True:
+            piece = await request.content.read(65536)
+            if not piece:
+                break
+            data += piece
+            if len(data) > self.max_body:
+                raise too_large
+        try:
+            body = json.loads(data)
+        except ValueError as exc:
+            raise HttpError(
+                400,
+                f"We could not parse the JSON body of your request ({exc}); send valid JSON",
+                code="invalid_json",
+            ) from None
+        if not isinstance(body, dict):
+            raise HttpError(400, "The request body must be a JSON object", code="invalid_json")
+        return body
+
+    async def _read(self, request: web.Request, model: type[BaseModel]) -> Any:
+        self._authenticate(request)
+        body = await self._body(request)
+        try:
+            return model.model_validate(body)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise HttpError(
+                400,
+                f"Invalid value for {where!r}: {first['msg']}",
+                param=str(first["loc"][0]) if first["loc"] else None,
+            ) from None
+
+    def _error(self, exc: BaseException, model: str | None) -> web.Response:
+        from aiohttp import web
+
+        if isinstance(exc, HttpError):
+            return web.json_response(exc.body, status=exc.status)
+        if not isinstance(exc, GleitzeitError):
+            log.exception("gateway: unexpected failure")
+            body = api.error_body(f"{type(exc).__name__}: {exc}", "server_error")
+            return web.json_response(body, status=500)
+        status, type_, code = status_of(exc)
+        message, param, headers = str(exc), None, {}
+        if status == 404 and code == "model_not_found" and model is not None:
+            param = "model"
+            message = (
+                f"The model `{model}` does not exist or no provider serves it ({exc.message}). "
+                f"Models served: {', '.join(self._served()) or '(none)'}"
+            )
+        if isinstance(exc, RateLimitError) and exc.retry_after is not None:
+            headers["retry-after"] = str(max(1, math.ceil(exc.retry_after)))
+            headers["retry-after-ms"] = str(int(exc.retry_after * 1000))
+        return web.json_response(
+            api.error_body(message, type_, code, param), status=status, headers=headers
+        )
+
+    # -- routes ----------------------------------------------------------------------
+
+    async def chat_completions(self, request: web.Request) -> web.StreamResponse:
+        model = None
+        try:
+            req: api.ChatCompletionRequest = await self._read(request, api.ChatCompletionRequest)
+            model = req.model
+            if req.stream:
+                return await self._stream(request, "llm/chat", req.params(), _ChatEvents(req))
+            result = await self.host.invoke("llm/chat", req.params())
+        except Exception as exc:
+            return self._error(exc, model)
+        return _json(api.chat_completion(result, req.model))
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        model = None
+        try:
+            req: api.CompletionRequest = await self._read(request, api.CompletionRequest)
+            model = req.model
+            if req.stream:
+                return await self._stream(
+                    request, "llm/generate", req.params(), _CompletionEvents(req)
+                )
+            result = await self.host.invoke("llm/generate", req.params())
+        except Exception as exc:
+            return self._error(exc, model)
+        return _json(api.completion(result, req.model))
+
+    async def embeddings(self, request: web.Request) -> web.StreamResponse:
+        model = None
+        try:
+            req: api.EmbeddingRequest = await self._read(request, api.EmbeddingRequest)
+            model = req.model
+            result = await self.host.invoke("llm/embed", req.params())
+        except Exception as exc:
+            return self._error(exc, model)
+        return _json(api.embeddings(result, req))
+
+    def _served(self) -> list[str]:
+        return sorted(self._owners())
+
+    def _owners(self) -> dict[str, set[str]]:
+        """Every model a healthy instance serves, with the providers serving it; and
+        the aliases of ``models.aliases``."""
+        owners: dict[str, set[str]] = {}
+        for inst in self.host.registry:
+            if inst.health.status == "unhealthy":
+                continue
+            for m in inst.models:
+                owners.setdefault(m, set()).add(inst.name)
+        for alias in self.host.config.models.aliases:
+            owners.setdefault(alias, {"gleitzeit-alias"})
+        return owners
+
+    def _model(self, name: str, owners: set[str]) -> dict[str, Any]:
+        return {
+            "id": name,
+            "object": "model",
+            "created": self.started,
+            "owned_by": ",".join(sorted(owners)),
+        }
+
+    async def list_models(self, request: web.Request) -> web.StreamResponse:
+        try:
+            self._authenticate(request)
+        except HttpError as exc:
+            return self._error(exc, None)
+        owners = self._owners()
+        data = [self._model(name, owners[name]) for name in sorted(owners)]
+        return _json({"object": "list", "data": data})
+
+    async def get_model(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["model"]
+        try:
+            self._authenticate(request)
+        except HttpError as exc:
+            return self._error(exc, None)
+        owners = self._owners().get(name)
+        if owners is None:
+            return self._error(RoutingError(f"No provider serves model {name!r}"), name)
+        return _json(self._model(name, owners))
+
+    # -- streams ---------------------------------------------------------------------
+
+    async def _stream(
+        self, request: web.Request, method: str, params: dict[str, Any], events: _Events
+    ) -> web.StreamResponse:
+        """Answer with SSE. The first chunk is awaited before the response starts, so
+        that a request that fails at once gets its HTTP status; a failure after that
+        ends the stream with an error event."""
+        from aiohttp import web
+
+        chunks = self.host.stream(method, params)
+        try:
+            try:
+                first = await chunks.__anext__()
+            except StopAsyncIteration:
+                first = {"token": "", "done": True}
+            resp = web.StreamResponse(headers=_SSE_HEADERS)
+            await resp.prepare(request)
+            write = resp.write
+            await write(_event(events.start()))
+            try:
+                for event in events.chunk(first):
+                    await write(_event(event))
+                if not first.get("done"):
+                    async for chunk in chunks:
+                        for event in events.chunk(chunk):
+                            await write(_event(event))
+                        if chunk.get("done"):
+                            break
+            except (ConnectionResetError, ConnectionError):
+                return resp  # the client went away: closing the stream ends the call
+            except Exception as exc:
+                if not isinstance(exc, GleitzeitError):
+                    log.exception("gateway: stream failed")
+                status, type_, code = (
+                    status_of(exc)
+                    if isinstance(exc, GleitzeitError)
+                    else (500, "server_error", None)
+                )
+                await write(_event(api.error_body(str(exc), type_, code)))
+                return resp
+            await write(b"data: [DONE]\n\n")
+            return resp
+        finally:
+            await chunks.aclose()
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    from aiohttp import web
+
+    return web.Response(text=_dumps(data), status=status, content_type="application/json")
+
+
+def _event(data: Any) -> bytes:
+    return b"data: " + _dumps(data).encode() + b"\n\n"
+
+
+class _Events:
+    """Turns Gleitzeit stream chunks into OpenAI stream events."""
+
+    def __init__(self, model: str, include_usage: bool, prefix: str) -> None:
+        self.model = model
+        self.include_usage = include_usage
+        self.id = api.new_id(prefix)
+        self.created = int(time.time())
+
+    def start(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def chunk(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+
+class _ChatEvents(_Events):
+    def __init__(self, req: api.ChatCompletionRequest) -> None:
+        super().__init__(req.model, req.include_usage, "chatcmpl")
+        self._make: Callable[..., dict[str, Any]] = api.chat_chunk
+
+    def start(self) -> dict[str, Any]:
+        return self._make(self.id, self.created, self.model, {"role": "assistant", "content": ""})
+
+    def chunk(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
+        make, cid, created, model = self._make, self.id, self.created, self.model
+        if chunk.get("done"):
+            extra: dict[str, Any] = {}
+            if chunk.get("tool_rounds"):
+                extra["gleitzeit"] = {"tool_rounds": chunk["tool_rounds"]}
+            out = [make(cid, created, model, {}, chunk.get("finish_reason") or "stop", **extra)]
+            if self.include_usage:
+                out.append(make(cid, created, model, None, usage=api.usage_of(chunk)))
+            return out
+        kind = chunk.get("kind")
+        if kind in ("tool_call", "tool_result"):
+            # Provider tools at work: shown beside OpenAI's fields, which stay empty.
+            return [make(cid, created, model, {}, gleitzeit={"kind": kind, kind: chunk[kind]})]
+        if chunk.get("tool_calls"):
+            return [make(cid, created, model, {"tool_calls": chunk["tool_calls"]})]
+        token = chunk.get("token")
+        return [make(cid, created, model, {"content": token})] if token else []
+
+
+class _CompletionEvents(_Events):
+    def __init__(self, req: api.CompletionRequest) -> None:
+        super().__init__(req.model, req.include_usage, "cmpl")
+
+    def start(self) -> dict[str, Any]:
+        return api.completion_chunk(self.id, self.created, self.model, "")
+
+    def chunk(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
+        if chunk.get("done"):
+            finish = chunk.get("finish_reason") or "stop"
+            out = [api.completion_chunk(self.id, self.created, self.model, "", finish)]
+            if self.include_usage:
+                out.append(
+                    api.completion_chunk(
+                        self.id, self.created, self.model, None, usage=api.usage_of(chunk)
+                    )
+                )
+            return out
+        token = chunk.get("token")
+        return [api.completion_chunk(self.id, self.created, self.model, token)] if token else []
