@@ -159,13 +159,19 @@ class Dispatcher:
             from gleitzeit.tools import ToolLoop
 
             return await ToolLoop(self, request).invoke()
-        return await self.invoke_model(request)
+        targets = self._targets(request)
+        if targets is None:  # the common case: no extra layer
+            return await self._invoke_once(request)
+        return await self._invoke_chain(targets)
 
     async def invoke_model(self, request: Request) -> dict[str, Any]:
         """Run the request on its model's targets in order (a fallback chain)."""
         targets = self._targets(request)
         if targets is None:
             return await self._invoke_once(request)
+        return await self._invoke_chain(targets)
+
+    async def _invoke_chain(self, targets: list[Request]) -> dict[str, Any]:
         last = len(targets) - 1
         for i, target in enumerate(targets):
             try:
