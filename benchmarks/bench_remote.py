@@ -169,11 +169,16 @@ def _pick_among_1000() -> dict:
             )
             inst.in_flight = i % 7
             host.registry.add(inst)
+        from gleitzeit.request import Request
+
         times = []
-        route = host._route
+        registry, router = host.registry, host.router
+        assert router is not None
         for _ in range(20000):
             t = time.perf_counter_ns()
-            route("llm/x", {}, None, "m", None, set())
+            request = Request("llm/x", {}, None, "m")
+            request.method = registry.resolve_method(request.method, None)
+            router.pick(registry.candidates(request.method, None, "m", None), request)
             times.append(time.perf_counter_ns() - t)
         await host.stop()
         return statistics.median(times) / 1000
