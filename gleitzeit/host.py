@@ -27,7 +27,7 @@ from gleitzeit.instance import ProviderInstance
 from gleitzeit.plugins import Plugins
 from gleitzeit.provider import Provider
 from gleitzeit.registry import Registry
-from gleitzeit.request import Request
+from gleitzeit.request import CALL_ID, Request
 from gleitzeit.routing import Router
 from gleitzeit.transport import Transport
 from gleitzeit.validation import suggest
@@ -85,6 +85,10 @@ class Host:
         plugins = self.plugins
         self.router = self._make_router()
         self._dispatcher = Dispatcher(self.registry, self.router, self.config.routing)
+        if logging.getLogger("gleitzeit.calls").isEnabledFor(logging.INFO):
+            from gleitzeit.logs import RequestLog
+
+            self._dispatcher.listeners.append(RequestLog())
         for name, cls in plugins.transports.items():
             if name not in self.transports:  # the in-process transport is the host's own
                 self.transports[name] = cls(self.registry)
@@ -199,15 +203,19 @@ class Host:
         model: str | None,
         capability: str | None,
         timeout: float | None,
+        call_id: str | None = None,
     ) -> Request:
-        """Build the request at the edge: the model, given or in the parameters."""
+        """Build the request at the edge: the model, given or in the parameters; the
+        call id, given or the context's (an HTTP edge sets it from ``X-Request-ID``)."""
         if params is None:
             params = {}
         if model is not None and "model" not in params:
             params = {**params, "model": model}
         value = params.get("model")
         model = value if isinstance(value, str) else None
-        return Request(method, params, provider, model, capability, timeout)
+        return Request(
+            method, params, provider, model, capability, timeout, call_id or CALL_ID.get()
+        )
 
     async def _prepare(self, request: Request) -> None:
         """Start what the request needs, and fold in its file inputs. Most requests
@@ -242,14 +250,16 @@ class Host:
         model: str | None = None,
         capability: str | None = None,
         timeout: float | None = None,
+        call_id: str | None = None,
     ) -> dict[str, Any]:
         """Route one request and return its result.
 
         A retryable failure is retried on another instance (``routing.retries``
         times at most, within one deadline of ``timeout`` seconds); the last error is
-        raised when none succeeds.
+        raised when none succeeds. ``call_id`` names the call in logs and errors (one
+        is made when none is given).
         """
-        request = self._request(method, params, provider, model, capability, timeout)
+        request = self._request(method, params, provider, model, capability, timeout, call_id)
         if self._needs_preparing(request):
             await self._prepare(request)
         return await self.dispatcher.invoke(request)
@@ -263,13 +273,14 @@ class Host:
         model: str | None = None,
         capability: str | None = None,
         chunk_timeout: float | None = None,
+        call_id: str | None = None,
     ) -> AsyncGenerator[dict[str, Any], None]:
         """Route one request and yield its chunks; the last has ``done: true``.
 
         A stream that fails before its first chunk is retried on another instance;
         once chunks have been delivered, a failure ends the stream with the error.
         """
-        request = self._request(method, params, provider, model, capability, chunk_timeout)
+        request = self._request(method, params, provider, model, capability, chunk_timeout, call_id)
         if self._needs_preparing(request):
             await self._prepare(request)
         chunks = self.dispatcher.stream(request)

@@ -145,6 +145,12 @@ class Invoke(_Msg):
     model: str | None = Field(None, max_length=256)
     capability: str | None = Field(None, max_length=256)
     timeout: float | None = Field(None, gt=0, le=86400)
+    call_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$",
+        description="names the call in logs and errors on both ends; from a client, "
+        "the server makes one when it is omitted, and sends it on to the provider",
+    )
 
 
 class InvokeReply(_Msg):
