@@ -295,8 +295,9 @@ class Call(Timed):
         inst.in_flight += 1
         inst.calls += 1
         self.t0 = _clock()
-        for listener in self.dispatcher.listeners:
-            listener.attempt_started(self)
+        if self.dispatcher.listeners:
+            for listener in self.dispatcher.listeners:
+                listener.attempt_started(self)
         return self
 
     def __exit__(
@@ -305,21 +306,18 @@ class Call(Timed):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        retrying = self._outcome(exc)
-        for listener in self.dispatcher.listeners:
-            listener.attempt_ended(self, exc, retrying)
-        return retrying
-
-    def _outcome(self, exc: BaseException | None) -> bool:
-        """Record the attempt's outcome; whether to try another instance."""
         inst = self.instance
         inst.in_flight -= 1
+        dispatcher = self.dispatcher
         if exc is None:
             inst.consecutive_failures = 0
             seconds, last = _clock() - self.t0, inst.latency_ewma
             inst.latency_ewma = seconds if last is None else 0.2 * seconds + 0.8 * last
+            if dispatcher.listeners:
+                for listener in dispatcher.listeners:
+                    listener.attempt_ended(self, None, False)
             return False
-        dispatcher = self.dispatcher
+        retrying = False
         if isinstance(exc, GleitzeitError):
             dispatcher.failed(inst, exc)
             if (
@@ -329,9 +327,11 @@ class Call(Timed):
                 and self.n < dispatcher.routing.retries
             ):
                 self.retry_error = exc
-                return True
+                retrying = True
         elif isinstance(exc, asyncio.CancelledError) and self.expired:
             dispatcher.failed(
                 inst, ProviderTimeoutError(f"{inst.id} did not answer before the deadline")
             )
-        return False
+        for listener in dispatcher.listeners:
+            listener.attempt_ended(self, exc, retrying)
+        return retrying
