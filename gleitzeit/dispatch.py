@@ -61,6 +61,9 @@ class CallListener:
     def cooldown_entered(self, instance: ProviderInstance, error: BaseException) -> None:
         """``instance`` failed often enough in a row to be taken out of routing."""
 
+    def fell_back(self, call: Call, from_model: str | None, to_model: str | None) -> None:
+        """A model's fallback chain moved ``call`` from one model to the next."""
+
     def call_ended(
         self,
         call: Call,

@@ -18,7 +18,7 @@ from typing import Any
 
 from gleitzeit.builtins.inprocess import InProcessTransport, LocalInstance
 from gleitzeit.config import Config, load_config
-from gleitzeit.dispatch import Dispatcher
+from gleitzeit.dispatch import CallListener, Dispatcher
 from gleitzeit.errors import ConfigError, PluginError
 from gleitzeit.factory import build_providers
 from gleitzeit.files import FILE_KEYS, apply_file_inputs
@@ -69,6 +69,9 @@ class Host:
         self._unstarted: list[LocalInstance] = []
         self._health_task: asyncio.Task[None] | None = None
         self.plugin_errors: dict[str, str] = {}
+        #: Told about every call (metrics, request logs): handed to the dispatcher
+        #: when the host starts, so add them before.
+        self.call_listeners: list[CallListener] = []
 
     @property
     def plugins(self) -> Plugins:
@@ -85,10 +88,12 @@ class Host:
         plugins = self.plugins
         self.router = self._make_router()
         self._dispatcher = Dispatcher(self.registry, self.router, self.config.routing)
+        self._dispatcher.listeners.extend(self.call_listeners)
         if logging.getLogger("gleitzeit.calls").isEnabledFor(logging.INFO):
             from gleitzeit.logs import RequestLog
 
-            self._dispatcher.listeners.append(RequestLog())
+            if not any(isinstance(x, RequestLog) for x in self.call_listeners):
+                self._dispatcher.listeners.append(RequestLog())
         for name, cls in plugins.transports.items():
             if name not in self.transports:  # the in-process transport is the host's own
                 self.transports[name] = cls(self.registry)

@@ -1,0 +1,63 @@
+"""Counting Socket.IO traffic without touching the handlers: events in and out,
+connections per namespace, and payloads refused (an ack whose error says so)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gleitzeit.observe.metrics import Metrics
+
+REFUSED_CODES = frozenset({"payload_too_large", "invalid_message"})
+
+
+class SocketIOCounts:
+    """Wraps one ``AsyncServer``'s event dispatch and ``emit``."""
+
+    def __init__(self, sio: Any, metrics: Metrics) -> None:
+        self.sio = sio
+        self.metrics = metrics
+        self.connected: dict[str, set[str]] = {}
+        self._in: dict[tuple[str, str], Any] = {}
+        self._out: dict[tuple[str, str], Any] = {}
+        trigger, emit = sio._trigger_event, sio.emit
+
+        async def counting_trigger(event: str, namespace: str, *args: Any) -> Any:
+            ns, name = self._bounded(event, namespace)
+            child = self._in.get((ns, name))
+            if child is None:
+                child = self._in[(ns, name)] = metrics.events.labels(ns, name, "in")
+            child.inc()
+            ret = await trigger(event, namespace, *args)
+            if event == "connect":
+                self.connected.setdefault(ns, set()).add(args[0])
+            elif event == "disconnect":
+                self.connected.get(ns, set()).discard(args[0])
+            elif type(ret) is dict and ret.get("ok") is False:
+                code = (ret.get("error") or {}).get("code")
+                if code in REFUSED_CODES:
+                    metrics.refused.labels(ns, name, code).inc()
+            return ret
+
+        async def counting_emit(event: str, *args: Any, **kw: Any) -> Any:
+            ns, name = self._bounded(event, kw.get("namespace") or "/")
+            child = self._out.get((ns, name))
+            if child is None:
+                child = self._out[(ns, name)] = metrics.events.labels(ns, name, "out")
+            child.inc()
+            return await emit(event, *args, **kw)
+
+        # python-socketio dispatches through these attributes of the server object.
+        sio._trigger_event = counting_trigger
+        sio.emit = counting_emit
+
+    def _bounded(self, event: str, namespace: str) -> tuple[str, str]:
+        handlers = self.sio.handlers.get(namespace)
+        if handlers is None:
+            return "other", "other"
+        if event in handlers or event in ("connect", "disconnect"):
+            return namespace, event
+        return namespace, "other"
+
+    def counts(self) -> dict[str, int]:
+        """Connections now, by namespace."""
+        return {ns: len(sids) for ns, sids in self.connected.items()}
