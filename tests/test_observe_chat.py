@@ -109,7 +109,9 @@ async def test_second_message_carries_the_first_exchange(tmp_path, client):
         listed = await client.call("chat:sessions")
         assert listed["result"]["sessions"][0]["id"] == session
 
-        bad = await client.call("chat:send", {"session_id": "nope", "model": "rec-1", "message": "x"})
+        bad = await client.call(
+            "chat:send", {"session_id": "nope", "model": "rec-1", "message": "x"}
+        )
         assert not bad["ok"] and bad["error"]["code"] == "invalid_params"
     finally:
         await server.stop(grace=0)
@@ -174,7 +176,9 @@ async def test_cancel_stops_the_answer_and_keeps_the_part_that_came(tmp_path, cl
         ack = await client.call("chat:send", {"model": "talk-1", "message": "go on"})
         event, first = await asyncio.wait_for(client.queue.get(), 30)
         assert event == "chat:chunk"
-        await client.sio.emit("chat:cancel", {"session_id": ack["session_id"]}, namespace="/clients")
+        await client.sio.emit(
+            "chat:cancel", {"session_id": ack["session_id"]}, namespace="/clients"
+        )
         tokens, end, done = await client.until_end()
         assert end == "chat:complete" and done["cancelled"] is True
         assert done["full_response"] == first["token"] + "".join(tokens)
@@ -185,4 +189,42 @@ async def test_cancel_stops_the_answer_and_keeps_the_part_that_came(tmp_path, cl
     finally:
         proc.kill()
         proc.wait(10)
+        await server.stop(grace=0)
+
+
+async def test_gleitzeit_chat_in_the_terminal_streams_and_reopens_a_session(tmp_path):
+    import os
+
+    Recorder.seen = []
+    server = await start_server(tmp_path, providers=[Recorder()])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GLEITZEIT_")}
+    env.update(GLEITZEIT_TOKEN=TOKEN, XDG_CONFIG_HOME=str(tmp_path / "xdg"))
+
+    async def chat(*args: str, text: str) -> tuple[str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gleitzeit",
+            "chat",
+            "--server",
+            server.url,
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(text.encode()), 60)
+        assert proc.returncode == 0, err.decode()
+        return out.decode(), err.decode()
+
+    try:
+        out, err = await chat("--model", "rec-1", text="hello\n\n")
+        assert "answer1 in parts" in out
+        session = err.strip().splitlines()[-1].split()[-1]
+        out, err = await chat("--session", session, text="again\n\n")
+        assert "user> hello" in out and "assistant> answer1 in parts" in out
+        assert "answer2 in parts" in out
+        assert [m["content"] for m in Recorder.seen[1]][:2] == ["hello", "answer1 in parts"]
+    finally:
         await server.stop(grace=0)
