@@ -13,6 +13,7 @@ masked wherever it would appear in a message or a field.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -37,6 +38,8 @@ __all__ = [
 
 CALLS_LOGGER = "gleitzeit.calls"
 _secrets: set[str] = set()
+# One encoder for every line: json.dumps() with options builds a new one per call.
+_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
 
 def add_secret(value: str | None) -> None:
@@ -75,7 +78,7 @@ class JsonFormatter(logging.Formatter):
         data.update(_fields(record))
         if record.exc_info:
             data["exc"] = _mask(self.formatException(record.exc_info))
-        text = json.dumps(data, default=str, ensure_ascii=False)
+        text = _encode(data)
         return _mask(text) if _secrets else text
 
 
@@ -93,13 +96,43 @@ class TextFormatter(logging.Formatter):
         return _mask(text)
 
 
+class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that, inside an event loop, flushes once per loop turn rather
+    than once per line: a busy server writes its request lines in one go per turn,
+    and a line still reaches the stream before the loop does anything else."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream)
+        self._flush_pending = False
+
+    def flush(self) -> None:
+        if self._flush_pending:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop here: flush now
+            super().flush()
+            return
+        self._flush_pending = True
+        loop.call_soon(self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._flush_pending = False
+        super().flush()
+
+
 def setup_logging(
     fmt: str = "text", level: str | int = "INFO", stream: TextIO | None = None
 ) -> None:
     """Send every ``gleitzeit`` log record at ``level`` or above to ``stream``
     (stderr), as ``json`` or ``text`` lines; replaces handlers set before."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = LineHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    # A line per request must stay cheap: the record's thread and process names are
+    # never shown, so they are not looked up (the logging docs' own optimisation).
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -152,4 +185,8 @@ class RequestLog(CallListener):
         text = f"{request.method} {outcome} in {ms:g} ms"
         if error is not None and outcome != "cancelled":
             text += f": {error}"
-        log.info(text, extra={"fields": fields})
+        # Made directly rather than through log.info(): the caller's file and line
+        # (a walk up the stack per request) would only ever say "here".
+        record = log.makeRecord(log.name, logging.INFO, __file__, 0, text, None, None)
+        record.fields = fields
+        log.handle(record)
