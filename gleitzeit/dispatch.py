@@ -258,6 +258,7 @@ class Call(Timed):
         "t0",
         "begun",
         "call_id",
+        "observed",
     )
 
     def __init__(self, dispatcher: Dispatcher, request: Request) -> None:
@@ -276,6 +277,9 @@ class Call(Timed):
         self.begun = _clock()
         #: The caller's id for this call, or a new one.
         self.call_id = request.call_id or new_call_id()
+        #: Free for a listener's own state of this call (metrics keep their series
+        #: here, so each event costs no lookup).
+        self.observed: Any = None
         # Set by attempt(); None until an instance is picked.
         self.instance: ProviderInstance = None  # type: ignore[assignment]
 

@@ -197,6 +197,13 @@ async def test_one_json_line_per_call_and_the_provider_logs_the_same_call_id(
             with pytest.raises(gleitzeit.ToolError) as failed:
                 await client.invoke("work/fail")
         await srv.host.invoke("llm/chat", MESSAGES, model="echo")
+        ours = {x["call_id"] for x in lines(json_logs)}
+
+        def provider_logged() -> bool:
+            text = (tmp_path / "provider.log").read_text()
+            return sum(cid in text for cid in ours) == 3
+
+        await wait_until(provider_logged, "the provider's log lines")
     finally:
         await srv.stop(grace=0)
         for proc in procs:

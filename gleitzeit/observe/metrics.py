@@ -15,13 +15,15 @@ dropped at the next scrape.
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from gleitzeit.dispatch import Call, CallListener
 from gleitzeit.instance import ProviderInstance
@@ -71,11 +73,35 @@ class InstanceWindow:
         return ordered[int(0.5 * (n - 1))], ordered[int(0.95 * (n - 1))]
 
 
+class _Histogram:
+    """Bucket counts of one series (not cumulative; made so when exposed)."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.total += seconds
+
+    def buckets(self) -> list[tuple[str, float]]:
+        out, running = [], 0
+        for bound, n in zip(
+            (*map(floatToGoString, LATENCY_BUCKETS), "+Inf"), self.counts, strict=True
+        ):
+            running += n
+            out.append((bound, float(running)))
+        return out
+
+
 class _Series:
-    """The children of one (provider, method, model, instance): looked up once."""
+    """Everything counted for one (provider, method, model, instance)."""
 
     __slots__ = (
         "key",
+        "instance",
         "outcomes",
         "duration",
         "ttft",
@@ -85,15 +111,16 @@ class _Series:
         "tokens_out",
     )
 
-    def __init__(self, m: Metrics, labels: tuple[str, str, str, str]) -> None:
+    def __init__(self, labels: tuple[str, str, str, str], inst: ProviderInstance | None) -> None:
         self.key = labels
-        self.outcomes: dict[str, Any] = {}
-        self.duration = m.duration.labels(*labels)
-        self.ttft = m.ttft.labels(*labels)
-        self.in_flight = m.in_flight.labels(*labels)
-        self.retries = m.retries.labels(*labels)
-        self.tokens_in = m.tokens.labels(*labels, "in")
-        self.tokens_out = m.tokens.labels(*labels, "out")
+        self.instance = inst
+        self.outcomes: dict[str, int] = {}
+        self.duration = _Histogram()
+        self.ttft = _Histogram()
+        self.in_flight = 0
+        self.retries = 0
+        self.tokens_in = 0
+        self.tokens_out = 0
 
 
 def _model_label(model: str | None, inst: ProviderInstance | None) -> str:
@@ -107,8 +134,11 @@ def _model_label(model: str | None, inst: ProviderInstance | None) -> str:
 class Metrics(CallListener):
     """Every metric of ``/metrics``, fed by the dispatcher and read when scraped.
 
-    ``connections`` (namespace -> connected count) and ``runs`` (a callable giving
-    ``{"runs": {status: n}, "tasks": {status: n}}``) are read at scrape time.
+    Calls are counted in plain integers on the event loop (no locks, a dict lookup
+    per event) and turned into Prometheus families by a collector when scraped —
+    prometheus-client's own pattern for state kept elsewhere. ``connections``
+    (namespace -> connected count) and ``runs`` (``{"runs": {status: n}, "tasks":
+    {status: n}}``) are read at scrape time too.
     """
 
     def __init__(
@@ -119,78 +149,23 @@ class Metrics(CallListener):
         runs: Callable[[], dict[str, dict[str, int]]] | None = None,
     ) -> None:
         self.registry = registry
-        self.prometheus = CollectorRegistry(auto_describe=True)
-        r = self.prometheus
-        self.requests = Counter(
-            "gleitzeit_requests",
-            "Requests dispatched, by outcome (ok, or the error code)",
-            [*CALL_LABELS, "outcome"],
-            registry=r,
-        )
-        self.duration = Histogram(
-            "gleitzeit_request_duration_seconds",
-            "Time from dispatch to the result (invoke) or the last chunk (stream)",
-            CALL_LABELS,
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.ttft = Histogram(
-            "gleitzeit_time_to_first_token_seconds",
-            "Time from dispatch to a stream's first chunk",
-            CALL_LABELS,
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.tokens = Counter(
-            "gleitzeit_tokens",
-            "Tokens in (prompt) and out (completion), where the provider reports usage",
-            [*CALL_LABELS, "direction"],
-            registry=r,
-        )
-        self.in_flight = Gauge(
-            "gleitzeit_requests_in_flight",
-            "Attempts running now",
-            CALL_LABELS,
-            registry=r,
-        )
-        self.retries = Counter(
-            "gleitzeit_retries",
-            "Attempts that failed retryably and moved to another instance",
-            CALL_LABELS,
-            registry=r,
-        )
-        self.fallbacks = Counter(
-            "gleitzeit_fallbacks",
-            "Requests moved to the next model of a fallback chain",
-            ["method", "from_model", "to_model"],
-            registry=r,
-        )
-        self.cooldowns = Counter(
-            "gleitzeit_cooldowns",
-            "Times an instance was taken out of routing after failing in a row",
-            ["provider", "instance"],
-            registry=r,
-        )
-        self.events = Counter(
-            "gleitzeit_socketio_events",
-            "Socket.IO events received (in) and sent (out)",
-            ["namespace", "event", "direction"],
-            registry=r,
-        )
-        self.refused = Counter(
-            "gleitzeit_payloads_refused",
-            "Socket.IO payloads refused (too large, invalid)",
-            ["namespace", "event", "reason"],
-            registry=r,
-        )
+        self.prometheus = CollectorRegistry(auto_describe=False)
         self._series: dict[tuple[str, str, str, str], _Series] = {}
-        self._cooldown_labels: set[tuple[str, str]] = set()
+        self.cooldowns: dict[tuple[str, str], int] = {}
+        self.fallbacks: dict[tuple[str, str, str], int] = {}
+        #: (namespace, event, direction) -> count; (namespace, event, reason) -> count
+        self.events: dict[tuple[str, str, str], int] = {}
+        self.refused: dict[tuple[str, str, str], int] = {}
         self.windows: dict[str, InstanceWindow] = {}
-        r.register(_StateCollector(self, connections, runs))
+        self.prometheus.register(_CallCollector(self))
+        self.prometheus.register(_StateCollector(self, connections, runs))
 
     # -- the dispatcher's side --------------------------------------------------------
 
     def _for(self, call: Call, inst: ProviderInstance | None) -> _Series:
+        series = call.observed
+        if series is not None and series.instance is inst:
+            return series
         request = call.request
         if inst is not None:
             key = (inst.name, request.method, _model_label(request.model, inst), inst.id)
@@ -199,31 +174,33 @@ class Metrics(CallListener):
             key = ("", method, "", "")
         series = self._series.get(key)
         if series is None:
-            series = self._series[key] = _Series(self, key)
+            series = self._series[key] = _Series(key, inst)
+        call.observed = series
         return series
 
     def attempt_started(self, call: Call) -> None:
-        self._for(call, call.instance).in_flight.inc()
+        self._for(call, call.instance).in_flight += 1
 
     def attempt_ended(self, call: Call, error: BaseException | None, retrying: bool) -> None:
         series = self._for(call, call.instance)
-        series.in_flight.dec()
+        series.in_flight -= 1
         if retrying:
-            series.retries.inc()
+            series.retries += 1
 
     def first_chunk(self, call: Call, seconds: float) -> None:
         self._for(call, call.instance).ttft.observe(seconds)
 
     def cooldown_entered(self, instance: ProviderInstance, error: BaseException) -> None:
-        self._cooldown_labels.add((instance.name, instance.id))
-        self.cooldowns.labels(instance.name, instance.id).inc()
+        key = (instance.name, instance.id)
+        self.cooldowns[key] = self.cooldowns.get(key, 0) + 1
 
     def fell_back(self, call: Call, from_model: str | None, to_model: str | None) -> None:
-        self.fallbacks.labels(
+        key = (
             call.request.method,
             _model_label(from_model, call.instance),
             _model_label(to_model, call.instance),
-        ).inc()
+        )
+        self.fallbacks[key] = self.fallbacks.get(key, 0) + 1
 
     def call_ended(
         self,
@@ -234,10 +211,8 @@ class Metrics(CallListener):
     ) -> None:
         series = self._for(call, instance)
         outcome = "ok" if error is None else outcome_of(error)
-        counter = series.outcomes.get(outcome)
-        if counter is None:
-            counter = series.outcomes[outcome] = self.requests.labels(*series.key, outcome)
-        counter.inc()
+        outcomes = series.outcomes
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
         seconds = time.perf_counter() - call.begun
         series.duration.observe(seconds)
         if instance is not None:
@@ -250,9 +225,9 @@ class Metrics(CallListener):
             if type(usage) is dict:
                 prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
                 if isinstance(prompt, int) and prompt > 0:
-                    series.tokens_in.inc(prompt)
+                    series.tokens_in += prompt
                 if isinstance(completion, int) and completion > 0:
-                    series.tokens_out.inc(completion)
+                    series.tokens_out += completion
 
     # -- the server's side --------------------------------------------------------------
 
@@ -261,25 +236,98 @@ class Metrics(CallListener):
         so reconnecting providers do not grow the label sets without bound."""
         alive = {i.id for i in self.registry}
         for key in [k for k in self._series if k[3] and k[3] not in alive]:
-            series = self._series.pop(key)
-            for metric in (self.duration, self.ttft, self.in_flight, self.retries):
-                _remove(metric, key)
-            for direction in ("in", "out"):
-                _remove(self.tokens, (*key, direction))
-            for outcome in series.outcomes:
-                _remove(self.requests, (*key, outcome))
-        for labels in [c for c in self._cooldown_labels if c[1] not in alive]:
-            self._cooldown_labels.discard(labels)
-            _remove(self.cooldowns, labels)
+            del self._series[key]
+        for labels in [c for c in self.cooldowns if c[1] not in alive]:
+            del self.cooldowns[labels]
         for instance_id in [i for i in self.windows if i not in alive]:
             del self.windows[instance_id]
 
 
-def _remove(metric: Any, labels: tuple[str, ...]) -> None:
-    try:
-        metric.remove(*labels)
-    except KeyError:
-        pass
+class _CallCollector(Collector):
+    """The dispatcher's counts as Prometheus families."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Any]:
+        m = self.metrics
+        m.forget_gone_instances()
+        labels = list(CALL_LABELS)
+        requests = CounterMetricFamily(
+            "gleitzeit_requests",
+            "Requests dispatched, by outcome (ok, or the error code)",
+            labels=[*labels, "outcome"],
+        )
+        duration = HistogramMetricFamily(
+            "gleitzeit_request_duration_seconds",
+            "Time from dispatch to the result (invoke) or the last chunk (stream)",
+            labels=labels,
+        )
+        ttft = HistogramMetricFamily(
+            "gleitzeit_time_to_first_token_seconds",
+            "Time from dispatch to a stream's first chunk",
+            labels=labels,
+        )
+        tokens = CounterMetricFamily(
+            "gleitzeit_tokens",
+            "Tokens in (prompt) and out (completion), where the provider reports usage",
+            labels=[*labels, "direction"],
+        )
+        in_flight = GaugeMetricFamily(
+            "gleitzeit_requests_in_flight", "Attempts running now", labels=labels
+        )
+        retries = CounterMetricFamily(
+            "gleitzeit_retries",
+            "Attempts that failed retryably and moved to another instance",
+            labels=labels,
+        )
+        for key, series in sorted(m._series.items()):
+            values = list(key)
+            for outcome, n in sorted(series.outcomes.items()):
+                requests.add_metric([*values, outcome], n)
+            if any(series.duration.counts):
+                duration.add_metric(values, series.duration.buckets(), series.duration.total)
+            if any(series.ttft.counts):
+                ttft.add_metric(values, series.ttft.buckets(), series.ttft.total)
+            if series.tokens_in or series.tokens_out:
+                tokens.add_metric([*values, "in"], series.tokens_in)
+                tokens.add_metric([*values, "out"], series.tokens_out)
+            in_flight.add_metric(values, series.in_flight)
+            if series.retries:
+                retries.add_metric(values, series.retries)
+        yield from (requests, duration, ttft, tokens, in_flight, retries)
+        fallbacks = CounterMetricFamily(
+            "gleitzeit_fallbacks",
+            "Requests moved to the next model of a fallback chain",
+            labels=["method", "from_model", "to_model"],
+        )
+        for key3, n in sorted(m.fallbacks.items()):
+            fallbacks.add_metric(list(key3), n)
+        yield fallbacks
+        cooldowns = CounterMetricFamily(
+            "gleitzeit_cooldowns",
+            "Times an instance was taken out of routing after failing in a row",
+            labels=["provider", "instance"],
+        )
+        for key2, n in sorted(m.cooldowns.items()):
+            cooldowns.add_metric(list(key2), n)
+        yield cooldowns
+        events = CounterMetricFamily(
+            "gleitzeit_socketio_events",
+            "Socket.IO events received (in) and sent (out)",
+            labels=["namespace", "event", "direction"],
+        )
+        for key3, n in sorted(m.events.items()):
+            events.add_metric(list(key3), n)
+        yield events
+        refused = CounterMetricFamily(
+            "gleitzeit_payloads_refused",
+            "Socket.IO payloads refused (too large, invalid)",
+            labels=["namespace", "event", "reason"],
+        )
+        for key3, n in sorted(m.refused.items()):
+            refused.add_metric(list(key3), n)
+        yield refused
 
 
 class _StateCollector(Collector):
@@ -295,12 +343,8 @@ class _StateCollector(Collector):
         self.connections = connections
         self.runs = runs
 
-    def describe(self) -> list[Any]:
-        return []  # collected fresh at each scrape; nothing to check at registration
-
     def collect(self) -> Iterator[Any]:
         m = self.metrics
-        m.forget_gone_instances()
         health = GaugeMetricFamily(
             "gleitzeit_instance_health",
             "1 for the instance's current health state (healthy, degraded, unhealthy, "

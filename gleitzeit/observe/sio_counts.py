@@ -17,16 +17,13 @@ class SocketIOCounts:
         self.sio = sio
         self.metrics = metrics
         self.connected: dict[str, set[str]] = {}
-        self._in: dict[tuple[str, str], Any] = {}
-        self._out: dict[tuple[str, str], Any] = {}
         trigger, emit = sio._trigger_event, sio.emit
+        events = metrics.events
 
         async def counting_trigger(event: str, namespace: str, *args: Any) -> Any:
-            ns, name = self._bounded(event, namespace)
-            child = self._in.get((ns, name))
-            if child is None:
-                child = self._in[(ns, name)] = metrics.events.labels(ns, name, "in")
-            child.inc()
+            key = (*self._bounded(event, namespace), "in")
+            events[key] = events.get(key, 0) + 1
+            ns, name = key[0], key[1]
             ret = await trigger(event, namespace, *args)
             if event == "connect":
                 self.connected.setdefault(ns, set()).add(args[0])
@@ -35,15 +32,13 @@ class SocketIOCounts:
             elif type(ret) is dict and ret.get("ok") is False:
                 code = (ret.get("error") or {}).get("code")
                 if code in REFUSED_CODES:
-                    metrics.refused.labels(ns, name, code).inc()
+                    refused = (ns, name, code)
+                    metrics.refused[refused] = metrics.refused.get(refused, 0) + 1
             return ret
 
         async def counting_emit(event: str, *args: Any, **kw: Any) -> Any:
-            ns, name = self._bounded(event, kw.get("namespace") or "/")
-            child = self._out.get((ns, name))
-            if child is None:
-                child = self._out[(ns, name)] = metrics.events.labels(ns, name, "out")
-            child.inc()
+            key = (*self._bounded(event, kw.get("namespace") or "/"), "out")
+            events[key] = events.get(key, 0) + 1
             return await emit(event, *args, **kw)
 
         # python-socketio dispatches through these attributes of the server object.
