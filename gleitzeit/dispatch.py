@@ -23,6 +23,12 @@ HTTP gateway), the dispatcher applies what the request's names mean:
 * ``provider/model`` for a model nothing serves under that name pins the provider;
 * Gleitzeit methods named as tools of a chat (``"tools": ["calc/*"]``) run the tool
   loop of :mod:`gleitzeit.tools`, which calls back into this dispatcher.
+
+Every request gets a call id here (or keeps the one its caller gave), and whoever
+watches calls — metrics, request logs, the dashboard — registers a
+:class:`CallListener` in :attr:`Dispatcher.listeners`: since every path (in-process,
+remote, gateway, workflow task) comes through this one loop, each call is reported
+exactly once, and nothing here knows what the listeners do with it.
 """
 
 from __future__ import annotations
@@ -40,12 +46,47 @@ from gleitzeit.deadlines import Deadlines, Timed
 from gleitzeit.errors import GleitzeitError, ProviderTimeoutError, RoutingError
 from gleitzeit.instance import ProviderInstance
 from gleitzeit.registry import Registry
-from gleitzeit.request import Request
+from gleitzeit.request import CALL_ID, Request, new_call_id
 from gleitzeit.routing import Router
 from gleitzeit.stall import StallWatch
 from gleitzeit.tools import wants_tool_loop
 
-__all__ = ["Dispatcher"]
+__all__ = ["CallListener", "Call", "Dispatcher"]
+
+
+class CallListener:
+    """Told about the calls a :class:`Dispatcher` runs; override what you need.
+
+    Methods are called synchronously on the event loop, in the middle of the call:
+    they must be cheap and must not raise (an exception would fail the call).
+    """
+
+    def attempt_started(self, call: Call) -> None:
+        """An attempt of ``call`` on ``call.instance`` begins (it is now in flight)."""
+
+    def attempt_ended(self, call: Call, error: BaseException | None, retrying: bool) -> None:
+        """The attempt on ``call.instance`` is over; ``retrying``: another instance is
+        tried next."""
+
+    def first_chunk(self, call: Call, seconds: float) -> None:
+        """A stream delivered its first chunk, ``seconds`` after the call began."""
+
+    def cooldown_entered(self, instance: ProviderInstance, error: BaseException) -> None:
+        """``instance`` failed often enough in a row to be taken out of routing."""
+
+    def fell_back(self, call: Call, from_model: str | None, to_model: str | None) -> None:
+        """A model's fallback chain moved ``call`` from one model to the next."""
+
+    def call_ended(
+        self,
+        call: Call,
+        instance: ProviderInstance | None,
+        error: BaseException | None,
+        result: dict[str, Any] | None,
+    ) -> None:
+        """The request is over, once per request: ``instance`` is the last one tried
+        (``None`` when none could be picked), ``error`` what was raised to the caller,
+        ``result`` the invoke's result or a stream's last chunk."""
 
 
 class Dispatcher:
@@ -63,6 +104,8 @@ class Dispatcher:
         self.routing = routing
         self.models = models if models is not None else ModelsConfig()
         self.deadlines = Deadlines()
+        #: Watchers of every call (metrics, request logs); empty costs nothing.
+        self.listeners: list[CallListener] = []
 
     # -- what a request's names mean -------------------------------------------------
 
@@ -110,9 +153,15 @@ class Dispatcher:
     # after an attempt whose exit asked for another try, the next one.
 
     def _call(self, request: Request) -> Call:
-        request.method = self.registry.resolve_method(request.method, request.provider)
         call = Call(self, request)
-        call.attempt(self._pick(request, None, None))
+        try:
+            request.method = self.registry.resolve_method(request.method, request.provider)
+            call.attempt(self._pick(request, None, None))
+        except GleitzeitError as exc:
+            exc.call_id = call.call_id
+            for listener in self.listeners:
+                listener.call_ended(call, None, exc, None)
+            raise
         return call
 
     def _pick(
@@ -142,9 +191,21 @@ class Dispatcher:
             inst.errors += 1  # counted, but the caller's fault: no cool-down
             inst.last_error = str(exc)
             return
+        before = inst.cooldown_until
         inst.record_failure(
             exc, threshold=self.routing.failure_threshold, cooldown=self.routing.cooldown
         )
+        if inst.cooldown_until != before:
+            for listener in self.listeners:
+                listener.cooldown_entered(inst, exc)
+
+    def _ended(
+        self, call: Call, error: BaseException | None, result: dict[str, Any] | None
+    ) -> None:
+        if isinstance(error, GleitzeitError) and error.call_id is None:
+            error.call_id = call.call_id
+        for listener in self.listeners:
+            listener.call_ended(call, call.instance, error, result)
 
     # -- calls -----------------------------------------------------------------------
 
@@ -233,57 +294,88 @@ class Dispatcher:
         timeout = request.timeout if request.timeout is not None else self.routing.timeout
         call = self._call(request)
         self.deadlines.start(call, timeout)
+        # While the call runs, its id is the context's: a remote instance sends it on.
+        token = CALL_ID.set(call.call_id)
+        result: dict[str, Any] | None = None
+        error: BaseException | None = None
         try:
-            while True:
-                with call:
-                    return await call.instance.invoke(request.method, request.params)
-                call.retry()
-        except asyncio.CancelledError:
-            if call.expired:
-                task = call.task
-                if task is not None and hasattr(task, "uncancel"):
-                    task.uncancel()  # ours, not the caller's: the caller may go on
-                raise ProviderTimeoutError(
-                    f"{request.method} took longer than {timeout:g}s",
-                    hint="raise routing.timeout in gleitzeit.yaml or pass a timeout",
-                ) from None
+            try:
+                while True:
+                    with call:
+                        result = await call.instance.invoke(request.method, request.params)
+                        return result
+                    call.retry()
+            except asyncio.CancelledError:
+                if call.expired:
+                    task = call.task
+                    if task is not None and hasattr(task, "uncancel"):
+                        task.uncancel()  # ours, not the caller's: the caller may go on
+                    raise ProviderTimeoutError(
+                        f"{request.method} took longer than {timeout:g}s",
+                        hint="raise routing.timeout in gleitzeit.yaml or pass a timeout",
+                    ) from None
+                raise
+        except BaseException as exc:
+            error = exc
             raise
         finally:
+            CALL_ID.reset(token)
             self.deadlines.end(call)
+            if self.listeners or error is not None:
+                self._ended(call, error, result)
 
     async def _stream_once(self, request: Request) -> AsyncGenerator[dict[str, Any], None]:
         chunk_timeout = request.timeout if request.timeout is not None else self.routing.timeout
         call = self._call(request)
-        while True:
-            with call:
-                inst = call.instance
-                agen = inst.stream(request.method, request.params)
-                watch = StallWatch(chunk_timeout)
-                try:
-                    while True:
-                        watch.waiting()
-                        try:
-                            chunk = await agen.__anext__()
-                        except StopAsyncIteration:
-                            break
-                        except asyncio.CancelledError:
-                            if watch.fired:
-                                raise ProviderTimeoutError(
-                                    f"{request.method} on {inst.id} sent nothing for "
-                                    f"{chunk_timeout:g}s",
-                                ) from None
-                            raise
-                        watch.got()
-                        call.delivered = True
-                        yield chunk
-                        if chunk.get("done"):
-                            break
-                finally:
-                    watch.stop()
-                    await agen.aclose()
-            if call.retry_error is None:
-                return
-            call.retry()
+        last: dict[str, Any] | None = None
+        error: BaseException | None = None
+        try:
+            while True:
+                with call:
+                    inst = call.instance
+                    agen = inst.stream(request.method, request.params)
+                    watch = StallWatch(chunk_timeout)
+                    try:
+                        while True:
+                            watch.waiting()
+                            # The first chunk starts the provider's side: the call id
+                            # is the context's meanwhile, so a remote instance sends it.
+                            token = None if call.delivered else CALL_ID.set(call.call_id)
+                            try:
+                                chunk = await agen.__anext__()
+                            except StopAsyncIteration:
+                                break
+                            except asyncio.CancelledError:
+                                if watch.fired:
+                                    raise ProviderTimeoutError(
+                                        f"{request.method} on {inst.id} sent nothing for "
+                                        f"{chunk_timeout:g}s",
+                                    ) from None
+                                raise
+                            finally:
+                                if token is not None:
+                                    CALL_ID.reset(token)
+                            watch.got()
+                            if not call.delivered:
+                                call.delivered = True
+                                for listener in self.listeners:
+                                    listener.first_chunk(call, _clock() - call.begun)
+                            last = chunk
+                            yield chunk
+                            if chunk.get("done"):
+                                break
+                    finally:
+                        watch.stop()
+                        await agen.aclose()
+                if call.retry_error is None:
+                    return
+                call.retry()
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            if self.listeners or error is not None:
+                self._ended(call, error, last)
 
 
 class Call(Timed):
@@ -303,6 +395,9 @@ class Call(Timed):
         "delivered",
         "retry_error",
         "t0",
+        "begun",
+        "call_id",
+        "observed",
     )
 
     def __init__(self, dispatcher: Dispatcher, request: Request) -> None:
@@ -317,6 +412,15 @@ class Call(Timed):
         self.delivered = False
         self.retry_error: GleitzeitError | None = None
         self.t0 = 0.0
+        #: When the call began (``perf_counter``), for its whole duration.
+        self.begun = _clock()
+        #: The caller's id for this call, or a new one.
+        self.call_id = request.call_id or new_call_id()
+        #: Free for a listener's own state of this call (metrics keep their series
+        #: here, so each event costs no lookup).
+        self.observed: Any = None
+        # Set by attempt(); None until an instance is picked.
+        self.instance: ProviderInstance = None  # type: ignore[assignment]
 
     def attempt(self, instance: ProviderInstance) -> None:
         self.instance = instance
@@ -337,6 +441,9 @@ class Call(Timed):
         inst.in_flight += 1
         inst.calls += 1
         self.t0 = _clock()
+        if self.dispatcher.listeners:
+            for listener in self.dispatcher.listeners:
+                listener.attempt_started(self)
         return self
 
     def __exit__(
@@ -347,12 +454,16 @@ class Call(Timed):
     ) -> bool:
         inst = self.instance
         inst.in_flight -= 1
+        dispatcher = self.dispatcher
         if exc is None:
             inst.consecutive_failures = 0
             seconds, last = _clock() - self.t0, inst.latency_ewma
             inst.latency_ewma = seconds if last is None else 0.2 * seconds + 0.8 * last
+            if dispatcher.listeners:
+                for listener in dispatcher.listeners:
+                    listener.attempt_ended(self, None, False)
             return False
-        dispatcher = self.dispatcher
+        retrying = False
         if isinstance(exc, GleitzeitError):
             dispatcher.failed(inst, exc)
             if (
@@ -362,9 +473,11 @@ class Call(Timed):
                 and self.n < dispatcher.routing.retries
             ):
                 self.retry_error = exc
-                return True
+                retrying = True
         elif isinstance(exc, asyncio.CancelledError) and self.expired:
             dispatcher.failed(
                 inst, ProviderTimeoutError(f"{inst.id} did not answer before the deadline")
             )
-        return False
+        for listener in dispatcher.listeners:
+            listener.attempt_ended(self, exc, retrying)
+        return retrying

@@ -30,6 +30,9 @@ class GleitzeitError(Exception):
     retryable: bool = False
     caller_error: ClassVar[bool] = False
     exit_code: ClassVar[int] = 1
+    #: The id of the call that failed, set by the dispatcher (and carried over the
+    #: wire), so a user can find the call's log lines on the server.
+    call_id: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -59,6 +62,8 @@ class GleitzeitError(Exception):
             data["hint"] = self.hint
         if self.details:
             data["details"] = self.details
+        if self.call_id is not None:
+            data["call_id"] = self.call_id
         return data
 
 
@@ -322,6 +327,9 @@ def error_from_dict(data: dict[str, Any]) -> GleitzeitError:
         err.problems = []
     if "retryable" in data and data["retryable"] != cls.retryable:
         err.retryable = bool(data["retryable"])
+    call_id = data.get("call_id")
+    if isinstance(call_id, str):
+        err.call_id = call_id
     return err
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from gleitzeit.aliases import METHOD_ALIASES
 from gleitzeit.builtins.inprocess import InProcessTransport
 from gleitzeit.config import Config, load_config
-from gleitzeit.dispatch import Dispatcher
+from gleitzeit.dispatch import CallListener, Dispatcher
 from gleitzeit.errors import ConfigError, MethodNotFoundError, PluginError
 from gleitzeit.factory import build_providers
 from gleitzeit.files import FILE_KEYS, apply_file_inputs
@@ -30,7 +30,7 @@ from gleitzeit.local import LocalInstance
 from gleitzeit.plugins import STRICT_ENV, TRUTHY, Plugins
 from gleitzeit.provider import Provider
 from gleitzeit.registry import Registry
-from gleitzeit.request import Request
+from gleitzeit.request import CALL_ID, Request
 from gleitzeit.routing import Router
 from gleitzeit.tools import wants_tool_loop
 from gleitzeit.transport import Transport
@@ -73,6 +73,9 @@ class Host:
         self._unstarted: list[LocalInstance] = []
         self._health_task: asyncio.Task[None] | None = None
         self.plugin_errors: dict[str, str] = {}
+        #: Told about every call (metrics, request logs): handed to the dispatcher
+        #: when the host starts, so add them before.
+        self.call_listeners: list[CallListener] = []
 
     @property
     def plugins(self) -> Plugins:
@@ -91,6 +94,12 @@ class Host:
         self._dispatcher = Dispatcher(
             self.registry, self.router, self.config.routing, self.config.models
         )
+        self._dispatcher.listeners.extend(self.call_listeners)
+        if logging.getLogger("gleitzeit.calls").isEnabledFor(logging.INFO):
+            from gleitzeit.logs import RequestLog
+
+            if not any(isinstance(x, RequestLog) for x in self.call_listeners):
+                self._dispatcher.listeners.append(RequestLog())
         for name, cls in plugins.transports.items():
             if name not in self.transports:  # the in-process transport is the host's own
                 self.transports[name] = cls(self.registry)
@@ -215,15 +224,19 @@ class Host:
         model: str | None,
         capability: str | None,
         timeout: float | None,
+        call_id: str | None = None,
     ) -> Request:
-        """Build the request at the edge: the model, given or in the parameters."""
+        """Build the request at the edge: the model, given or in the parameters; the
+        call id, given or the context's (an HTTP edge sets it from ``X-Request-ID``)."""
         if params is None:
             params = {}
         if model is not None and "model" not in params:
             params = {**params, "model": model}
         value = params.get("model")
         model = value if isinstance(value, str) else None
-        request = Request(method, params, provider, model, capability, timeout)
+        request = Request(
+            method, params, provider, model, capability, timeout, call_id or CALL_ID.get()
+        )
         if method in METHOD_ALIASES:  # before file inputs, which attach to its messages
             Dispatcher._method_alias(request)
         return request
@@ -281,14 +294,16 @@ class Host:
         model: str | None = None,
         capability: str | None = None,
         timeout: float | None = None,
+        call_id: str | None = None,
     ) -> dict[str, Any]:
         """Route one request and return its result.
 
         A retryable failure is retried on another instance (``routing.retries``
         times at most, within one deadline of ``timeout`` seconds); the last error is
-        raised when none succeeds.
+        raised when none succeeds. ``call_id`` names the call in logs and errors (one
+        is made when none is given).
         """
-        request = self._request(method, params, provider, model, capability, timeout)
+        request = self._request(method, params, provider, model, capability, timeout, call_id)
         if self._needs_preparing(request):
             await self._prepare(request)
         try:
@@ -305,13 +320,14 @@ class Host:
         model: str | None = None,
         capability: str | None = None,
         chunk_timeout: float | None = None,
+        call_id: str | None = None,
     ) -> AsyncGenerator[dict[str, Any], None]:
         """Route one request and yield its chunks; the last has ``done: true``.
 
         A stream that fails before its first chunk is retried on another instance;
         once chunks have been delivered, a failure ends the stream with the error.
         """
-        request = self._request(method, params, provider, model, capability, chunk_timeout)
+        request = self._request(method, params, provider, model, capability, chunk_timeout, call_id)
         if self._needs_preparing(request):
             await self._prepare(request)
         chunks = self.dispatcher.stream(request)

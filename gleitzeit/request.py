@@ -3,8 +3,38 @@ task) through the dispatcher to the router and an instance."""
 
 from __future__ import annotations
 
+import itertools
+import os
+import re
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
+
+__all__ = ["CALL_ID", "Request", "new_call_id", "valid_call_id"]
+
+#: The call id of the request being served in this context: set by an edge that was
+#: handed one (``X-Request-ID``), by the dispatcher while a call runs (so a remote
+#: instance sends it over the wire), and by a provider runner while it serves one.
+CALL_ID: ContextVar[str | None] = ContextVar("gleitzeit_call_id", default=None)
+
+# A random prefix per process and a counter: unique enough across processes and
+# restarts, and far cheaper per call than uuid4.
+_PREFIX = os.urandom(4).hex()
+_counter = itertools.count(1)
+_CALL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+
+
+def new_call_id() -> str:
+    """A fresh call id, such as ``3f9c2a1b-1a``."""
+    return f"{_PREFIX}-{next(_counter):x}"
+
+
+def valid_call_id(value: object) -> str | None:
+    """``value`` when it can serve as a call id handed in by a caller (1-64 letters,
+    digits, ``._:-``), else ``None``: a caller's id must not inject into log lines."""
+    if isinstance(value, str) and _CALL_ID_RE.match(value):
+        return value
+    return None
 
 
 @dataclass(slots=True)
@@ -15,7 +45,8 @@ class Request:
     the full name (``llm/chat``) before routing, so routers always see the full name.
     ``timeout`` is the whole call's deadline in seconds for ``invoke``, and the longest
     wait between two chunks for ``stream``; ``None`` means the host's
-    ``routing.timeout``.
+    ``routing.timeout``. ``call_id`` names the call in logs, errors and on the wire;
+    the dispatcher makes one when the caller gave none.
     """
 
     method: str
@@ -24,3 +55,4 @@ class Request:
     model: str | None = None
     capability: str | None = None
     timeout: float | None = None
+    call_id: str | None = None

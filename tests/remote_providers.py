@@ -86,3 +86,25 @@ class SlowChat(gleitzeit.Provider):
         return gleitzeit.llm_result(
             f"{p.messages[-1].content} from {os.getpid()}", model="slow-1", provider=self.name
         )
+
+
+class Talk(BaseModel):
+    messages: list[dict]
+    model: str | None = None
+    delay: float = 0.05
+
+
+class Talker(gleitzeit.Provider):
+    """A chat model in its own process: answers word by word, slowly."""
+
+    name = "talker"
+    kind = "llm"
+    models = ("talk-1",)
+
+    @gleitzeit.method("llm/chat", params=Talk)
+    async def chat(self, p: Talk):
+        words = [f"w{i} " for i in range(200)]
+        for word in words:
+            await asyncio.sleep(p.delay)
+            yield gleitzeit.token_chunk(word)
+        yield gleitzeit.final_chunk(usage=gleitzeit.usage(1, len(words)))

@@ -19,6 +19,7 @@ _BUILTIN_MODULES = (
     "run_cmd",
     "convert_cmd",
     "status_cmd",
+    "chat_cmd",
 )
 
 
@@ -125,7 +126,10 @@ def main(argv: list[str] | None = None) -> Any:
     except GleitzeitError as exc:
         if debug:
             raise
-        click.echo(f"error: {exc}", err=True)
+        shown = f"error: {exc}"
+        if exc.call_id is not None and "\n" not in shown:
+            shown += f" [call {exc.call_id}]"
+        click.echo(shown, err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)

@@ -12,6 +12,35 @@ import click
 from gleitzeit.cli.state import state_of
 
 
+def log_options(default_level: str) -> Any:
+    """``--log-format`` and ``--log-level``, for the commands that run long."""
+
+    def decorate(func: Any) -> Any:
+        func = click.option(
+            "--log-level",
+            type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+            default=None,
+            help=f"Log level (default: {default_level}; debug with --debug).",
+        )(func)
+        func = click.option(
+            "--log-format",
+            type=click.Choice(["text", "json"]),
+            default="text",
+            show_default=True,
+            help="One line per record: text, or one JSON object (call_id, method, ...).",
+        )(func)
+        return func
+
+    return decorate
+
+
+def _setup_logs(ctx: click.Context, log_format: str, log_level: str | None, default: str) -> None:
+    from gleitzeit.logs import setup_logging
+
+    level = log_level or ("debug" if state_of(ctx).debug else default)
+    setup_logging(log_format, level)
+
+
 def _asyncio():  # noqa: ANN202 - asyncio costs ~25 ms to import; only commands that run use it
     import asyncio
 
@@ -27,15 +56,23 @@ def _asyncio():  # noqa: ANN202 - asyncio costs ~25 ms to import; only commands 
     hidden=True,
     help="The original Gleitzeit's option; providers now come from gleitzeit.yaml.",
 )
+@log_options("info")
 @click.pass_context
 def serve(
-    ctx: click.Context, bind: str | None, port: int | None, provider_config: str | None
+    ctx: click.Context,
+    bind: str | None,
+    port: int | None,
+    provider_config: str | None,
+    log_format: str,
+    log_level: str | None,
 ) -> None:
     """Serve the host: remote providers connect on /providers, callers on /clients.
 
-    In-process providers from the config are served beside remote ones. SIGINT or
-    SIGTERM stops taking work, lets in-flight calls finish (server.shutdown_grace),
-    tells providers, and exits 0.
+    In-process providers from the config are served beside remote ones. The live
+    dashboard is at /, chat at /chat, Prometheus metrics at /metrics and the health
+    report at /health. One log line per request at info (--log-format json for
+    machines). SIGINT or SIGTERM stops taking work, lets in-flight calls finish
+    (server.shutdown_grace), tells providers, and exits 0.
     """
     from gleitzeit.socketio.server import GleitzeitServer
 
@@ -45,6 +82,7 @@ def serve(
             "and plugins: sections of gleitzeit.yaml (--config FILE); remote providers "
             "connect with `gleitzeit provider run NAME --server URL`. See docs/migrating.md"
         )
+    _setup_logs(ctx, log_format, log_level, "info")
     state = state_of(ctx)
     host = state.host()
     server = GleitzeitServer(host, bind=bind, port=port)
@@ -92,6 +130,7 @@ def _make_provider(state: Any, target: str, name: str | None, raw_settings: str 
     type=float,
     help="Give up (exit 1) when not registered within this many seconds; default: keep trying.",
 )
+@log_options("warning")
 @click.pass_context
 def provider_run(
     ctx: click.Context,
@@ -101,6 +140,8 @@ def provider_run(
     name: str | None,
     raw_settings: str | None,
     connect_timeout: float | None,
+    log_format: str,
+    log_level: str | None,
 ) -> None:
     """Run TARGET (an installed provider type such as `calculator`, or `module:Class`)
     and serve it to the server at --server until SIGINT/SIGTERM.
@@ -108,8 +149,11 @@ def provider_run(
     Several processes with the same name are instances of one provider. Until the
     server answers, it says so and retries with backoff (0.5 s doubling to 5 s).
     """
+    from gleitzeit.logs import add_secret
     from gleitzeit.socketio.runner import ProviderRunner
 
+    _setup_logs(ctx, log_format, log_level, "warning")
+    add_secret(token)
     state = state_of(ctx)
     provider = _make_provider(state, target, name, raw_settings)
     runner = ProviderRunner(provider, url, token=token)

@@ -85,6 +85,14 @@ class WorkflowsConfig(StrictModel):
     )
 
 
+class ChatConfig(StrictModel):
+    """Chat sessions of ``gleitzeit serve`` (the ``/chat`` page, ``gleitzeit chat``)."""
+
+    history_turns: int = Field(
+        20, ge=0, le=1000, description="earlier exchanges sent with each new message"
+    )
+
+
 class ProviderInstanceConfig(StrictModel):
     """A named provider instance: a plugin's provider type, or a local class."""
 
@@ -115,6 +123,7 @@ class Config(StrictModel):
     files: FilesConfig = Field(default_factory=FilesConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     workflows: WorkflowsConfig = Field(default_factory=WorkflowsConfig)
+    chat: ChatConfig = Field(default_factory=ChatConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
 
     _source: Path | None = PrivateAttr(None)

@@ -145,10 +145,14 @@ class Client:
         model: str | None = None,
         capability: str | None = None,
         timeout: float | None = None,
+        call_id: str | None = None,
     ) -> dict[str, Any]:
-        """Route one request through the server and return its result."""
+        """Route one request through the server and return its result; an error
+        raised here carries the server's ``call_id`` (the one given, or the server's)."""
         data: dict[str, Any] = {"method": method, "params": params or {}}
         data.update(self._selection(provider, model, capability))
+        if call_id is not None:
+            data["call_id"] = call_id
         if timeout is not None:
             data["timeout"] = timeout
         # The server enforces the invocation timeout; this one only guards the link.

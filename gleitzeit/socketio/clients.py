@@ -101,6 +101,7 @@ class ClientHandlers:
                 model=msg.model,
                 capability=msg.capability,
                 timeout=msg.timeout,
+                call_id=msg.call_id,
             )
             return {"ok": True, "result": result}
         except GleitzeitError as exc:
@@ -141,6 +142,7 @@ class ClientHandlers:
                 model=msg.model,
                 capability=msg.capability,
                 chunk_timeout=msg.timeout,
+                call_id=msg.call_id,
             ):
                 await sio.emit(
                     "stream:data",

@@ -21,6 +21,7 @@ from gleitzeit.errors import (
 )
 from gleitzeit.health import HealthReport
 from gleitzeit.instance import ProviderInstance
+from gleitzeit.request import CALL_ID
 from gleitzeit.socketio.demux import StreamDemux
 from gleitzeit.socketio.wire import InvokeReply, Register, parse
 
@@ -82,7 +83,11 @@ class RemoteInstance(ProviderInstance):
             self._pending.pop(call_id, None)
 
     async def invoke(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        raw = await self._call("invoke", {"method": method, "params": params})
+        data: dict[str, Any] = {"method": method, "params": params}
+        call_id = CALL_ID.get()
+        if call_id is not None:
+            data["call_id"] = call_id
+        raw = await self._call("invoke", data)
         reply = parse(InvokeReply, raw, "invoke ack")
         if reply.ok:
             return reply.result or {}
@@ -96,10 +101,12 @@ class RemoteInstance(ProviderInstance):
         stream_id = f"s{next(self._calls)}"
         self.streams.open(stream_id)
         finished = False
+        start: dict[str, Any] = {"stream_id": stream_id, "method": method, "params": params}
+        call_id = CALL_ID.get()
+        if call_id is not None:
+            start["call_id"] = call_id
         try:
-            await self._emit(
-                "stream:start", {"stream_id": stream_id, "method": method, "params": params}
-            )
+            await self._emit("stream:start", start)
             async for chunk in self.streams.read(stream_id):
                 if chunk.get("done"):
                     finished = True

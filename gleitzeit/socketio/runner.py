@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Coroutine
 from typing import Any
 
 from gleitzeit.errors import ConnectFailed, GleitzeitError, ProviderError
 from gleitzeit.provider import Provider
+from gleitzeit.request import CALL_ID
 from gleitzeit.socketio.wire import (
     PROVIDERS_NAMESPACE,
     Invoke,
@@ -29,6 +31,34 @@ from gleitzeit.socketio.wire import (
 )
 
 log = logging.getLogger("gleitzeit.socketio.runner")
+#: One line per request served, with the call id the server sent.
+calls_log = logging.getLogger("gleitzeit.provider.calls")
+
+
+def _log_call(
+    provider: Provider, call_id: str | None, method: str, outcome: str, began: float
+) -> None:
+    if calls_log.isEnabledFor(logging.INFO):
+        ms = round((time.perf_counter() - began) * 1000, 3)
+        calls_log.info(
+            "%s %s in %g ms",
+            method,
+            outcome,
+            ms,
+            extra={
+                "fields": {
+                    "call_id": call_id,
+                    "method": method,
+                    "provider": provider.name,
+                    "outcome": outcome,
+                    "ms": ms,
+                }
+            },
+        )
+
+
+def _outcome(reply: dict[str, Any]) -> str:
+    return "ok" if reply.get("ok") else str((reply.get("error") or {}).get("code", "error"))
 
 
 def _reply_error(provider: Provider, method: str, exc: BaseException) -> dict[str, Any]:
@@ -227,15 +257,23 @@ class ProviderRunner:
     async def _on_invoke(self, data: Any = None) -> dict[str, Any]:
         self._in_flight += 1
         method = "?"
+        began = time.perf_counter()
+        call_id = data.get("call_id") if isinstance(data, dict) else None
+        # The provider's own log lines carry the server's call id while it serves it.
+        token = CALL_ID.set(call_id if isinstance(call_id, str) else None)
+        reply: dict[str, Any] = {"ok": False}
         try:
             msg = parse(Invoke, data, "invoke")
             method = msg.method
             result = await self.provider.invoke(msg.method, msg.params)
-            return {"ok": True, "result": result}
+            reply = {"ok": True, "result": result}
         except Exception as exc:
-            return _reply_error(self.provider, method, exc)
+            reply = _reply_error(self.provider, method, exc)
         finally:
             self._in_flight -= 1
+            _log_call(self.provider, CALL_ID.get(), method, _outcome(reply), began)
+            CALL_ID.reset(token)
+        return reply
 
     async def _on_health(self, data: Any = None) -> dict[str, Any]:
         try:
@@ -264,6 +302,9 @@ class ProviderRunner:
     async def _pump(self, msg: StreamStart) -> None:
         ns = PROVIDERS_NAMESPACE
         self._in_flight += 1
+        began = time.perf_counter()
+        CALL_ID.set(msg.call_id)  # this task's own context
+        outcome = "ok"
         try:
             async for chunk in self.provider.stream(msg.method, msg.params):
                 await self._sio.emit(
@@ -271,8 +312,9 @@ class ProviderRunner:
                 )
             await self._sio.emit("stream:end", {"stream_id": msg.stream_id}, namespace=ns)
         except asyncio.CancelledError:
-            pass
+            outcome = "cancelled"
         except Exception as exc:
+            outcome = getattr(exc, "code", "internal_error")
             try:
                 await self._emit_error(msg.stream_id, exc)
             except Exception:
@@ -280,6 +322,7 @@ class ProviderRunner:
         finally:
             self._in_flight -= 1
             self._streams.pop(msg.stream_id, None)
+            _log_call(self.provider, msg.call_id, msg.method, outcome, began)
 
     async def _on_stream_cancel(self, data: Any = None) -> None:
         try:

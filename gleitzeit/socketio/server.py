@@ -65,6 +65,11 @@ class GleitzeitServer:
             host.registry, sio=self.sio, authenticate=self.authenticate, config=cfg
         )
         host.add_transport(self.providers)
+        from gleitzeit.observe import attach_observability
+
+        self.observability = attach_observability(
+            self.app, self.sio, host, authenticate=self.authenticate, token=self.token
+        )
         self._runner: Any = None
         self._stopped = asyncio.Event()
 

@@ -145,6 +145,12 @@ class Invoke(_Msg):
     model: str | None = Field(None, max_length=256)
     capability: str | None = Field(None, max_length=256)
     timeout: float | None = Field(None, gt=0, le=86400)
+    call_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$",
+        description="names the call in logs and errors on both ends; from a client, "
+        "the server makes one when it is omitted, and sends it on to the provider",
+    )
 
 
 class InvokeReply(_Msg):
@@ -175,6 +181,73 @@ class Ack(_Msg):
     error: dict[str, Any] | None = None
 
 
+# -- chat sessions (client -> server on /clients) ---------------------------------------
+
+
+class ChatSend(_Msg):
+    """``chat:send`` (with ack): a user message in a chat session. Without
+    ``session_id`` a new session starts. The server sends the session's history
+    (trimmed to ``chat.history_turns``) with it to ``llm/chat`` on ``model``, and
+    answers with ``chat:chunk`` events, then ``chat:complete`` or ``chat:error``."""
+
+    session_id: str | None = Field(None, min_length=1, max_length=64)
+    model: str = Field(min_length=1, max_length=256)
+    message: str = Field(min_length=1, max_length=200_000)
+
+
+class ChatSendAck(_Msg):
+    """The ack of ``chat:send``: the session the answer belongs to."""
+
+    ok: bool
+    session_id: str | None = None
+    call_id: str | None = None
+    error: dict[str, Any] | None = None
+
+
+class ChatChunk(_Msg):
+    """``chat:chunk`` (server -> client): the next piece of the answer."""
+
+    session_id: str
+    token: str
+
+
+class ChatComplete(_Msg):
+    """``chat:complete`` (server -> client): the answer is over and stored.
+    ``cancelled`` is true when ``chat:cancel`` stopped it (``full_response`` is then
+    the part that came, stored marked incomplete)."""
+
+    session_id: str
+    full_response: str
+    usage: dict[str, Any] | None = None
+    call_id: str | None = None
+    cancelled: bool = False
+
+
+class ChatFailed(_Msg):
+    """``chat:error`` (server -> client): the answer broke off; ``partial`` is what
+    came before, stored marked incomplete."""
+
+    session_id: str | None = None
+    error: dict[str, Any]
+    partial: str = ""
+    call_id: str | None = None
+
+
+class ChatCancel(_Msg):
+    """``chat:cancel`` (client -> server, no ack): stop the session's answer."""
+
+    session_id: str = Field(min_length=1, max_length=64)
+
+
+class ChatOpen(_Msg):
+    """``chat:open`` (with ack): a session and its messages, in order; ack
+    ``{ok, result: {id, title, model, messages: [{role, content, complete, ...}]}}``.
+    ``chat:sessions`` (with ack, no payload) lists the latest sessions, and
+    ``chat:models`` (with ack) the models and aliases a chat can use."""
+
+    session_id: str = Field(min_length=1, max_length=64)
+
+
 EVENTS: dict[str, tuple[str, type[BaseModel], type[BaseModel] | None, str]] = {
     # event: (direction, payload model, ack model, namespace)
     "register": ("provider -> server", Register, RegisterAck, PROVIDERS_NAMESPACE),
@@ -186,6 +259,12 @@ EVENTS: dict[str, tuple[str, type[BaseModel], type[BaseModel] | None, str]] = {
     "stream:error": ("provider -> server, server -> client", StreamFailed, None, "both"),
     "stream:cancel": ("server -> provider, client -> server", StreamCancel, None, "both"),
     "health": ("server -> provider", Ack, InvokeReply, PROVIDERS_NAMESPACE),
+    "chat:send": ("client -> server", ChatSend, ChatSendAck, CLIENTS_NAMESPACE),
+    "chat:chunk": ("server -> client", ChatChunk, None, CLIENTS_NAMESPACE),
+    "chat:complete": ("server -> client", ChatComplete, None, CLIENTS_NAMESPACE),
+    "chat:error": ("server -> client", ChatFailed, None, CLIENTS_NAMESPACE),
+    "chat:cancel": ("client -> server", ChatCancel, None, CLIENTS_NAMESPACE),
+    "chat:open": ("client -> server", ChatOpen, InvokeReply, CLIENTS_NAMESPACE),
 }
 
 

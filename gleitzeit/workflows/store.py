@@ -68,6 +68,25 @@ CREATE TABLE IF NOT EXISTS attempts (
     PRIMARY KEY (run_id, task_id, attempt)
 );
 CREATE INDEX IF NOT EXISTS runs_created ON runs(created_at);
+CREATE TABLE IF NOT EXISTS chat_sessions (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    model TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chat_messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL REFERENCES chat_sessions(id) ON DELETE CASCADE,
+    role TEXT NOT NULL,
+    content TEXT NOT NULL,
+    model TEXT,
+    complete INTEGER NOT NULL DEFAULT 1,
+    call_id TEXT,
+    usage_json TEXT,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chat_messages_session ON chat_messages(session_id, id);
 """
 
 
@@ -437,6 +456,92 @@ class RunStore:
             item["attempt_log"] = by_task.get(t["task_id"], [])
             data["tasks"][t["task_id"]] = item
         return data
+
+    # -- chat sessions, beside the runs ---------------------------------------------
+
+    def create_chat_session(self, session_id: str, *, title: str, model: str | None) -> None:
+        now = time.time()
+        self.queue(
+            "INSERT INTO chat_sessions (id, title, model, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (session_id, title, model, now, now),
+        )
+
+    def add_chat_message(
+        self,
+        session_id: str,
+        role: str,
+        content: str,
+        *,
+        model: str | None = None,
+        complete: bool = True,
+        call_id: str | None = None,
+        usage: dict[str, Any] | None = None,
+    ) -> None:
+        """Queue one message of a session (committed with the next flush)."""
+        now = time.time()
+        self.queue(
+            "INSERT INTO chat_messages (session_id, role, content, model, complete, call_id,"
+            " usage_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                session_id,
+                role,
+                content,
+                model,
+                1 if complete else 0,
+                call_id,
+                None if usage is None else _Json(usage),
+                now,
+            ),
+        )
+        self.queue(
+            "UPDATE chat_sessions SET updated_at=?, model=COALESCE(?, model) WHERE id=?",
+            (now, model, session_id),
+        )
+
+    def chat_session(self, session_id: str) -> dict[str, Any] | None:
+        """A session and its messages in order, or ``None``."""
+        rows = self._read("SELECT * FROM chat_sessions WHERE id=?", (session_id,))
+        if not rows:
+            return None
+        data = dict(rows[0])
+        messages = self._read(
+            "SELECT role, content, model, complete, call_id, usage_json, created_at"
+            " FROM chat_messages WHERE session_id=? ORDER BY id",
+            (session_id,),
+        )
+        data["messages"] = []
+        for m in messages:
+            item = dict(m)
+            raw = item.pop("usage_json")
+            item["usage"] = None if raw is None else json.loads(raw)
+            item["complete"] = bool(item["complete"])
+            data["messages"].append(item)
+        return data
+
+    def chat_sessions(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The latest sessions first, with their message counts."""
+        rows = self._read(
+            "SELECT s.id, s.title, s.model, s.created_at, s.updated_at,"
+            " (SELECT COUNT(*) FROM chat_messages m WHERE m.session_id=s.id) AS messages"
+            " FROM chat_sessions s ORDER BY s.updated_at DESC LIMIT ?",
+            (limit,),
+        )
+        return [dict(r) for r in rows]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Runs and tasks by status (for metrics)."""
+        runs = self._read("SELECT status, COUNT(*) AS n FROM runs GROUP BY status")
+        tasks = self._read("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status")
+        return {
+            "runs": {r["status"]: r["n"] for r in runs},
+            "tasks": {t["status"]: t["n"] for t in tasks},
+        }
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits: a cheap "anything new?"."""
+        (row,) = self._read("PRAGMA data_version")
+        return int(row[0])
 
 
 def _task_ids(text: str) -> list[str]:
