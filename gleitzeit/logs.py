@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import sys
 import time
 from typing import TYPE_CHECKING, Any, TextIO
@@ -51,6 +52,22 @@ def add_secret(value: str | None) -> None:
     """Mask ``value`` in every log line from now on (tokens, API keys)."""
     if value and len(value) >= 4:
         _secrets.add(value)
+
+
+_SECRET_KEY = re.compile(r"key|token|secret|password|passwd|credential", re.IGNORECASE)
+
+
+def add_secrets_from(data: Any, key: str = "") -> None:
+    """Mask the values of secret-looking keys (``api_key``, ``token``...) of a config
+    tree — the ones ``config show`` masks — in every log line from now on."""
+    if isinstance(data, dict):
+        for k, v in data.items():
+            add_secrets_from(v, str(k))
+    elif isinstance(data, list):
+        for v in data:
+            add_secrets_from(v, key)
+    elif key and isinstance(data, str) and _SECRET_KEY.search(key):
+        add_secret(data)
 
 
 def _mask(text: str) -> str:
