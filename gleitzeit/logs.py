@@ -213,7 +213,8 @@ class LineHandler(logging.StreamHandler):
         except RuntimeError:
             self._write([(kind, item)])
             return
-        self._deferred.append((kind, item))
+        with self.lock:  # type: ignore[union-attr]
+            self._deferred.append((kind, item))
         if not self._flush_pending:
             self._flush_pending = True
             loop.call_later(self.FLUSH_DELAY, self._flush_now)
@@ -235,7 +236,8 @@ class LineHandler(logging.StreamHandler):
 
     def _drain(self) -> None:
         if self._deferred:
-            lines, self._deferred = self._deferred, []
+            with self.lock:  # type: ignore[union-attr]
+                lines, self._deferred = self._deferred, []
             self._write(lines)
 
     def emit(self, record: logging.LogRecord) -> None:
