@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import sys
 import time
 from typing import TYPE_CHECKING, Any, TextIO
@@ -51,6 +52,22 @@ def add_secret(value: str | None) -> None:
     """Mask ``value`` in every log line from now on (tokens, API keys)."""
     if value and len(value) >= 4:
         _secrets.add(value)
+
+
+_SECRET_KEY = re.compile(r"key|token|secret|password|passwd|credential", re.IGNORECASE)
+
+
+def add_secrets_from(data: Any, key: str = "") -> None:
+    """Mask the values of secret-looking keys (``api_key``, ``token``...) of a config
+    tree — the ones ``config show`` masks — in every log line from now on."""
+    if isinstance(data, dict):
+        for k, v in data.items():
+            add_secrets_from(v, str(k))
+    elif isinstance(data, list):
+        for v in data:
+            add_secrets_from(v, key)
+    elif key and isinstance(data, str) and _SECRET_KEY.search(key):
+        add_secret(data)
 
 
 def _mask(text: str) -> str:
@@ -196,7 +213,8 @@ class LineHandler(logging.StreamHandler):
         except RuntimeError:
             self._write([(kind, item)])
             return
-        self._deferred.append((kind, item))
+        with self.lock:  # type: ignore[union-attr]
+            self._deferred.append((kind, item))
         if not self._flush_pending:
             self._flush_pending = True
             loop.call_later(self.FLUSH_DELAY, self._flush_now)
@@ -218,7 +236,8 @@ class LineHandler(logging.StreamHandler):
 
     def _drain(self) -> None:
         if self._deferred:
-            lines, self._deferred = self._deferred, []
+            with self.lock:  # type: ignore[union-attr]
+                lines, self._deferred = self._deferred, []
             self._write(lines)
 
     def emit(self, record: logging.LogRecord) -> None:

@@ -229,3 +229,13 @@ async def test_one_json_line_per_call_and_the_provider_logs_the_same_call_id(
     ]
     served = {x["call_id"] for x in theirs if x.get("logger") == "gleitzeit.provider.calls"}
     assert {calls[0]["call_id"], calls[1]["call_id"], calls[2]["call_id"]} <= served
+
+
+def test_secret_values_of_the_config_are_masked_in_log_lines():
+    from gleitzeit.logs import JsonFormatter, add_secrets_from
+
+    add_secrets_from({"plugins": {"openai": {"api_key": "sk-very-secret-123"}}})
+    record = logging.LogRecord(
+        "gleitzeit.x", logging.INFO, __file__, 1, "upstream said sk-very-secret-123", (), None
+    )
+    assert "sk-very-secret-123" not in JsonFormatter().format(record)

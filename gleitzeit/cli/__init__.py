@@ -88,6 +88,11 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if debug:  # the request lines' fields (call_id, outcome, ms, ...) shown too
+        from gleitzeit.logs import TextFormatter
+
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(TextFormatter())
 
 
 def _register_builtin_commands() -> None:

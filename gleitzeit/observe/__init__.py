@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gleitzeit.logs import RequestLog, add_secret
+from gleitzeit.logs import RequestLog, add_secret, add_secrets_from
 from gleitzeit.observe.chat import ChatService
 from gleitzeit.observe.dashboard import Dashboard
 from gleitzeit.observe.http import HttpRoutes
@@ -59,6 +59,7 @@ class Observability:
         )
         self.chat = ChatService(host, sio, self.store, history_turns=host.config.chat.history_turns)
         add_secret(token)
+        add_secrets_from(host.config.model_dump(mode="json"))
 
     def store(self) -> RunStore:
         """The run store (chat sessions live beside the runs), opened on first use."""
