@@ -116,6 +116,9 @@ async def _throughput(tmp: Path) -> dict:
         await asyncio.to_thread(peer.wait, 30)
         await server.stop(grace=0)
         logging.getLogger().handlers.clear()
+        logging.getLogger("gleitzeit").setLevel(
+            logging.NOTSET
+        )  # the next benchmark's host logs nothing
         log_file.close()
     with open(tmp / "server.log") as written:
         lines = sum(1 for _ in written)

@@ -292,6 +292,18 @@ class RequestLog(CallListener):
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self.log = logger or logging.getLogger(CALLS_LOGGER)
+        self._checked: tuple[LineHandler, float, bool] | None = None
+
+    def _fast_path(self, fast: LineHandler, log: logging.Logger) -> bool:
+        """Whether ``fast`` is the one handler of the request lines — looked up again
+        at most every 50 ms (a handler added later takes over by then)."""
+        now = time.monotonic()
+        checked = self._checked
+        if checked is not None and checked[0] is fast and now - checked[1] < 0.05:
+            return checked[2]
+        only = _only(fast, log)
+        self._checked = (fast, now, only)
+        return only
 
     def call_ended(
         self,
@@ -320,7 +332,7 @@ class RequestLog(CallListener):
             None if error is None or outcome == "cancelled" else str(error),
         )
         fast = _installed
-        if fast is not None and _only(fast, log):
+        if fast is not None and self._fast_path(fast, log):
             # The request line is the one record per call: when setup_logging's
             # handler is the only one it reaches, its values are noted and the line
             # written with the others in one go — a few microseconds, not twenty.
