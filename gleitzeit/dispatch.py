@@ -199,6 +199,13 @@ class Dispatcher:
             for listener in self.listeners:
                 listener.cooldown_entered(inst, exc)
 
+    def _fell_back(self, failed: Request, following: Request) -> None:
+        """Tell listeners a fallback chain moved on from ``failed`` to ``following``."""
+        if self.listeners:
+            call = Call(self, failed)
+            for listener in self.listeners:
+                listener.fell_back(call, failed.model, following.model)
+
     def _ended(
         self, call: Call, error: BaseException | None, result: dict[str, Any] | None
     ) -> None:
@@ -240,6 +247,7 @@ class Dispatcher:
             except GleitzeitError as exc:
                 if i == last or not falls_through(exc):
                     raise
+                self._fell_back(target, targets[i + 1])
         raise AssertionError("unreachable")  # the last target returned or raised
 
     async def stream(self, request: Request) -> AsyncGenerator[dict[str, Any], None]:
@@ -280,6 +288,7 @@ class Dispatcher:
                 except GleitzeitError as exc:
                     if i == last or not falls_through(exc):
                         raise
+                    self._fell_back(target, targets[i + 1])
                     continue
                 yield first
                 if first.get("done"):

@@ -287,3 +287,22 @@ def test_providers_invoke_runs_provider_tools_and_aliases(run_cli):
     result = out.json()
     assert result["response"] == "It is 42"
     assert result["tool_rounds"][0]["calls"][0]["result"]["result"] == 42
+
+
+async def test_a_fallback_is_told_to_the_dispatchers_listeners():
+    from gleitzeit.dispatch import CallListener
+
+    moved: list[tuple[str, str | None, str | None]] = []
+
+    class Recorder(CallListener):
+        def fell_back(self, call, from_model, to_model):  # noqa: ANN001
+            moved.append((call.request.method, from_model, to_model))
+
+    async with FakeOpenAI() as server:
+        extra = "models:\n  aliases:\n    smart: [openai/gpt-4o-mini, echo]\n"
+        async with host(config=openai_config(server.url, extra), installed=True) as h:
+            h.dispatcher.listeners.append(Recorder())
+            server.scenario = Scenario(status=503)
+            await h.invoke("llm/chat", {"model": "smart", "messages": ASK})
+            [c async for c in h.stream("llm/chat", {"model": "smart", "messages": ASK})]
+    assert moved == [("llm/chat", "gpt-4o-mini", "echo")] * 2

@@ -17,8 +17,8 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -195,11 +195,8 @@ class Metrics(CallListener):
         self.cooldowns[key] = self.cooldowns.get(key, 0) + 1
 
     def fell_back(self, call: Call, from_model: str | None, to_model: str | None) -> None:
-        key = (
-            call.request.method,
-            _model_label(from_model, call.instance),
-            _model_label(to_model, call.instance),
-        )
+        # Fallback targets come from models.aliases in the config: a bounded set.
+        key = (call.request.method, from_model or "", to_model or "")
         self.fallbacks[key] = self.fallbacks.get(key, 0) + 1
 
     def call_ended(
@@ -296,38 +293,30 @@ class _CallCollector(Collector):
             if series.retries:
                 retries.add_metric(values, series.retries)
         yield from (requests, duration, ttft, tokens, in_flight, retries)
-        fallbacks = CounterMetricFamily(
+        yield _counter(
             "gleitzeit_fallbacks",
             "Requests moved to the next model of a fallback chain",
-            labels=["method", "from_model", "to_model"],
+            ["method", "from_model", "to_model"],
+            m.fallbacks,
         )
-        for key3, n in sorted(m.fallbacks.items()):
-            fallbacks.add_metric(list(key3), n)
-        yield fallbacks
-        cooldowns = CounterMetricFamily(
+        yield _counter(
             "gleitzeit_cooldowns",
             "Times an instance was taken out of routing after failing in a row",
-            labels=["provider", "instance"],
+            ["provider", "instance"],
+            m.cooldowns,
         )
-        for key2, n in sorted(m.cooldowns.items()):
-            cooldowns.add_metric(list(key2), n)
-        yield cooldowns
-        events = CounterMetricFamily(
+        yield _counter(
             "gleitzeit_socketio_events",
             "Socket.IO events received (in) and sent (out)",
-            labels=["namespace", "event", "direction"],
+            ["namespace", "event", "direction"],
+            m.events,
         )
-        for key3, n in sorted(m.events.items()):
-            events.add_metric(list(key3), n)
-        yield events
-        refused = CounterMetricFamily(
+        yield _counter(
             "gleitzeit_payloads_refused",
             "Socket.IO payloads refused (too large, invalid)",
-            labels=["namespace", "event", "reason"],
+            ["namespace", "event", "reason"],
+            m.refused,
         )
-        for key3, n in sorted(m.refused.items()):
-            refused.add_metric(list(key3), n)
-        yield refused
 
 
 class _StateCollector(Collector):
@@ -398,3 +387,16 @@ class _StateCollector(Collector):
             for task_status, n in sorted(counts.get("tasks", {}).items()):
                 tasks.add_metric([task_status], float(n))
             yield tasks
+
+
+_Labels = TypeVar("_Labels", bound=tuple[str, ...])
+
+
+def _counter(
+    name: str, documentation: str, labels: list[str], counts: Mapping[_Labels, int]
+) -> CounterMetricFamily:
+    """A counter family with one series per label tuple of ``counts``."""
+    family = CounterMetricFamily(name, documentation, labels=labels)
+    for key, n in sorted(counts.items()):
+        family.add_metric(list(key), n)
+    return family
