@@ -232,6 +232,15 @@ class AuthRefused(GleitzeitError):
     exit_code = 2
 
 
+class ForbiddenError(GleitzeitError):
+    """The credential is valid but does not allow this (registering a provider name
+    outside its scope, a role it does not have)."""
+
+    code = "forbidden"
+    caller_error = True
+    exit_code = 2
+
+
 class ConnectFailed(GleitzeitError):
     """The server refused a provider's connection (a wrong token) or its registration."""
 

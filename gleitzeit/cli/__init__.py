@@ -18,6 +18,7 @@ _BUILTIN_MODULES = (
     "serve_cmd",
     "run_cmd",
     "convert_cmd",
+    "token_cmd",
 )
 
 

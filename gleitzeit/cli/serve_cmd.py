@@ -21,8 +21,14 @@ def _asyncio():  # noqa: ANN202 - asyncio costs ~25 ms to import; only commands 
 @click.command("serve")
 @click.option("--host", "bind", help="Address to bind (default: server.host, 127.0.0.1).")
 @click.option("--port", type=int, help="Port (default: server.port, 8000; 0 picks a free one).")
+@click.option(
+    "--insecure",
+    is_flag=True,
+    default=None,
+    help="Allow binding a non-loopback address with no token or secret configured.",
+)
 @click.pass_context
-def serve(ctx: click.Context, bind: str | None, port: int | None) -> None:
+def serve(ctx: click.Context, bind: str | None, port: int | None, insecure: bool | None) -> None:
     """Serve the host: remote providers connect on /providers, callers on /clients.
 
     In-process providers from the config are served beside remote ones. SIGINT or
@@ -33,11 +39,11 @@ def serve(ctx: click.Context, bind: str | None, port: int | None) -> None:
 
     state = state_of(ctx)
     host = state.host()
-    server = GleitzeitServer(host, bind=bind, port=port)
+    server = GleitzeitServer(host, bind=bind, port=port, insecure=insecure)
 
     def ready(srv: GleitzeitServer) -> None:
         local = len(srv.host.registry)
-        auth = "token required" if srv.token else "no token"
+        auth = "no token" if srv.guard.credentials.open else "token required"
         click.echo(f"gleitzeit serving on {srv.url} ({local} local provider instance(s); {auth})")
         click.echo("press Ctrl+C to stop", err=True)
 

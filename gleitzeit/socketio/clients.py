@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gleitzeit.server")
 
-#: ``authenticate(auth, environ, who=...)``: raises to refuse a connection.
-Authenticate = Callable[..., None]
+#: ``authenticate(auth, environ, who=...)``: the connection's principal; raises to refuse.
+Authenticate = Callable[..., Any]
 
 
 class ClientHandlers:

@@ -16,7 +16,13 @@ from collections.abc import Callable
 from typing import Any
 
 from gleitzeit.config.models import ServerConfig
-from gleitzeit.errors import GleitzeitError, InvalidMessage, PayloadTooLargeError, error_from_dict
+from gleitzeit.errors import (
+    ForbiddenError,
+    GleitzeitError,
+    InvalidMessage,
+    PayloadTooLargeError,
+    error_from_dict,
+)
 from gleitzeit.health import HealthReport
 from gleitzeit.socketio.remote_instance import RemoteInstance
 from gleitzeit.socketio.wire import (
@@ -32,8 +38,8 @@ from gleitzeit.transport import InstanceSink, Transport
 
 log = logging.getLogger("gleitzeit.socketio")
 
-#: ``authenticate(auth, environ, who=...)``: raises to refuse a connection.
-Authenticate = Callable[..., None]
+#: ``authenticate(auth, environ, who=...)``: the connection's principal; raises to refuse.
+Authenticate = Callable[..., Any]
 
 
 class SocketIOTransport(Transport):
@@ -54,6 +60,8 @@ class SocketIOTransport(Transport):
         self.authenticate = authenticate
         self.server_config = config
         self.by_sid: dict[str, RemoteInstance] = {}
+        # Who each connection is (its credential's role and provider names).
+        self.principals: dict[str, Any] = {}
         self._stale_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -91,9 +99,10 @@ class SocketIOTransport(Transport):
     # -- handlers --------------------------------------------------------------------
 
     async def _on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
-        self.authenticate(auth, environ, who="provider")
+        self.principals[sid] = self.authenticate(auth, environ, who="provider")
 
     async def _on_disconnect(self, sid: str, *reason: Any) -> None:
+        self.principals.pop(sid, None)
         inst = self.by_sid.pop(sid, None)
         if inst is not None:
             log.info("provider instance %s disconnected", inst.id)
@@ -109,6 +118,7 @@ class SocketIOTransport(Transport):
                     f"registration is {size:,} bytes; the limit is {limit:,}"
                 )
             reg = parse(Register, data, "register")
+            self._may_register(sid, reg)
         except GleitzeitError as exc:
             return {"ok": False, "error": exc.to_dict()}
         old = self.by_sid.pop(sid, None)
@@ -125,6 +135,17 @@ class SocketIOTransport(Transport):
             "instance_id": inst.id,
             "heartbeat_interval": self.server_config.heartbeat_interval,
         }
+
+    def _may_register(self, sid: str, reg: Register) -> None:
+        """A provider name is owned: only a credential scoped to it may register it."""
+        principal = self.principals.get(sid)
+        if principal is None or not principal.may_register(reg.name):
+            scope = principal.scope() if principal is not None else "nothing"
+            raise ForbiddenError(
+                f"this credential may not register provider {reg.name!r}; it may register {scope}",
+                hint=f"mint one with `gleitzeit token create --role provider --provider "
+                f"{reg.name}`",
+            )
 
     async def _on_heartbeat(self, sid: str, data: Any = None) -> None:
         inst = self.by_sid.get(sid)
