@@ -12,12 +12,23 @@ the call in flight, records the outcome, and decides by the one rule of
 
 An invoke has one deadline for all its attempts (one shared timer for every call, see
 :mod:`gleitzeit.deadlines`); a stream has a stall timeout between chunks.
+
+When the instance a call was on went away (``unavailable``) and no other instance is
+left — or a call names a provider whose last instance just left — the call waits up to
+``routing.wait_for_instance`` seconds for one to (re)appear, and then fails with the
+retryable ``unavailable``, never with ``method_not_found``.
+
+Each invoke has a ``call_id``; its attempts run with :data:`gleitzeit.request.CURRENT_CALL`
+set to the id and the absolute deadline, which remote transports carry to the provider.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
+import os
+import time
 from collections.abc import AsyncGenerator
 from time import perf_counter as _clock
 from types import TracebackType
@@ -25,14 +36,24 @@ from typing import Any
 
 from gleitzeit.config.models import RoutingConfig
 from gleitzeit.deadlines import Deadlines, Timed
-from gleitzeit.errors import GleitzeitError, ProviderTimeoutError
+from gleitzeit.errors import (
+    GleitzeitError,
+    InstancesDownError,
+    MethodNotFoundError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+    RoutingError,
+)
 from gleitzeit.instance import ProviderInstance
 from gleitzeit.registry import Registry
-from gleitzeit.request import Request
+from gleitzeit.request import CURRENT_CALL, Request
 from gleitzeit.routing import Router
 from gleitzeit.stall import StallWatch
 
 __all__ = ["Dispatcher"]
+
+_call_ids = itertools.count(1)
+_CALL_PREFIX = f"{os.getpid():x}-{os.urandom(3).hex()}"
 
 
 class Dispatcher:
@@ -49,11 +70,50 @@ class Dispatcher:
     # One attempt loop for invoke and stream: a Call picks its first instance, and
     # after an attempt whose exit asked for another try, the next one.
 
-    def _call(self, request: Request) -> Call:
-        request.method = self.registry.resolve_method(request.method, request.provider)
-        call = Call(self, request)
-        call.attempt(self._pick(request, None, None))
-        return call
+    async def _call(self, request: Request) -> Call:
+        try:
+            request.method = self.registry.resolve_method(request.method, request.provider)
+            call = Call(self, request)
+            call.attempt(self._pick(request, None, None))
+            return call
+        except GleitzeitError as exc:
+            gone = self.registry.departed(request.method, request.provider)
+            not_there = isinstance(exc, (MethodNotFoundError, RoutingError))
+            if gone is None or not not_there or isinstance(exc, InstancesDownError):
+                raise
+            call = Call(self, request)
+            call.attempt(await self._wait_for_instance(call, exc, gone))
+            return call
+
+    async def _next(self, call: Call) -> None:
+        """After a suppressed retryable failure: the next instance, waiting for one to
+        (re)appear when the last went away."""
+        try:
+            call.retry()
+        except ProviderUnavailableError as exc:
+            gone = self.registry.departed(call.request.method, call.request.provider)
+            call.attempt(await self._wait_for_instance(call, exc, gone or call.instance.name))
+
+    async def _wait_for_instance(
+        self, call: Call, cause: GleitzeitError, name: str
+    ) -> ProviderInstance:
+        request = call.request
+        wait = self.routing.wait_for_instance
+        loop = asyncio.get_running_loop()
+        until = loop.time() + wait
+        while (left := until - loop.time()) > 0:
+            await self.registry.wait_for_change(left)
+            try:
+                request.method = self.registry.resolve_method(request.method, request.provider)
+                return self._pick(request, call.tried, None)
+            except GleitzeitError:
+                continue
+        raise ProviderUnavailableError(
+            f"No instance of provider {name!r} serving {request.method!r} is connected; "
+            f"waited {wait:g}s for one ({cause.message})",
+            hint="start the provider again, or raise routing.wait_for_instance; the call "
+            "may be retried",
+        )
 
     def _pick(
         self, request: Request, tried: set[str] | None, last: GleitzeitError | None
@@ -91,13 +151,14 @@ class Dispatcher:
     async def invoke(self, request: Request) -> dict[str, Any]:
         """Run the request and return its result; the last error when no try succeeds."""
         timeout = request.timeout if request.timeout is not None else self.routing.timeout
-        call = self._call(request)
+        call = await self._call(request)
         self.deadlines.start(call, timeout)
+        context = CURRENT_CALL.set((call.call_id, time.time() + timeout))
         try:
             while True:
                 with call:
                     return await call.instance.invoke(request.method, request.params)
-                call.retry()
+                await self._next(call)
         except asyncio.CancelledError:
             if call.expired:
                 task = call.task
@@ -109,12 +170,13 @@ class Dispatcher:
                 ) from None
             raise
         finally:
+            CURRENT_CALL.reset(context)
             self.deadlines.end(call)
 
     async def stream(self, request: Request) -> AsyncGenerator[dict[str, Any], None]:
         """Run the request and yield its chunks; the last has ``done: true``."""
         chunk_timeout = request.timeout if request.timeout is not None else self.routing.timeout
-        call = self._call(request)
+        call = await self._call(request)
         while True:
             with call:
                 inst = call.instance
@@ -144,7 +206,7 @@ class Dispatcher:
                     await agen.aclose()
             if call.retry_error is None:
                 return
-            call.retry()
+            await self._next(call)
 
 
 class Call(Timed):
@@ -164,6 +226,7 @@ class Call(Timed):
         "delivered",
         "retry_error",
         "t0",
+        "call_id",
     )
 
     def __init__(self, dispatcher: Dispatcher, request: Request) -> None:
@@ -178,6 +241,7 @@ class Call(Timed):
         self.delivered = False
         self.retry_error: GleitzeitError | None = None
         self.t0 = 0.0
+        self.call_id = f"{_CALL_PREFIX}-{next(_call_ids)}"
 
     def attempt(self, instance: ProviderInstance) -> None:
         self.instance = instance

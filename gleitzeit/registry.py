@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import defaultdict
@@ -31,10 +32,43 @@ class Registry:
         # (epoch) and until the first cooldown among them ends (expires).
         self._epoch = 0
         self._cache: dict[tuple, tuple[int, float, list[ProviderInstance]]] = {}
+        # Providers whose last instance left, with the methods it had: a call for one
+        # of them may wait for an instance to come back (routing.wait_for_instance).
+        self._gone: dict[str, tuple[str, ...]] = {}
+        self._waiters: list[asyncio.Future[None]] = []
 
     def changed(self) -> None:
-        """Something that affects routing changed: forget cached candidate lists."""
+        """Something that affects routing changed: forget cached candidate lists, and
+        wake whoever waits for an instance."""
         self._epoch += 1
+        if self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """Return when routing changes (an instance comes, goes, recovers), or after
+        ``timeout`` seconds."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            if fut in self._waiters:
+                self._waiters.remove(fut)
+
+    def departed(self, method: str, provider: str | None = None) -> str | None:
+        """The name of a provider whose last instance left and that served ``method``
+        (full or unprefixed): a call for it waits for the provider to come back."""
+        for name, methods in reversed(self._gone.items()):
+            if provider is not None and name != provider:
+                continue
+            if method in methods or any(m.split("/", 1)[-1] == method for m in methods):
+                return name
+        return None
 
     def __len__(self) -> int:
         return len(self._instances)
@@ -51,6 +85,7 @@ class Registry:
         self.changed()
 
     def _index(self, inst: ProviderInstance) -> None:
+        self._gone.pop(inst.name, None)
         self._by_name[inst.name][inst.id] = inst
         own = self._methods_of[inst.name]
         for m in inst.methods:
@@ -104,6 +139,10 @@ class Registry:
         if inst is not None:
             self._unindex(inst)
             inst.registry = None
+            if inst.name not in self._by_name:
+                self._gone[inst.name] = tuple(inst.methods)
+                if len(self._gone) > 1024:
+                    del self._gone[next(iter(self._gone))]
             self.changed()
         return inst
 

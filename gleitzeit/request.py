@@ -3,8 +3,16 @@ task) through the dispatcher to the router and an instance."""
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
+
+#: The call under way in this task, as ``(call_id, deadline)``: ``deadline`` is an
+#: absolute ``time.time()`` (None for a stream). Set by the dispatcher around each
+#: attempt so that a transport can carry both to a remote provider.
+CURRENT_CALL: ContextVar[tuple[str, float | None] | None] = ContextVar(
+    "gleitzeit_current_call", default=None
+)
 
 
 @dataclass(slots=True)

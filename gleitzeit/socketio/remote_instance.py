@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
@@ -21,6 +22,7 @@ from gleitzeit.errors import (
 )
 from gleitzeit.health import HealthReport
 from gleitzeit.instance import ProviderInstance
+from gleitzeit.request import CURRENT_CALL
 from gleitzeit.socketio.demux import StreamDemux
 from gleitzeit.socketio.wire import InvokeReply, Register, parse
 
@@ -82,7 +84,13 @@ class RemoteInstance(ProviderInstance):
             self._pending.pop(call_id, None)
 
     async def invoke(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        raw = await self._call("invoke", {"method": method, "params": params})
+        data: dict[str, Any] = {"method": method, "params": params}
+        current = CURRENT_CALL.get()
+        if current is not None:
+            data["call_id"], deadline = current
+            if deadline is not None and deadline != math.inf:
+                data["deadline"] = round(deadline, 3)
+        raw = await self._call("invoke", data)
         reply = parse(InvokeReply, raw, "invoke ack")
         if reply.ok:
             return reply.result or {}

@@ -1,4 +1,4 @@
-"""Run a provider as a separate process that serves a ``gleitzeit serve`` over Socket.IO.
+r"""Run a provider as a separate process that serves a ``gleitzeit serve`` over Socket.IO.
 
     runner = ProviderRunner(MyProvider(), "http://127.0.0.1:8000", token="s3cret")
     await runner.run()          # until stop() or SIGINT/SIGTERM
@@ -6,6 +6,14 @@
 The same provider class runs in-process or here, unchanged. The runner registers,
 sends heartbeats, answers ``invoke``/``stream:start``/``health``, and after a dropped
 connection reconnects with backoff and registers again.
+
+Abandoned calls are not started: an ``invoke`` past its ``deadline``, or one that
+arrives on a connection the server has probably dropped already — the process was
+stalled (SIGSTOP, swapping, a debugger) longer than half the server's ping timeout,
+and the invokes queued meanwhile are read right after it resumes. Those are answered
+``unavailable`` (retryable; lost if the connection is gone) and their ``call_id``\s are
+reported with the next registration. A call started before a stall may still run a
+second time elsewhere: delivery is at least once (docs/security.md).
 """
 
 from __future__ import annotations
@@ -13,10 +21,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
+from collections import deque
 from collections.abc import Coroutine
 from typing import Any
 
-from gleitzeit.errors import ConnectFailed, GleitzeitError, ProviderError
+from gleitzeit.errors import (
+    ConnectFailed,
+    GleitzeitError,
+    ProviderError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+)
 from gleitzeit.provider import Provider
 from gleitzeit.socketio.wire import (
     PROVIDERS_NAMESPACE,
@@ -69,6 +85,11 @@ class ProviderRunner:
         self._in_flight = 0
         self._fatal: GleitzeitError | None = None
         self._refused = ""
+        # Stall detection (see the module docstring).
+        self.skipped: deque[str] = deque(maxlen=1000)
+        self._last_tick = 0.0
+        self._stalled_at = -1e9
+        self._stall_sid: str | None = None
 
     def _client(self) -> Any:
         import socketio
@@ -105,6 +126,7 @@ class ProviderRunner:
         await self.provider.start()
         self._sio = self._client()
         heartbeat = asyncio.ensure_future(self._heartbeats())
+        ticks = asyncio.ensure_future(self._ticks())
         try:
             await self._connect_first()
             await self._stop.wait()
@@ -112,7 +134,8 @@ class ProviderRunner:
                 raise self._fatal
         finally:
             heartbeat.cancel()
-            pending = [heartbeat, *self._streams.values(), *self._tasks]
+            ticks.cancel()
+            pending = [heartbeat, ticks, *self._streams.values(), *self._tasks]
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
@@ -161,6 +184,47 @@ class ProviderRunner:
             pass
         await self._connect_first()
 
+    def _sid(self) -> str | None:
+        try:
+            sid: str | None = self._sio.get_sid(PROVIDERS_NAMESPACE)
+        except Exception:
+            return None
+        return sid
+
+    def _noticed_stall(self) -> None:
+        """Called often: a gap since the last tick longer than half the server's ping
+        timeout means the server may have dropped this connection meanwhile."""
+        now = asyncio.get_running_loop().time()
+        eio = getattr(self._sio, "eio", None)
+        limit = max(float(getattr(eio, "ping_timeout", 0) or 10.0) / 2, 0.5)
+        if self._last_tick and now - self._last_tick > limit:
+            self._stalled_at, self._stall_sid = now, self._sid()
+            log.warning(
+                "this process was stalled for %.1fs; calls queued meanwhile are not started",
+                now - self._last_tick,
+            )
+        self._last_tick = now
+
+    async def _ticks(self) -> None:
+        while True:
+            self._noticed_stall()
+            await asyncio.sleep(0.1)
+
+    def _abandoned(self, msg: Invoke) -> GleitzeitError | None:
+        """Why an invoke should not be started, or None."""
+        if msg.deadline is not None and time.time() > msg.deadline:
+            return ProviderTimeoutError(f"{msg.method}: its deadline passed before it started")
+        self._noticed_stall()
+        loop = asyncio.get_running_loop()
+        if self._stall_sid is not None and self._sid() == self._stall_sid:
+            if loop.time() - self._stalled_at < 1.0:
+                return ProviderUnavailableError(
+                    f"{msg.method}: not started, the provider was stalled and its connection "
+                    "is probably gone",
+                    hint="the call can be retried on another instance",
+                )
+        return None
+
     async def _heartbeats(self) -> None:
         while True:
             await self.registered.wait()
@@ -184,8 +248,12 @@ class ProviderRunner:
 
     async def _register(self) -> None:
         try:
+            payload = dict(self.provider.registration())
+            skipped = list(self.skipped)
+            if skipped:
+                payload["skipped_calls"] = skipped
             raw = await self._sio.call(
-                "register", self.provider.registration(), namespace=PROVIDERS_NAMESPACE, timeout=10
+                "register", payload, namespace=PROVIDERS_NAMESPACE, timeout=10
             )
             ack = parse(RegisterAck, raw, "register ack")
         except Exception as exc:
@@ -199,6 +267,9 @@ class ProviderRunner:
             self._stop.set()
             return
         self.instance_id = ack.instance_id
+        for call_id in skipped:
+            if self.skipped and self.skipped[0] == call_id:
+                self.skipped.popleft()
         if self.heartbeat_interval is None and ack.heartbeat_interval:
             self.heartbeat_interval = ack.heartbeat_interval
         self.registered.set()
@@ -230,6 +301,11 @@ class ProviderRunner:
         try:
             msg = parse(Invoke, data, "invoke")
             method = msg.method
+            why = self._abandoned(msg)
+            if why is not None:
+                if msg.call_id:
+                    self.skipped.append(msg.call_id)
+                return {"ok": False, "error": why.to_dict()}
             result = await self.provider.invoke(msg.method, msg.params)
             return {"ok": True, "result": result}
         except Exception as exc:

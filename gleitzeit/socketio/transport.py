@@ -130,6 +130,14 @@ class SocketIOTransport(Transport):
         self.by_sid[sid] = inst
         self.instances.add(inst)
         log.info("provider instance %s registered (%d methods)", inst.id, len(inst.methods))
+        if reg.skipped_calls:
+            log.warning(
+                "provider instance %s did not run %d call(s) it received after the server had "
+                "dropped its connection (retried elsewhere): %s",
+                inst.id,
+                len(reg.skipped_calls),
+                ", ".join(reg.skipped_calls[:10]),
+            )
         return {
             "ok": True,
             "instance_id": inst.id,

@@ -62,6 +62,12 @@ class Register(_Msg):
     )
     description: str = Field("", max_length=2000)
     version: str = Field("", max_length=64)
+    skipped_calls: list[str] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="call_ids of invokes this provider received on a connection the server "
+        "had already dropped (or past their deadline) and did not run",
+    )
 
     @field_validator("name")
     @classmethod
@@ -145,6 +151,17 @@ class Invoke(_Msg):
     model: str | None = Field(None, max_length=256)
     capability: str | None = Field(None, max_length=256)
     timeout: float | None = Field(None, gt=0, le=86400)
+    call_id: str | None = Field(
+        None,
+        max_length=64,
+        description="server -> provider: the call's id, the same on every attempt (for "
+        "de-duplicating an at-least-once delivery)",
+    )
+    deadline: float | None = Field(
+        None,
+        description="server -> provider: absolute time (Unix seconds) after which the "
+        "caller no longer waits; a provider should not start the call after it",
+    )
 
 
 class InvokeReply(_Msg):
