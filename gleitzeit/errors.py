@@ -211,6 +211,14 @@ class StreamError(ProviderError):
 # -- the wire and the server -----------------------------------------------------------------
 
 
+class StreamStalledError(GleitzeitError):
+    """A stream's reader granted no credit for ``server.stream_stall_timeout`` seconds;
+    the stream was cancelled to free what it held."""
+
+    code = "stream_stalled"
+    caller_error = True
+
+
 class InvalidMessage(GleitzeitError):
     """A payload on the wire does not fit its schema."""
 

@@ -82,3 +82,22 @@ class Announcer(Worker):
     async def on_disconnected(self) -> None:
         with open(os.environ["ANNOUNCE_FILE"], "a") as fh:
             fh.write("disconnected\n")
+
+
+class Size(BaseModel):
+    n: int = 1000
+    size: int = 100_000
+
+
+class Bulk(gleitzeit.Provider):
+    """Streams n chunks of `size` characters each (100 MB by default)."""
+
+    name = "bulk"
+    kind = "llm"
+
+    @gleitzeit.method("llm/bulk", params=Size)
+    async def bulk(self, p: Size):
+        block = "x" * p.size
+        for _ in range(p.n):
+            yield gleitzeit.token_chunk(block)
+        yield gleitzeit.final_chunk()

@@ -9,11 +9,19 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from gleitzeit.config.models import ServerConfig
-from gleitzeit.errors import GleitzeitError, PayloadTooLargeError, ProviderUnavailableError
+from gleitzeit.errors import (
+    GleitzeitError,
+    InvalidMessage,
+    PayloadTooLargeError,
+    ProviderUnavailableError,
+    StreamStalledError,
+)
+from gleitzeit.socketio.flow import Credit
 from gleitzeit.socketio.wire import (
     CLIENTS_NAMESPACE,
     Invoke,
     StreamCancel,
+    StreamCredit,
     StreamStart,
     error_payload,
     parse,
@@ -45,6 +53,7 @@ class ClientHandlers:
         self.config = config
         self.draining = False
         self.streams: dict[str, dict[str, asyncio.Task[None]]] = {}
+        self.credits: dict[tuple[str, str], Credit] = {}
         self.active = 0
         self.idle = asyncio.Event()
         self.idle.set()
@@ -66,6 +75,7 @@ class ClientHandlers:
         sio.on("invoke", self.on_invoke, namespace=ns)
         sio.on("stream:start", self.on_stream_start, namespace=ns)
         sio.on("stream:cancel", self.on_stream_cancel, namespace=ns)
+        sio.on("stream:credit", self.on_stream_credit, namespace=ns)
         sio.on("providers", self.on_providers, namespace=ns)
         sio.on("health", self.on_health, namespace=ns)
 
@@ -114,6 +124,15 @@ class ClientHandlers:
     async def on_stream_start(self, sid: str, data: Any = None) -> dict[str, Any]:
         try:
             msg = self._check(data, "stream:start", StreamStart)
+            if msg.stream_id in self.streams.get(sid, {}):
+                # Refused without an error event: that would end the stream in use.
+                return {
+                    "ok": False,
+                    "error": InvalidMessage(
+                        f"stream_id {msg.stream_id!r} is already in use on this connection",
+                        hint="use a new stream_id per stream",
+                    ).to_dict(),
+                }
         except GleitzeitError as exc:
             stream_id = data.get("stream_id") if isinstance(data, dict) else None
             if isinstance(stream_id, str):
@@ -124,24 +143,43 @@ class ClientHandlers:
                     namespace=CLIENTS_NAMESPACE,
                 )
             return {"ok": False, "error": exc.to_dict()}
+        cfg = self.config
+        key = (sid, msg.stream_id)
+        self.credits[key] = Credit(msg.window or cfg.stream_window, cfg.stream_buffer_bytes)
         task = asyncio.ensure_future(self._pump(sid, msg))
         self.streams.setdefault(sid, {})[msg.stream_id] = task
-        task.add_done_callback(lambda _t: self.streams.get(sid, {}).pop(msg.stream_id, None))
+
+        def done(_t: Any) -> None:
+            self.streams.get(sid, {}).pop(msg.stream_id, None)
+            self.credits.pop(key, None)
+
+        task.add_done_callback(done)
         return {"ok": True}
 
     async def _pump(self, sid: str, msg: StreamStart) -> None:
         sio = self.sio
         ns = CLIENTS_NAMESPACE
+        credit = self.credits[(sid, msg.stream_id)]
+        stall = self.config.stream_stall_timeout
         self._begin()
+        chunks = self.host.stream(
+            msg.method,
+            msg.params,
+            provider=msg.provider,
+            model=msg.model,
+            capability=msg.capability,
+            chunk_timeout=msg.timeout,
+        )
         try:
-            async for chunk in self.host.stream(
-                msg.method,
-                msg.params,
-                provider=msg.provider,
-                model=msg.model,
-                capability=msg.capability,
-                chunk_timeout=msg.timeout,
-            ):
+            async for chunk in chunks:
+                # Back-pressure: without credit from the client the next chunk is not
+                # even pulled, so the provider is held too (it waits for our credit).
+                if not await credit.spend(payload_size(chunk), stall):
+                    raise StreamStalledError(
+                        f"the client read nothing of stream {msg.stream_id!r} for {stall:g}s; "
+                        "the stream was cancelled",
+                        hint="read the stream (the client library grants credit as it reads)",
+                    )
                 await sio.emit(
                     "stream:data",
                     {"stream_id": msg.stream_id, "chunk": chunk},
@@ -159,16 +197,32 @@ class ClientHandlers:
                 namespace=ns,
             )
         finally:
+            # Ends the call at the provider now (stream:cancel to a remote one).
+            await chunks.aclose()
             self._end()
 
-    async def on_stream_cancel(self, sid: str, data: Any = None) -> None:
+    async def on_stream_cancel(self, sid: str, data: Any = None) -> dict[str, Any]:
         try:
             msg = parse(StreamCancel, data, "stream:cancel")
-        except GleitzeitError:
-            return
+        except GleitzeitError as exc:
+            return {"ok": False, "error": exc.to_dict()}
         task = self.streams.get(sid, {}).get(msg.stream_id)
         if task is not None:
             task.cancel()
+        return {"ok": True, "cancelled": task is not None}
+
+    def on_stream_credit(self, sid: str, data: Any = None) -> None:
+        if type(data) is dict and type(data.get("stream_id")) is str:
+            n = data.get("n")
+            if type(n) is int and 0 < n <= 10_000:
+                credit = self.credits.get((sid, data["stream_id"]))
+                if credit is not None:
+                    credit.grant(n)
+                return
+        try:
+            parse(StreamCredit, data, "stream:credit")
+        except GleitzeitError as exc:
+            log.warning("ignored an invalid stream:credit from %s: %s", sid, exc)
 
     async def on_providers(self, sid: str, data: Any = None) -> dict[str, Any]:
         check = bool(data.get("check")) if isinstance(data, dict) else False

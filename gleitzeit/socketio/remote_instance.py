@@ -16,6 +16,7 @@ from typing import Any
 
 from gleitzeit.errors import (
     GleitzeitError,
+    MethodNotFoundError,
     ProviderUnavailableError,
     StreamError,
     error_from_dict,
@@ -24,6 +25,7 @@ from gleitzeit.health import HealthReport
 from gleitzeit.instance import ProviderInstance
 from gleitzeit.request import CURRENT_CALL
 from gleitzeit.socketio.demux import StreamDemux
+from gleitzeit.socketio.flow import Grants
 from gleitzeit.socketio.wire import InvokeReply, Register, parse
 
 #: ``emit(event, data, callback=None)`` to this instance's connection.
@@ -36,6 +38,9 @@ class RemoteInstance(ProviderInstance):
     """One registered provider connection."""
 
     transport = "socketio"
+
+    #: Flow-control window of streams from this instance (server.stream_window).
+    window = 32
 
     def __init__(self, emit: Emit, sid: str, reg: Register) -> None:
         super().__init__(
@@ -101,17 +106,30 @@ class RemoteInstance(ProviderInstance):
     ) -> AsyncGenerator[dict[str, Any], None]:
         if not self.connected:
             raise self._gone("")
+        desc = self.methods.get(method)
+        if desc is not None and not desc.streaming:
+            raise MethodNotFoundError(
+                f"{method} on provider {self.name!r} does not stream",
+                hint="call it without --stream",
+            )
         stream_id = f"s{next(self._calls)}"
-        self.streams.open(stream_id)
+        window = self.window
+        # A provider that ignores its window is cut off rather than buffered.
+        self.streams.open(stream_id, limit=window * 2 + 2)
+        grants = Grants(window)
         finished = False
         try:
             await self._emit(
-                "stream:start", {"stream_id": stream_id, "method": method, "params": params}
+                "stream:start",
+                {"stream_id": stream_id, "method": method, "params": params, "window": window},
             )
             async for chunk in self.streams.read(stream_id):
                 if chunk.get("done"):
                     finished = True
                 yield chunk
+                n = grants.consumed_one()
+                if n and not finished and self.connected:
+                    await self._emit("stream:credit", {"stream_id": stream_id, "n": n})
             finished = True
         except GleitzeitError:  # the provider (or the connection) ended it
             finished = True

@@ -29,11 +29,13 @@ from typing import Any
 from gleitzeit.errors import (
     ConnectFailed,
     GleitzeitError,
+    InvalidMessage,
     ProviderError,
     ProviderTimeoutError,
     ProviderUnavailableError,
 )
 from gleitzeit.provider import Provider
+from gleitzeit.socketio.flow import Credit
 from gleitzeit.socketio.wire import (
     PROVIDERS_NAMESPACE,
     Invoke,
@@ -79,6 +81,7 @@ class ProviderRunner:
         self.registered = asyncio.Event()
         self._stop = asyncio.Event()
         self._streams: dict[str, asyncio.Task[None]] = {}
+        self._credits: dict[str, Credit] = {}
         # Work started from event handlers; kept so it is awaited or cancelled.
         self._tasks: set[asyncio.Task[None]] = set()
         self._sio: Any = None
@@ -108,6 +111,7 @@ class ProviderRunner:
         sio.on("invoke", self._on_invoke, namespace=ns)
         sio.on("stream:start", self._on_stream_start, namespace=ns)
         sio.on("stream:cancel", self._on_stream_cancel, namespace=ns)
+        sio.on("stream:credit", self._on_stream_credit, namespace=ns)
         sio.on("health", self._on_health, namespace=ns)
         sio.on("shutdown", self._on_shutdown, namespace=ns)
         sio.on("connect_error", self._on_connect_error, namespace=ns)
@@ -327,6 +331,13 @@ class ProviderRunner:
             if isinstance(stream_id, str):
                 await self._emit_error(stream_id, exc)
             return
+        if msg.stream_id in self._streams:
+            await self._emit_error(
+                msg.stream_id, InvalidMessage(f"stream_id {msg.stream_id!r} is already in use")
+            )
+            return
+        if msg.window is not None:
+            self._credits[msg.stream_id] = Credit(msg.window)
         self._streams[msg.stream_id] = asyncio.ensure_future(self._pump(msg))
 
     async def _emit_error(self, stream_id: str, exc: BaseException) -> None:
@@ -340,8 +351,13 @@ class ProviderRunner:
     async def _pump(self, msg: StreamStart) -> None:
         ns = PROVIDERS_NAMESPACE
         self._in_flight += 1
+        credit = self._credits.get(msg.stream_id)
         try:
             async for chunk in self.provider.stream(msg.method, msg.params):
+                if credit is not None:
+                    # Paused here while the server holds a window's worth of chunks;
+                    # the server cancels a stream that stays stalled.
+                    await credit.spend()
                 await self._sio.emit(
                     "stream:data", {"stream_id": msg.stream_id, "chunk": chunk}, namespace=ns
                 )
@@ -356,6 +372,14 @@ class ProviderRunner:
         finally:
             self._in_flight -= 1
             self._streams.pop(msg.stream_id, None)
+            self._credits.pop(msg.stream_id, None)
+
+    def _on_stream_credit(self, data: Any = None) -> None:
+        if type(data) is dict:
+            credit = self._credits.get(str(data.get("stream_id")))
+            n = data.get("n")
+            if credit is not None and type(n) is int and n > 0:
+                credit.grant(n)
 
     async def _on_stream_cancel(self, data: Any = None) -> None:
         try:

@@ -127,6 +127,7 @@ class SocketIOTransport(Transport):
             self.instances.remove(old.id)
         emit = functools.partial(self.sio.emit, to=sid, namespace=PROVIDERS_NAMESPACE)
         inst = RemoteInstance(emit, sid, reg)
+        inst.window = self.server_config.stream_window
         self.by_sid[sid] = inst
         self.instances.add(inst)
         log.info("provider instance %s registered (%d methods)", inst.id, len(inst.methods))

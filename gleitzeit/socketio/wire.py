@@ -173,14 +173,37 @@ class InvokeReply(_Msg):
 
 
 class StreamStart(Invoke):
-    """``stream:start`` (with ack): start a stream; chunks follow as ``stream:data``
-    events with the same ``stream_id``, then ``stream:end`` or ``stream:error``."""
+    """``stream:start``: start a stream; chunks follow as ``stream:data`` events with the
+    same ``stream_id``, then ``stream:end`` or ``stream:error``.
+
+    From a client (with ack): a ``stream_id`` already in use on the connection is
+    refused. To a provider (no ack): a provider refuses a stream by answering
+    ``stream:error``. ``window`` is the flow-control credit: the sender of the chunks may
+    have at most that many unacknowledged ``stream:data`` in flight, and waits for
+    ``stream:credit`` beyond it.
+    """
 
     stream_id: str = Field(min_length=1, max_length=64)
+    window: int | None = Field(
+        None,
+        ge=1,
+        le=10_000,
+        description="chunks that may be sent before the receiver grants more with "
+        "stream:credit; a client may omit it (server.stream_window)",
+    )
+
+
+class StreamCredit(_Msg):
+    """``stream:credit`` (client -> server, server -> provider; no ack): the reader has
+    consumed ``n`` more chunks, so the sender may send ``n`` more."""
+
+    stream_id: str = Field(min_length=1, max_length=64)
+    n: int = Field(ge=1, le=10_000)
 
 
 class StreamCancel(_Msg):
-    """``stream:cancel`` (no ack): stop a stream early."""
+    """``stream:cancel``: stop a stream early. From a client it is acknowledged
+    (``{"ok": true}``) and cancels the stream at the provider; to a provider, no ack."""
 
     stream_id: str = Field(min_length=1, max_length=64)
 
@@ -190,6 +213,9 @@ class Ack(_Msg):
 
     ok: bool
     error: dict[str, Any] | None = None
+    cancelled: bool | None = Field(
+        None, description="stream:cancel only: whether a running stream was cancelled"
+    )
 
 
 EVENTS: dict[str, tuple[str, type[BaseModel], type[BaseModel] | None, str]] = {
@@ -201,7 +227,8 @@ EVENTS: dict[str, tuple[str, type[BaseModel], type[BaseModel] | None, str]] = {
     "stream:data": ("provider -> server, server -> client", StreamData, None, "both"),
     "stream:end": ("provider -> server, server -> client", StreamEnd, None, "both"),
     "stream:error": ("provider -> server, server -> client", StreamFailed, None, "both"),
-    "stream:cancel": ("server -> provider, client -> server", StreamCancel, None, "both"),
+    "stream:credit": ("server -> provider, client -> server", StreamCredit, None, "both"),
+    "stream:cancel": ("server -> provider, client -> server", StreamCancel, Ack, "both"),
     "health": ("server -> provider", Ack, InvokeReply, PROVIDERS_NAMESPACE),
 }
 
