@@ -17,9 +17,12 @@ from gleitzeit.errors import (
     StreamStalledError,
 )
 from gleitzeit.socketio.flow import Credit
+from gleitzeit.socketio.handlers import Handlers
 from gleitzeit.socketio.wire import (
     CLIENTS_NAMESPACE,
+    HealthRequest,
     Invoke,
+    ProvidersRequest,
     StreamCancel,
     StreamCredit,
     StreamStart,
@@ -54,6 +57,7 @@ class ClientHandlers:
         self.draining = False
         self.streams: dict[str, dict[str, asyncio.Task[None]]] = {}
         self.credits: dict[tuple[str, str], Credit] = {}
+        self.handlers = Handlers(sio, CLIENTS_NAMESPACE)
         self.active = 0
         self.idle = asyncio.Event()
         self.idle.set()
@@ -72,17 +76,20 @@ class ClientHandlers:
         ns = CLIENTS_NAMESPACE
         sio.on("connect", self.on_connect, namespace=ns)
         sio.on("disconnect", self.on_disconnect, namespace=ns)
-        sio.on("invoke", self.on_invoke, namespace=ns)
-        sio.on("stream:start", self.on_stream_start, namespace=ns)
-        sio.on("stream:cancel", self.on_stream_cancel, namespace=ns)
-        sio.on("stream:credit", self.on_stream_credit, namespace=ns)
-        sio.on("providers", self.on_providers, namespace=ns)
-        sio.on("health", self.on_health, namespace=ns)
+        on = self.handlers.on
+        on("invoke", self.on_invoke, acked=True)
+        on("stream:start", self.on_stream_start, acked=True)
+        on("stream:cancel", self.on_stream_cancel, acked=True)
+        on("stream:credit", self.on_stream_credit, acked=False)
+        on("providers", self.on_providers, acked=True)
+        on("health", self.on_health, acked=True)
+        self.handlers.on_unknown()
 
     async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
         self.authenticate(auth, environ, who="client")
 
     async def on_disconnect(self, sid: str, *reason: Any) -> None:
+        self.handlers.forget(sid)
         for task in self.streams.pop(sid, {}).values():
             task.cancel()
 
@@ -212,30 +219,27 @@ class ClientHandlers:
         return {"ok": True, "cancelled": task is not None}
 
     def on_stream_credit(self, sid: str, data: Any = None) -> None:
-        if type(data) is dict and type(data.get("stream_id")) is str:
+        if type(data) is dict and type(data.get("stream_id")) is str and len(data) == 2:
             n = data.get("n")
             if type(n) is int and 0 < n <= 10_000:
                 credit = self.credits.get((sid, data["stream_id"]))
                 if credit is not None:
                     credit.grant(n)
                 return
-        try:
-            parse(StreamCredit, data, "stream:credit")
-        except GleitzeitError as exc:
-            log.warning("ignored an invalid stream:credit from %s: %s", sid, exc)
+        parse(StreamCredit, data, "stream:credit")  # raises, naming the field
 
     async def on_providers(self, sid: str, data: Any = None) -> dict[str, Any]:
-        check = bool(data.get("check")) if isinstance(data, dict) else False
         try:
-            items = await self.host.providers(check=check)
+            msg = parse(ProvidersRequest, {} if data is None else data, "providers")
+            items = await self.host.providers(check=msg.check)
         except GleitzeitError as exc:
             return {"ok": False, "error": exc.to_dict()}
         return {"ok": True, "result": {"providers": items}}
 
     async def on_health(self, sid: str, data: Any = None) -> dict[str, Any]:
-        name = data.get("name") if isinstance(data, dict) else None
         try:
-            rows = await self.host.health(name)
+            msg = parse(HealthRequest, {} if data is None else data, "health")
+            rows = await self.host.health(msg.name)
         except GleitzeitError as exc:
             return {"ok": False, "error": exc.to_dict()}
         return {"ok": True, "result": {"instances": rows}}

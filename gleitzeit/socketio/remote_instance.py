@@ -16,7 +16,11 @@ from typing import Any
 
 from gleitzeit.errors import (
     GleitzeitError,
+    InvalidMessage,
+    InvalidParamsError,
     MethodNotFoundError,
+    PayloadTooLargeError,
+    ProviderError,
     ProviderUnavailableError,
     StreamError,
     error_from_dict,
@@ -26,7 +30,7 @@ from gleitzeit.instance import ProviderInstance
 from gleitzeit.request import CURRENT_CALL
 from gleitzeit.socketio.demux import StreamDemux
 from gleitzeit.socketio.flow import Grants
-from gleitzeit.socketio.wire import InvokeReply, Register, parse
+from gleitzeit.socketio.wire import InvokeReply, Register, parse, payload_size
 
 #: ``emit(event, data, callback=None)`` to this instance's connection.
 Emit = Callable[..., Awaitable[None]]
@@ -41,6 +45,8 @@ class RemoteInstance(ProviderInstance):
 
     #: Flow-control window of streams from this instance (server.stream_window).
     window = 32
+    #: Largest reply accepted from this instance (server.max_payload_bytes).
+    max_payload_bytes = 1_000_000
 
     def __init__(self, emit: Emit, sid: str, reg: Register) -> None:
         super().__init__(
@@ -63,6 +69,7 @@ class RemoteInstance(ProviderInstance):
         self.streams = StreamDemux()
         self._calls = itertools.count(1)
         self.health = HealthReport(status="healthy", detail="connected", checked_at=time.time())
+        self._validators = params_validators(reg)
 
     def _gone(self, what: str) -> ProviderUnavailableError:
         return ProviderUnavailableError(
@@ -88,7 +95,42 @@ class RemoteInstance(ProviderInstance):
         finally:
             self._pending.pop(call_id, None)
 
+    def _validate(self, method: str, params: dict[str, Any]) -> None:
+        """Check params against the registered schema, as an in-process provider does,
+        before anything is sent."""
+        validator = self._validators.get(method)
+        if validator is None:
+            return
+        problems = [
+            f"{'.'.join(str(p) for p in e.absolute_path) or '(params)'}: {e.message}"
+            for e in validator.iter_errors(params)
+        ]
+        if problems:
+            raise InvalidParamsError(
+                f"Invalid parameters for {method}: " + "; ".join(sorted(problems)[:10]),
+                hint=f"see `gleitzeit providers list --json` for the schema of {method}",
+            )
+
+    def _reply(self, raw: Any, what: str) -> InvokeReply:
+        """A provider's ack, checked: too large is the caller's ``payload_too_large``; a
+        malformed one counts against the instance (not the caller)."""
+        if raw is not None and not isinstance(raw, dict):
+            raise ProviderError(f"{self.id} sent a malformed {what}: got {type(raw).__name__}")
+        size = payload_size(raw) if raw is not None else 0
+        if size > self.max_payload_bytes:
+            raise PayloadTooLargeError(
+                f"the reply of {self.id} is {size:,} bytes; the limit is "
+                f"{self.max_payload_bytes:,}",
+                hint="ask for less, or raise server.max_payload_bytes in gleitzeit.yaml",
+            )
+        try:
+            reply: InvokeReply = parse(InvokeReply, raw, what)
+        except InvalidMessage as exc:
+            raise ProviderError(f"{self.id} sent a malformed {what}: {exc.message}") from None
+        return reply
+
     async def invoke(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        self._validate(method, params)
         data: dict[str, Any] = {"method": method, "params": params}
         current = CURRENT_CALL.get()
         if current is not None:
@@ -96,7 +138,7 @@ class RemoteInstance(ProviderInstance):
             if deadline is not None and deadline != math.inf:
                 data["deadline"] = round(deadline, 3)
         raw = await self._call("invoke", data)
-        reply = parse(InvokeReply, raw, "invoke ack")
+        reply = self._reply(raw, "invoke ack")
         if reply.ok:
             return reply.result or {}
         raise error_from_dict(reply.error or {})
@@ -112,6 +154,7 @@ class RemoteInstance(ProviderInstance):
                 f"{method} on provider {self.name!r} does not stream",
                 hint="call it without --stream",
             )
+        self._validate(method, params)
         stream_id = f"s{next(self._calls)}"
         window = self.window
         # A provider that ignores its window is cut off rather than buffered.
@@ -150,7 +193,11 @@ class RemoteInstance(ProviderInstance):
         if self.stale:
             return {"status": "unhealthy", "detail": self.health.detail or "no heartbeat"}
         raw = await self._call("health", {"ok": True})
-        reply = parse(InvokeReply, raw, "health ack")
+        if raw is None:
+            # No health handler (the protocol doc's minimal example): a provider that
+            # heartbeats is healthy.
+            return {"status": "healthy", "detail": "heartbeating (no health handler)"}
+        reply = self._reply(raw, "health ack")
         if not reply.ok:
             return {"status": "unhealthy", "detail": (reply.error or {}).get("message")}
         return reply.result or {"status": "healthy"}
@@ -176,3 +223,25 @@ class RemoteInstance(ProviderInstance):
         data = super().describe(schemas=schemas)
         data["last_heartbeat"] = self.last_heartbeat
         return data
+
+
+def params_validators(reg: Register) -> dict[str, Any]:
+    """A JSON Schema validator per method whose ``params_schema`` says more than "an
+    object"; :class:`InvalidMessage` naming the method for a schema that is not one."""
+    out: dict[str, Any] = {}
+    for name, desc in reg.methods.items():
+        schema = desc.params_schema
+        if not schema or schema == {"type": "object"}:
+            continue
+        from jsonschema import exceptions, validators
+
+        cls = validators.validator_for(schema)
+        try:
+            cls.check_schema(schema)
+        except exceptions.SchemaError as exc:
+            raise InvalidMessage(
+                f"invalid 'register' payload: methods.{name}.params_schema is not a valid "
+                f"JSON Schema: {exc.message}"
+            ) from None
+        out[name] = cls(schema)
+    return out

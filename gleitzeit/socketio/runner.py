@@ -30,6 +30,7 @@ from gleitzeit.errors import (
     ConnectFailed,
     GleitzeitError,
     InvalidMessage,
+    PayloadTooLargeError,
     ProviderError,
     ProviderTimeoutError,
     ProviderUnavailableError,
@@ -44,6 +45,7 @@ from gleitzeit.socketio.wire import (
     StreamStart,
     error_payload,
     parse,
+    payload_size,
 )
 
 log = logging.getLogger("gleitzeit.socketio.runner")
@@ -93,6 +95,8 @@ class ProviderRunner:
         self._last_tick = 0.0
         self._stalled_at = -1e9
         self._stall_sid: str | None = None
+        #: The server's max_payload_bytes (from the registration ack).
+        self.max_payload_bytes: int | None = None
 
     def _client(self) -> Any:
         import socketio
@@ -188,6 +192,18 @@ class ProviderRunner:
             pass
         await self._connect_first()
 
+    def _fits(self, payload: Any, method: str) -> None:
+        """Refuse to send more than the server accepts: the server would drop the
+        connection for it; the caller gets ``payload_too_large`` instead."""
+        limit = self.max_payload_bytes
+        if limit is not None:
+            size = payload_size(payload)
+            if size > limit:
+                raise PayloadTooLargeError(
+                    f"{method}: the result is {size:,} bytes; the server's limit is {limit:,}",
+                    hint="ask for less, or raise server.max_payload_bytes",
+                )
+
     def _sid(self) -> str | None:
         try:
             sid: str | None = self._sio.get_sid(PROVIDERS_NAMESPACE)
@@ -271,6 +287,7 @@ class ProviderRunner:
             self._stop.set()
             return
         self.instance_id = ack.instance_id
+        self.max_payload_bytes = ack.max_payload_bytes
         for call_id in skipped:
             if self.skipped and self.skipped[0] == call_id:
                 self.skipped.popleft()
@@ -311,7 +328,9 @@ class ProviderRunner:
                     self.skipped.append(msg.call_id)
                 return {"ok": False, "error": why.to_dict()}
             result = await self.provider.invoke(msg.method, msg.params)
-            return {"ok": True, "result": result}
+            reply = {"ok": True, "result": result}
+            self._fits(reply, msg.method)
+            return reply
         except Exception as exc:
             return _reply_error(self.provider, method, exc)
         finally:
@@ -354,6 +373,7 @@ class ProviderRunner:
         credit = self._credits.get(msg.stream_id)
         try:
             async for chunk in self.provider.stream(msg.method, msg.params):
+                self._fits(chunk, msg.method)
                 if credit is not None:
                     # Paused here while the server holds a window's worth of chunks;
                     # the server cancels a stream that stays stalled.

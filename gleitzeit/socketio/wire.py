@@ -47,7 +47,9 @@ class Register(_Msg):
     instances of one provider and share its load.
     """
 
-    protocol: int = Field(PROTOCOL_VERSION, description="protocol version the provider speaks")
+    protocol: int = Field(
+        PROTOCOL_VERSION, description=f"protocol version the provider speaks: {PROTOCOL_VERSION}"
+    )
     name: str = Field(description="provider name: letters, digits, '_', '.', '-'; at most 64")
     kind: Kind
     methods: dict[str, MethodDescription] = Field(
@@ -68,6 +70,13 @@ class Register(_Msg):
         description="call_ids of invokes this provider received on a connection the server "
         "had already dropped (or past their deadline) and did not run",
     )
+
+    @field_validator("protocol")
+    @classmethod
+    def _protocol(cls, value: int) -> int:
+        if value != PROTOCOL_VERSION:
+            raise ValueError(f"unsupported protocol {value}; this server speaks {PROTOCOL_VERSION}")
+        return value
 
     @field_validator("name")
     @classmethod
@@ -104,6 +113,11 @@ class RegisterAck(_Msg):
     ok: bool
     instance_id: str | None = None
     heartbeat_interval: float | None = Field(None, description="seconds between heartbeats")
+    max_payload_bytes: int | None = Field(
+        None,
+        description="largest result or chunk (bytes of JSON) the server accepts; a provider "
+        "answers payload_too_large instead of sending more",
+    )
     error: dict[str, Any] | None = None
 
 
@@ -208,6 +222,22 @@ class StreamCancel(_Msg):
     stream_id: str = Field(min_length=1, max_length=64)
 
 
+class ProvidersRequest(_Msg):
+    """``providers`` (client -> server, with ack): list every instance; ``check`` runs
+    the health checks first. The ack is an InvokeReply whose result is
+    ``{"providers": [...]}``."""
+
+    check: bool = False
+
+
+class HealthRequest(_Msg):
+    """``health`` (client -> server, with ack): run the health checks now, of every
+    instance or of provider ``name``. The ack is an InvokeReply whose result is
+    ``{"instances": [...]}``."""
+
+    name: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_RE.pattern)
+
+
 class Ack(_Msg):
     """A plain ack: ``ok`` or an ``error``."""
 
@@ -230,6 +260,8 @@ EVENTS: dict[str, tuple[str, type[BaseModel], type[BaseModel] | None, str]] = {
     "stream:credit": ("server -> provider, client -> server", StreamCredit, None, "both"),
     "stream:cancel": ("server -> provider, client -> server", StreamCancel, Ack, "both"),
     "health": ("server -> provider", Ack, InvokeReply, PROVIDERS_NAMESPACE),
+    "providers": ("client -> server", ProvidersRequest, InvokeReply, CLIENTS_NAMESPACE),
+    "health (clients)": ("client -> server", HealthRequest, InvokeReply, CLIENTS_NAMESPACE),
 }
 
 
