@@ -37,6 +37,10 @@ class Worker(gleitzeit.Provider):
         _log("done", p.id)
         return {"result": p.id, "pid": os.getpid()}
 
+    @gleitzeit.method("work/big")
+    async def big(self, params) -> dict:
+        return {"result": "x" * int(params.get("size", 50_000_000))}
+
     @gleitzeit.method("work/fail")
     async def fail(self, params) -> dict:
         raise gleitzeit.ToolError("this always fails", hint="by design")
