@@ -106,6 +106,10 @@ def run(
         if resume_id is not None:
             stored = store.get_run(resume_id)
             run_id = stored["id"]
+            if stored["status"] == "interrupted":
+                click.echo(
+                    f"run {run_id} was interrupted ({stored['error']}); resuming it", err=True
+                )
             source = Path(stored["workflow_path"]) if stored["workflow_path"] else None
             workflow = parse_workflow(stored["workflow_text"], source=source)
             given = stored["inputs"]
