@@ -121,7 +121,8 @@ def test_a_killed_run_shows_interrupted_and_resume_says_so(run_cli, tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     (run,) = run_cli("runs", "list", "--db", str(db), "--json").json()
-    assert run["status"] == "interrupted" and str(proc.pid) in run["error"]
+    assert run["interrupted"] is True and str(proc.pid) in run["error"]
+    assert "interrupted" in run_cli("runs", "list", "--db", str(db)).out
     resumed = run_cli(
         "run", "--resume", run["id"], "--db", str(db), "--json", env={"NAP_SHORT": "1"}
     )

@@ -115,15 +115,16 @@ def owner_alive(owner: str | None) -> bool | None:
 
 def _migrate(conn: sqlite3.Connection) -> None:
     """Bring a database written by an earlier version up to this schema."""
+    # Columns are checked whatever the version says: one database may be shared by
+    # versions that each add their own column.
     (version,) = conn.execute("PRAGMA user_version").fetchone()
-    if version >= SCHEMA_VERSION:
-        return
     columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
     if "task_count" not in columns:
         conn.execute("ALTER TABLE runs ADD COLUMN task_count INTEGER NOT NULL DEFAULT 0")
     if "owner" not in columns:
         conn.execute("ALTER TABLE runs ADD COLUMN owner TEXT")
-    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    if version < SCHEMA_VERSION:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 _Statement = tuple[str, Any, bool]
@@ -476,10 +477,15 @@ class RunStore:
 
 
 def _interrupted(run: dict[str, Any]) -> dict[str, Any]:
-    """A run stored as running whose owning process is gone shows ``interrupted``."""
+    """A run stored as running whose owning process is gone is ``interrupted``.
+
+    ``status`` stays what is stored (``running``: the run never finished); the
+    ``interrupted`` flag says its process died, and listings show it as interrupted.
+    """
     owner = run.pop("owner", None)
+    run["interrupted"] = False
     if run.get("status") == "running" and owner_alive(owner) is False:
-        run["status"] = "interrupted"
+        run["interrupted"] = True
         pid = owner.split(":")[1] if owner else "?"
         run["error"] = run.get("error") or f"the process that ran it (pid {pid}) is gone"
     return run
