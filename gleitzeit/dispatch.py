@@ -24,8 +24,15 @@ HTTP gateway), the dispatcher applies what the request's names mean:
 * Gleitzeit methods named as tools of a chat (``"tools": ["calc/*"]``) run the tool
   loop of :mod:`gleitzeit.tools`, which calls back into this dispatcher.
 
-Every request gets a call id here (or keeps the one its caller gave), and whoever
-watches calls — metrics, request logs, the dashboard — registers a
+When the instance a call was on went away (``unavailable``) and no other instance is
+left — or a call names a provider whose last instance just left — the call waits up to
+``routing.wait_for_instance`` seconds for one to (re)appear, and then fails with the
+retryable ``unavailable``, never with ``method_not_found``.
+
+Every request gets a call id here (or keeps the one its caller gave); while it runs,
+:data:`gleitzeit.request.CALL_ID` and (for an invoke) :data:`~gleitzeit.request.CALL_DEADLINE`
+hold the id and the absolute deadline, which remote transports carry to the provider.
+Whoever watches calls — metrics, request logs, the dashboard — registers a
 :class:`CallListener` in :attr:`Dispatcher.listeners`: since every path (in-process,
 remote, gateway, workflow task) comes through this one loop, each call is reported
 exactly once, and nothing here knows what the listeners do with it.
@@ -35,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import AsyncGenerator
 from time import perf_counter as _clock
 from types import TracebackType
@@ -43,10 +51,17 @@ from typing import Any
 from gleitzeit.aliases import METHOD_ALIASES, ModelsConfig, falls_through, resolve, resolve_method
 from gleitzeit.config.models import RoutingConfig
 from gleitzeit.deadlines import Deadlines, Timed
-from gleitzeit.errors import GleitzeitError, ProviderTimeoutError, RoutingError
+from gleitzeit.errors import (
+    GleitzeitError,
+    InstancesDownError,
+    MethodNotFoundError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+    RoutingError,
+)
 from gleitzeit.instance import ProviderInstance
 from gleitzeit.registry import Registry
-from gleitzeit.request import CALL_ID, Request, new_call_id
+from gleitzeit.request import CALL_DEADLINE, CALL_ID, Request, new_call_id
 from gleitzeit.routing import Router
 from gleitzeit.stall import StallWatch
 from gleitzeit.tools import wants_tool_loop
@@ -152,17 +167,54 @@ class Dispatcher:
     # One attempt loop for invoke and stream: a Call picks its first instance, and
     # after an attempt whose exit asked for another try, the next one.
 
-    def _call(self, request: Request) -> Call:
+    async def _call(self, request: Request) -> Call:
         call = Call(self, request)
         try:
-            request.method = self.registry.resolve_method(request.method, request.provider)
-            call.attempt(self._pick(request, None, None))
+            try:
+                request.method = self.registry.resolve_method(request.method, request.provider)
+                call.attempt(self._pick(request, None, None))
+            except GleitzeitError as exc:
+                gone = self.registry.departed(request.method, request.provider)
+                not_there = isinstance(exc, (MethodNotFoundError, RoutingError))
+                if gone is None or not not_there or isinstance(exc, InstancesDownError):
+                    raise
+                call.attempt(await self._wait_for_instance(call, exc, gone))
         except GleitzeitError as exc:
             exc.call_id = call.call_id
             for listener in self.listeners:
                 listener.call_ended(call, None, exc, None)
             raise
         return call
+
+    async def _next(self, call: Call) -> None:
+        """After a suppressed retryable failure: the next instance, waiting for one to
+        (re)appear when the last went away."""
+        try:
+            call.retry()
+        except ProviderUnavailableError as exc:
+            gone = self.registry.departed(call.request.method, call.request.provider)
+            call.attempt(await self._wait_for_instance(call, exc, gone or call.instance.name))
+
+    async def _wait_for_instance(
+        self, call: Call, cause: GleitzeitError, name: str
+    ) -> ProviderInstance:
+        request = call.request
+        wait = self.routing.wait_for_instance
+        loop = asyncio.get_running_loop()
+        until = loop.time() + wait
+        while (left := until - loop.time()) > 0:
+            await self.registry.wait_for_change(left)
+            try:
+                request.method = self.registry.resolve_method(request.method, request.provider)
+                return self._pick(request, call.tried, None)
+            except GleitzeitError:
+                continue
+        raise ProviderUnavailableError(
+            f"No instance of provider {name!r} serving {request.method!r} is connected; "
+            f"waited {wait:g}s for one ({cause.message})",
+            hint="start the provider again, or raise routing.wait_for_instance; the call "
+            "may be retried",
+        )
 
     def _pick(
         self, request: Request, tried: set[str] | None, last: GleitzeitError | None
@@ -301,10 +353,12 @@ class Dispatcher:
 
     async def _invoke_once(self, request: Request) -> dict[str, Any]:
         timeout = request.timeout if request.timeout is not None else self.routing.timeout
-        call = self._call(request)
+        call = await self._call(request)
         self.deadlines.start(call, timeout)
-        # While the call runs, its id is the context's: a remote instance sends it on.
+        # While the call runs, its id and deadline are the context's: a remote instance
+        # sends them on.
         token = CALL_ID.set(call.call_id)
+        deadline = CALL_DEADLINE.set(time.time() + timeout)
         result: dict[str, Any] | None = None
         error: BaseException | None = None
         try:
@@ -313,7 +367,7 @@ class Dispatcher:
                     with call:
                         result = await call.instance.invoke(request.method, request.params)
                         return result
-                    call.retry()
+                    await self._next(call)
             except asyncio.CancelledError:
                 if call.expired:
                     task = call.task
@@ -328,6 +382,7 @@ class Dispatcher:
             error = exc
             raise
         finally:
+            CALL_DEADLINE.reset(deadline)
             CALL_ID.reset(token)
             self.deadlines.end(call)
             if self.listeners or error is not None:
@@ -335,7 +390,7 @@ class Dispatcher:
 
     async def _stream_once(self, request: Request) -> AsyncGenerator[dict[str, Any], None]:
         chunk_timeout = request.timeout if request.timeout is not None else self.routing.timeout
-        call = self._call(request)
+        call = await self._call(request)
         last: dict[str, Any] | None = None
         error: BaseException | None = None
         try:
@@ -378,7 +433,7 @@ class Dispatcher:
                         await agen.aclose()
                 if call.retry_error is None:
                     return
-                call.retry()
+                await self._next(call)
         except BaseException as exc:
             error = exc
             raise

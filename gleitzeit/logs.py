@@ -66,7 +66,7 @@ def add_secrets_from(data: Any, key: str = "") -> None:
     elif isinstance(data, list):
         for v in data:
             add_secrets_from(v, key)
-    elif key and isinstance(data, str) and _SECRET_KEY.search(key):
+    elif key and isinstance(data, str) and _SECRET_KEY.search(key) and not key.endswith("_roles"):
         add_secret(data)
 
 

@@ -13,16 +13,33 @@ from gleitzeit.cli.renamed import GroupWithRenames
 from gleitzeit.cli.state import state_of
 
 _SECRET = re.compile(r"key|token|secret|password|passwd|credential", re.IGNORECASE)
+# user:password@ in a URL, and query parameters that carry credentials.
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
+_URL_QUERY_SECRET = re.compile(
+    r"(?P<name>[?&][^=&#\s]*(?:key|token|secret|password|passwd|sig|auth)[^=&#\s]*=)"
+    r"(?P<value>[^&#\s]+)",
+    re.IGNORECASE,
+)
+
+
+def mask_url(text: str) -> str:
+    """Hide credentials embedded in URLs: ``https://user:pass@host`` and
+    ``?api_key=...`` become ``https://****@host`` and ``?api_key=****``."""
+    text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}****@", text)
+    return _URL_QUERY_SECRET.sub(lambda m: f"{m['name']}****", text)
 
 
 def mask_secrets(data: Any, key: str = "") -> Any:
-    """Replace the values of secret-looking keys with '****'."""
+    """Replace the values of secret-looking keys with '****', and credentials inside
+    URLs anywhere."""
     if isinstance(data, dict):
         return {k: mask_secrets(v, str(k)) for k, v in data.items()}
     if isinstance(data, list):
         return [mask_secrets(v, key) for v in data]
-    if key and _SECRET.search(key) and data not in (None, ""):
+    if key and _SECRET.search(key) and not key.endswith("_roles") and data not in (None, ""):
         return "****"
+    if isinstance(data, str) and "://" in data:
+        return mask_url(data)
     return data
 
 
