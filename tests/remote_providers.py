@@ -123,6 +123,8 @@ class Talker(gleitzeit.Provider):
             await asyncio.sleep(p.delay)
             yield gleitzeit.token_chunk(word)
         yield gleitzeit.final_chunk(usage=gleitzeit.usage(1, len(words)))
+
+
 class Size(BaseModel):
     n: int = 1000
     size: int = 100_000

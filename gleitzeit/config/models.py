@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from gleitzeit.aliases import ModelsConfig
 
@@ -68,19 +76,21 @@ class ServerConfig(StrictModel):
 
     host: str = Field("127.0.0.1", description="address to bind; 0.0.0.0 for every interface")
     port: int = Field(8000, ge=0, le=65535)
-    token: str | None = Field(
+    token: SecretStr | None = Field(
         None,
         description="static shared token (single-user set-ups); default $GLEITZEIT_TOKEN",
+        json_schema_extra={"env": "GLEITZEIT_TOKEN"},
     )
     token_roles: list[Role] = Field(
         default_factory=lambda: list[Role](["client", "admin"]),
         description="roles the static token grants; add 'provider' to let it register "
         "any provider name",
     )
-    secret: str | None = Field(
+    secret: SecretStr | None = Field(
         None,
         description="HMAC secret that signs role tokens (`gleitzeit token create`); "
         "default $GLEITZEIT_SECRET",
+        json_schema_extra={"env": "GLEITZEIT_SECRET"},
     )
     allowed_origins: list[str] = Field(
         default_factory=list,
@@ -124,31 +134,39 @@ class ServerConfig(StrictModel):
 
     @field_validator("token")
     @classmethod
-    def _token(cls, value: str | None) -> str | None:
-        return _no_blank(value, "token")
+    def _token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            _no_blank(value.get_secret_value(), "token")
+        return value
 
     @field_validator("secret")
     @classmethod
-    def _secret(cls, value: str | None) -> str | None:
-        value = _no_blank(value, "secret")
-        if value is not None and len(value) < 32:
-            raise ValueError(
-                "the secret must be at least 32 characters (`gleitzeit token secret` makes one)"
-            )
+    def _secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            _check_secret(value.get_secret_value(), "secret")
         return value
 
     def resolved_token(self) -> str | None:
         """The static token: ``server.token``, else ``$GLEITZEIT_TOKEN``; an empty one
         is a config error, not "no token"."""
-        return self.token or _from_env("GLEITZEIT_TOKEN", "token", _no_blank)
+        if self.token is not None:
+            return self.token.get_secret_value()
+        return _from_env("GLEITZEIT_TOKEN", "token", _no_blank)
 
     def resolved_secret(self) -> str | None:
         """The signing secret: ``server.secret``, else ``$GLEITZEIT_SECRET``."""
-        return self.secret or _from_env("GLEITZEIT_SECRET", "secret", ServerConfig._check_secret)
+        if self.secret is not None:
+            return self.secret.get_secret_value()
+        return _from_env("GLEITZEIT_SECRET", "secret", _check_secret)
 
-    @staticmethod
-    def _check_secret(value: str | None, what: str) -> str | None:
-        return ServerConfig._secret(value)
+
+def _check_secret(value: str | None, what: str) -> str | None:
+    value = _no_blank(value, what)
+    if value is not None and len(value) < 32:
+        raise ValueError(
+            "the secret must be at least 32 characters (`gleitzeit token secret` makes one)"
+        )
+    return value
 
 
 def _from_env(name: str, what: str, check: Any) -> str | None:

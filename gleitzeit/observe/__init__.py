@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gleitzeit.logs import RequestLog, add_secret, add_secrets_from
+from gleitzeit.logs import RequestLog, add_secret, add_secrets_from, add_secrets_of
 from gleitzeit.observe.chat import ChatService
 from gleitzeit.observe.dashboard import Dashboard
 from gleitzeit.observe.http import HttpRoutes
@@ -59,7 +59,16 @@ class Observability:
         )
         self.chat = ChatService(host, sio, self.store, history_turns=host.config.chat.history_turns)
         add_secret(token)
-        add_secrets_from(host.config.model_dump(mode="json"))
+        add_secrets_of(host.config)
+        described = set()
+        for rec in host.plugins.loaded():
+            if rec.settings is not None:
+                add_secrets_of(rec.settings)
+                described.add(rec.name)
+        add_secrets_from(
+            {name: raw for name, raw in host.config.plugins.items() if name not in described}
+        )
+        add_secrets_from({name: p.settings for name, p in host.config.providers.items()})
 
     def store(self) -> RunStore:
         """The run store (chat sessions live beside the runs), opened on first use."""

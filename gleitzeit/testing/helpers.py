@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+from pydantic import SecretStr
+
 from gleitzeit.config import Config, parse_config
 from gleitzeit.tokens import mint
 
@@ -70,16 +72,16 @@ async def local_server(
     from gleitzeit.socketio.server import GleitzeitServer
 
     cfg = _config(config)
-    cfg.server.token = token or secrets.token_urlsafe(16)
-    if cfg.server.secret is None:
-        cfg.server.secret = secrets.token_urlsafe(32)
+    cfg.server.token = SecretStr(token or secrets.token_urlsafe(16))
+    secret = cfg.server.resolved_secret() or secrets.token_urlsafe(32)
+    cfg.server.secret = SecretStr(secret)
     extra = [(getattr(p, "__name__", None) or f"plugin{i}", p) for i, p in enumerate(plugins)]
     server = GleitzeitServer(
         Host(cfg, plugins=Plugins.load(cfg, installed=False, extra=extra)), bind="127.0.0.1", port=0
     )
     await server.start()
     assert server.token is not None
-    _TOKENS[server.url] = mint(cfg.server.secret, "provider", providers=["*"], ttl=86400)
+    _TOKENS[server.url] = mint(secret, "provider", providers=["*"], ttl=86400)
     try:
         yield server
     finally:
