@@ -67,9 +67,17 @@ class Guard:
         try:
             principal = self.credentials.identify(given)
             if not principal.has(role):
+                fix = (
+                    "use a provider token (`gleitzeit token create --role provider "
+                    "--provider NAME`), or add provider to server.token_roles for a "
+                    "single-user set-up"
+                    if role == "provider"
+                    else f"use a token with the {role} role (`gleitzeit token create "
+                    f"--role {role}`)"
+                )
                 raise AuthFailed(
                     "authentication failed: a credential with role(s) "
-                    f"{', '.join(sorted(principal.role))} cannot connect as a {role}"
+                    f"{', '.join(sorted(principal.role))} cannot connect as a {role}; {fix}"
                 )
         except AuthFailed as exc:
             log.warning("refused a %s connection: %s", role, exc)
