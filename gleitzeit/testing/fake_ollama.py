@@ -1,8 +1,12 @@
 """A local server that speaks Ollama's wire format: NDJSON streams, /api/tags, errors.
 
-async with FakeOllama() as server:
-    server.scenario = Scenario(reply="Hi", chunks=20)
-    # point the plugin (or the ollama client) at server.url
+For tests of code that uses the ollama plugin, with no Ollama running; needs aiohttp::
+
+    from gleitzeit.testing.fake_ollama import FakeOllama, Scenario
+
+    async with FakeOllama() as server:
+        server.scenario = Scenario(reply="Hi", chunks=20)
+        # point the plugin (or any Ollama client) at server.url
 """
 
 from __future__ import annotations

@@ -1,6 +1,9 @@
 """A local server that speaks OpenAI's chat, models and embeddings wire format.
 
-For tests of code that uses the openai plugin, with no network and no key::
+For tests of code that uses the openai plugin (or any OpenAI client), with no network
+and no key; needs aiohttp::
+
+    from gleitzeit.testing.fake_openai import FakeOpenAI, Scenario
 
     async with FakeOpenAI() as server:
         server.scenario = Scenario(reply="Hi there", chunks=50)
@@ -16,7 +19,7 @@ from typing import Any
 
 from gleitzeit.testing.fake_server import FakeServer, Scenario
 
-__all__ = ["FakeOpenAI", "Scenario"]
+__all__ = ["FakeOpenAI", "Scenario", "error_body"]
 
 
 #: The request fields of POST /v1/chat/completions the real service knows; like it, the
@@ -31,6 +34,7 @@ CHAT_FIELDS = frozenset(
 
 
 def error_body(message: str, type_: str, code: str | None, param: str | None = None) -> dict:
+    """OpenAI's error shape, for ``Scenario(error=...)``."""
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
