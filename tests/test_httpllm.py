@@ -227,3 +227,43 @@ async def test_a_reply_that_is_not_json_is_an_error_naming_the_upstream():
             await provider.stop()
     assert report["status"] == "unhealthy"
     assert report["detail"].startswith(f"Tiny at {server.url} sent invalid JSON")
+
+
+def _doc_provider() -> Any:
+    """The llamafile provider of docs/writing-plugins.md, as written there."""
+    import re
+    import sys
+    import types
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "writing-plugins.md").read_text()
+    (code,) = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "Llamafile" in b]
+    module = types.ModuleType("gleitzeit_llamafile_doc")
+    sys.modules[module.__name__] = module
+    exec(compile(code, "writing-plugins.md", "exec"), module.__dict__)
+    return module.LlamafileProvider
+
+
+async def test_the_http_llm_plugin_of_the_tutorial_chats_and_streams(monkeypatch):
+    from gleitzeit.testing import check_result_shape, check_stream
+
+    monkeypatch.delenv("LLAMAFILE_URL", raising=False)
+    provider_class = _doc_provider()
+    assert provider_class().base_url == "http://localhost:8080/v1"
+    async with FakeOpenAI(api_key=None, models=("LLaMA_CPP",)) as server:
+        monkeypatch.setenv("LLAMAFILE_URL", server.url)
+        provider = provider_class()
+        await provider.start()
+        try:
+            assert provider.models == ("LLaMA_CPP",)
+            params = {"messages": [{"role": "user", "content": "Hi"}]}
+            result = await provider.invoke("llm/chat", params)
+            check_result_shape("llm", "llm/chat", result)
+            assert result["response"] == "Hello from the fake server"
+            chunks = [c async for c in provider.stream("llm/chat", params)]
+            check_stream("llm/chat", chunks)
+            assert "".join(c["token"] for c in chunks) == "Hello from the fake server"
+            with pytest.raises(gleitzeit.ModelNotFoundError, match="llamafile at"):
+                await provider.invoke("llm/chat", {**params, "model": "nope"})
+        finally:
+            await provider.stop()
