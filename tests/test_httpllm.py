@@ -52,6 +52,8 @@ async def test_sse_events_are_assembled_across_reads_as_the_specification_says()
 
 async def test_a_last_sse_event_without_its_blank_line_is_still_dispatched():
     assert await _all(sse_data(_pieces(b"data: 1\n\ndata: [DONE]\n"))) == [b"1", b"[DONE]"]
+    assert await _all(sse_data(_pieces(b"data: 1\r\n\r\nda", b"ta: 2"))) == [b"1", b"2"]
+    assert await _all(sse_data(_pieces(b"data\ndata: x\n\n"))) == [b"\nx"]
 
 
 async def test_ndjson_lines_skip_blank_lines_and_keep_a_last_line_without_newline():

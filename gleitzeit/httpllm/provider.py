@@ -123,6 +123,8 @@ class HttpLLMProvider(Provider, Generic[S]):
             ),
             # The host limits concurrency itself; the pool only keeps connections alive.
             connector=aiohttp.TCPConnector(limit=1000, keepalive_timeout=30),
+            # An API sets no cookies worth keeping; a jar is work on every request.
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         if cfg.models is not None:
             self.models = self.model_names(cfg.models)
