@@ -269,3 +269,39 @@ async def test_the_http_llm_plugin_of_the_tutorial_chats_and_streams(monkeypatch
                 await provider.invoke("llm/chat", {**params, "model": "nope"})
         finally:
             await provider.stop()
+
+
+async def test_a_finished_stream_keeps_its_connection_and_an_abandoned_one_closes_it():
+    from gleitzeit_openai.provider import OpenAIProvider
+    from gleitzeit_openai.settings import OpenAISettings
+
+    async with Recording() as server:
+        provider = OpenAIProvider(OpenAISettings(api_key="sk-test", base_url=server.url))
+        await provider.start()
+        try:
+            server.scenario = Scenario(reply="a b c d e f")
+            for _ in range(2):
+                assert len([c async for c in provider.stream("llm/chat", CHAT)]) == 7
+            assert len(set(server.ports)) == 1  # read to the end: kept alive, reused
+            server.scenario = Scenario(reply="a b c d e f", delay=0.2)
+            stream = provider.stream("llm/chat", CHAT)
+            assert (await stream.__anext__())["token"] == "a "
+            await stream.aclose()  # left early: the request ends, its connection closes
+            server.scenario = Scenario(reply="a b c d e f")
+            assert (await provider.invoke("llm/chat", CHAT))["response"] == "a b c d e f"
+            assert len(set(server.ports)) == 2
+        finally:
+            await provider.stop()
+
+
+def test_the_environments_proxy_is_looked_up_once_and_no_proxy_is_honoured(monkeypatch):
+    from gleitzeit.httpllm.provider import _env_proxy
+
+    for name in ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    assert _env_proxy("http://127.0.0.1:8080/v1") is None
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.internal:3128")
+    assert _env_proxy("http://127.0.0.1:8080/v1") == "http://proxy.internal:3128"
+    assert _env_proxy("https://api.openai.com/v1") is None  # no HTTPS_PROXY
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    assert _env_proxy("http://127.0.0.1:8080/v1") is None

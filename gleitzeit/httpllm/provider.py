@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -214,12 +215,20 @@ class HttpLLMProvider(Provider, Generic[S]):
         except Exception as exc:
             raise self.transport_error(exc, timeout=timeout) from None
 
+    @asynccontextmanager
     async def post_stream(
         self, path: str, body: dict[str, Any], framing: Framing, *, model: str | None = None
-    ) -> AsyncIterator[bytes]:
-        """``POST`` ``body`` and yield each message of the streamed answer, split by
-        ``framing``. An error status, a timeout, or a connection lost before or during
-        the stream is raised as a Gleitzeit error."""
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """``POST`` ``body``; the messages of the streamed answer, split by ``framing``::
+
+            async with self.post_stream("/chat/completions", body, sse_data) as messages:
+                async for data in messages:
+                    ...
+
+        An error status, a timeout, or a connection lost before or during the stream is
+        raised as a Gleitzeit error. Leaving the block ends the request: a stream read
+        to its end leaves its connection for the next request, one left early closes it.
+        """
         session = self._open()
         try:
             resp = await session.post(
@@ -227,29 +236,33 @@ class HttpLLMProvider(Provider, Generic[S]):
             )
         except Exception as exc:
             raise self.transport_error(exc) from None
-        received, finished = 0, False
+        messages = self._messages(resp, framing)
         try:
             if resp.status >= 400:
                 try:
                     data = await resp.read()
                 except Exception as exc:
                     raise self.transport_error(exc) from None
-                raise self.status_error(
-                    UpstreamFailure.read(resp.status, data, resp.headers), model
-                )
-            try:
-                async for message in framing(resp.content.iter_any()):
-                    received += 1
-                    yield message
-            except Exception as exc:
-                raise self.transport_error(exc, chunks=received) from None
-            finished = True
+                failure = UpstreamFailure.read(resp.status, data, resp.headers)
+                raise self.status_error(failure, model)
+            yield messages
         finally:
-            # A stream left early closes its connection; a finished one is reused.
-            if finished:
+            await messages.aclose()
+            if resp.content.at_eof():
                 resp.release()
             else:
                 resp.close()
+
+    async def _messages(
+        self, resp: aiohttp.ClientResponse, framing: Framing
+    ) -> AsyncGenerator[bytes, None]:
+        received = 0
+        try:
+            async for message in framing(resp.content.iter_any()):
+                received += 1
+                yield message
+        except Exception as exc:
+            raise self.transport_error(exc, chunks=received) from None
 
     def decode(self, shape: type[M], raw: bytes, *, chunks: int | None = None) -> M:
         """``raw`` validated as ``shape``; a reply that is not JSON or not of that shape

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from gleitzeit import (
@@ -166,29 +167,32 @@ class OllamaProvider(HttpLLMProvider[OllamaSettings]):
             **extra,
         )
 
-    async def _stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def _stream(
+        self, path: str, body: dict[str, Any]
+    ) -> AsyncGenerator[dict[str, Any], None]:
         body["stream"] = True
         model = body["model"]
         received = 0
         last: wire.Part | None = None
         calls: list[dict[str, Any]] = []
-        async for line in self.post_stream(path, body, ndjson_lines, model=model):
-            part = self.decode(wire.Part, line, chunks=received)
-            if part.error is not None:
-                raise self.stream_error(part.error, received)
-            received += 1
-            last = part
-            if part.message is not None and part.message.tool_calls:
-                # Ollama sends each call whole; shown as OpenAI-style deltas.
-                new = _from_ollama_calls(part.message.tool_calls)
-                for chunk in tool_call_chunks(new):
-                    for d in chunk["tool_calls"]:
-                        d["index"] += len(calls)
-                    yield chunk
-                calls.extend(new)
-            piece = part.text()
-            if piece:
-                yield token_chunk(piece)
+        async with self.post_stream(path, body, ndjson_lines, model=model) as lines:
+            async for line in lines:
+                part = self.decode(wire.Part, line, chunks=received)
+                if part.error is not None:
+                    raise self.stream_error(part.error, received)
+                received += 1
+                last = part
+                if part.message is not None and part.message.tool_calls:
+                    # Ollama sends each call whole; shown as OpenAI-style deltas.
+                    new = _from_ollama_calls(part.message.tool_calls)
+                    for chunk in tool_call_chunks(new):
+                        for d in chunk["tool_calls"]:
+                            d["index"] += len(calls)
+                        yield chunk
+                    calls.extend(new)
+                piece = part.text()
+                if piece:
+                    yield token_chunk(piece)
         if last is None or not last.done:
             raise self.stream_error(
                 f"the stream ended without its final message after {received} chunks", received
@@ -209,8 +213,9 @@ class OllamaProvider(HttpLLMProvider[OllamaSettings]):
 
     @method("llm/chat", params=ChatParams)
     async def chat_stream(self, p: ChatParams) -> AsyncIterator[dict[str, Any]]:
-        async for chunk in self._stream("/api/chat", self._chat_body(p)):
-            yield chunk
+        async with aclosing(self._stream("/api/chat", self._chat_body(p))) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
     @method("llm/generate", params=GenerateParams)
     async def generate(self, p: GenerateParams) -> dict[str, Any]:
@@ -219,8 +224,9 @@ class OllamaProvider(HttpLLMProvider[OllamaSettings]):
 
     @method("llm/generate", params=GenerateParams)
     async def generate_stream(self, p: GenerateParams) -> AsyncIterator[dict[str, Any]]:
-        async for chunk in self._stream("/api/generate", self._generate_body(p)):
-            yield chunk
+        async with aclosing(self._stream("/api/generate", self._generate_body(p))) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
     @method("llm/embed", params=EmbedParams)
     async def embed(self, p: EmbedParams) -> dict[str, Any]:

@@ -8,7 +8,8 @@ the ``/v1`` gateway would pass on to every request it forwards.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from gleitzeit import (
@@ -170,7 +171,7 @@ class OpenAIProvider(HttpLLMProvider[OpenAISettings]):
             **extra,
         )
 
-    async def _stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def _stream(self, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
         model = body["model"]
@@ -179,30 +180,35 @@ class OpenAIProvider(HttpLLMProvider[OpenAISettings]):
         used: dict[str, int] | None = None
         calls: dict[int, dict[str, Any]] = {}  # tool calls assembled from their deltas
         ended = False
-        async for data in self.post_stream("/chat/completions", body, sse_data, model=model):
-            if ended or data == b"[DONE]":
-                ended = True  # read on to the end, so the connection is kept for reuse
-                continue
-            chunk = self.decode(wire.Completion, data, chunks=received)
-            received += 1
-            if chunk.error is not None:
-                error = chunk.error
-                text = error.get("message") if isinstance(error, dict) else None
-                raise self.stream_error(str(text or error), received - 1)
-            if chunk.usage is not None:
-                used = usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-            if not chunk.choices:
-                continue
-            choice = chunk.choices[0]
-            if choice.finish_reason:
-                finish = choice.finish_reason
-            delta = choice.delta
-            if delta is None:
-                continue
-            if delta.tool_calls:
-                yield {"token": "", "done": False, "tool_calls": _deltas(delta.tool_calls, calls)}
-            if delta.content:
-                yield token_chunk(delta.content)
+        async with self.post_stream("/chat/completions", body, sse_data, model=model) as events:
+            async for data in events:
+                if ended or data == b"[DONE]":
+                    ended = True  # read on to the end, so the connection is kept for reuse
+                    continue
+                chunk = self.decode(wire.Completion, data, chunks=received)
+                received += 1
+                if chunk.error is not None:
+                    error = chunk.error
+                    text = error.get("message") if isinstance(error, dict) else None
+                    raise self.stream_error(str(text or error), received - 1)
+                if chunk.usage is not None:
+                    used = usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                if not chunk.choices:
+                    continue
+                choice = chunk.choices[0]
+                if choice.finish_reason:
+                    finish = choice.finish_reason
+                delta = choice.delta
+                if delta is None:
+                    continue
+                if delta.tool_calls:
+                    yield {
+                        "token": "",
+                        "done": False,
+                        "tool_calls": _deltas(delta.tool_calls, calls),
+                    }
+                if delta.content:
+                    yield token_chunk(delta.content)
         if not ended and finish is None:
             raise self.stream_error("the stream ended without data: [DONE]", received)
         extra: dict[str, Any] = {}
@@ -227,8 +233,9 @@ class OpenAIProvider(HttpLLMProvider[OpenAISettings]):
 
     @method("llm/chat", params=ChatParams)
     async def chat_stream(self, p: ChatParams) -> AsyncIterator[dict[str, Any]]:
-        async for chunk in self._stream(self._body(self.model_for(p.model), p.messages, p)):
-            yield chunk
+        async with aclosing(self._stream(self._body(self.model_for(p.model), p.messages, p))) as s:
+            async for chunk in s:
+                yield chunk
 
     @method("llm/generate", params=GenerateParams)
     async def generate(self, p: GenerateParams) -> dict[str, Any]:
@@ -239,8 +246,9 @@ class OpenAIProvider(HttpLLMProvider[OpenAISettings]):
     @method("llm/generate", params=GenerateParams)
     async def generate_stream(self, p: GenerateParams) -> AsyncIterator[dict[str, Any]]:
         messages = self._generate_messages(p)
-        async for chunk in self._stream(self._body(self.model_for(p.model), messages, p)):
-            yield chunk
+        async with aclosing(self._stream(self._body(self.model_for(p.model), messages, p))) as s:
+            async for chunk in s:
+                yield chunk
 
     @method("llm/embed", params=EmbedParams)
     async def embed(self, p: EmbedParams) -> dict[str, Any]:
