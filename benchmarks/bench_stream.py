@@ -73,42 +73,34 @@ async def _through(config: str, provider: str, model: str, direct) -> dict:
         await host.stop()
 
 
-async def _openai(url: str) -> dict:
+def _has_token(kind: str, message: dict) -> bool:
+    if kind == "openai":
+        return bool(message["choices"] and message["choices"][0]["delta"].get("content"))
+    return bool(message["message"]["content"])
+
+
+async def _plugin(kind: str, url: str) -> dict:
+    """One plugin's stream, direct and through gleitzeit."""
     import aiohttp
 
-    from gleitzeit.httpllm import sse_data
+    from gleitzeit.httpllm import ndjson_lines, sse_data
 
-    body = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True}
+    if kind == "openai":
+        model, path, framing = "gpt-4o-mini", "/chat/completions", sse_data
+        settings = f"{{api_key: sk-test, base_url: '{url}'}}"
+    else:
+        model, path, framing = "llama3.2", "/api/chat", ndjson_lines
+        settings = f"{{base_url: '{url}'}}"
+    body = {"model": model, "messages": MESSAGES, "stream": True}
     session = aiohttp.ClientSession(headers={"Authorization": "Bearer sk-test"})
 
     async def direct():
-        async for chunk in _direct(session, f"{url}/chat/completions", body, sse_data):
-            if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
-                yield chunk
+        async for message in _direct(session, url + path, body, framing):
+            if _has_token(kind, message):
+                yield message
 
-    config = f"plugins:\n  openai: {{api_key: sk-test, base_url: '{url}'}}\n"
     try:
-        return await _through(config, "openai", "gpt-4o-mini", direct)
-    finally:
-        await session.close()
-
-
-async def _ollama(url: str) -> dict:
-    import aiohttp
-
-    from gleitzeit.httpllm import ndjson_lines
-
-    body = {"model": "llama3.2", "messages": MESSAGES}
-    session = aiohttp.ClientSession()
-
-    async def direct():
-        async for part in _direct(session, f"{url}/api/chat", body, ndjson_lines):
-            if part["message"]["content"]:
-                yield part
-
-    config = f"plugins:\n  ollama: {{base_url: '{url}'}}\n"
-    try:
-        return await _through(config, "ollama", "llama3.2", direct)
+        return await _through(f"plugins:\n  {kind}: {settings}\n", kind, model, direct)
     finally:
         await session.close()
 
@@ -136,10 +128,10 @@ async def _compare(direct, through) -> dict:
 def run() -> dict:
     out: dict = {}
     ok = True
-    for kind, fn in (("openai", _openai), ("ollama", _ollama)):
+    for kind in ("openai", "ollama"):
         upstream = Upstream(kind)
         try:
-            result = asyncio.run(fn(upstream.url))
+            result = asyncio.run(_plugin(kind, upstream.url))
         finally:
             upstream.close()
         for key, value in result.items():
