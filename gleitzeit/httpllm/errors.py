@@ -15,7 +15,6 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 __all__ = ["UpstreamFailure", "retry_after"]
@@ -42,6 +41,8 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         pass
+    from email.utils import parsedate_to_datetime  # rare: most send seconds
+
     try:
         return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
     except (TypeError, ValueError, IndexError):
@@ -66,6 +67,7 @@ class UpstreamFailure:
 
     @property
     def retry_after(self) -> float | None:
+        """Seconds the upstream asks to wait (see :func:`retry_after`)."""
         return retry_after(self.headers)
 
     def says_model_missing(self) -> bool:

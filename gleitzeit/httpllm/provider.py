@@ -139,6 +139,7 @@ class HttpLLMProvider(Provider, Generic[S]):
             log.info("%s: model discovery at %s failed: %s", self.name, self.base_url, exc)
 
     async def stop(self) -> None:
+        """Close the session (and its kept-alive connections); harmless when stopped."""
         session, self._session = self._session, None
         if session is not None:
             await session.close()

@@ -44,7 +44,8 @@ def normalise_base_url(raw: str) -> str:
 class HttpLLMSettings(BaseModel):
     """Base URL, key, timeouts and model defaults of an HTTP LLM provider."""
 
-    model_config = ConfigDict(extra="forbid")
+    # defer_build: the schema is built on first use, not when a plugin imports it.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     #: Where the upstream is when neither ``base_url`` nor ``base_url_env`` says.
     default_base_url: ClassVar[str] = "http://localhost:8080"

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from pydantic import Field, SecretStr
 
-from gleitzeit.httpllm import HttpLLMSettings
+from gleitzeit.httpllm.settings import HttpLLMSettings
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
