@@ -201,6 +201,12 @@ async def test_the_base_maps_statuses_and_failures_to_errors_naming_the_upstream
                 await provider.get("/nowhere")
             health = await provider.health()
             assert health == {"status": "healthy", "detail": f"2 models at {server.url}"}
+            server.scenario = Scenario(first_byte_delay=1.0)
+            provider.cfg.health_timeout = 0.2
+            health = await provider.health()
+            assert health["status"] == "unhealthy"
+            assert "did not answer within 0.2s" in health["detail"]
+            assert "health_timeout" in health["detail"]
         finally:
             await provider.stop()
     provider = Tiny({"base_url": server.url})  # the server is gone now

@@ -122,7 +122,8 @@ class HttpLLMProvider(Provider, Generic[S]):
             timeout=aiohttp.ClientTimeout(
                 total=None, sock_connect=cfg.connect_timeout, sock_read=cfg.timeout
             ),
-            # The host limits concurrency itself; the pool only keeps connections alive.
+            # aiohttp's default pool of 100 would queue the 101st concurrent call (with
+            # no timeout of its own); 1,000 is a backstop, as in the openai SDK.
             connector=aiohttp.TCPConnector(limit=1000, keepalive_timeout=30),
             # An API sets no cookies worth keeping; a jar is work on every request.
             cookie_jar=aiohttp.DummyCookieJar(),
@@ -167,7 +168,11 @@ class HttpLLMProvider(Provider, Generic[S]):
     async def probe(self) -> str:
         """One cheap request (within ``health_timeout``); returns what health shows.
         By default the model list is fetched again (and kept, unless fixed)."""
-        found = await self.discover_models()
+        seconds = self.cfg.health_timeout
+        try:
+            found = await asyncio.wait_for(self.discover_models(), seconds)
+        except asyncio.TimeoutError as exc:
+            raise self.transport_error(exc, timeout=seconds) from None
         if self.cfg.models is None:
             self.models = self.model_names(found)
         return f"{len(found)} models at {self.base_url}"
