@@ -1,7 +1,10 @@
-"""Pieces shared by the fake upstream servers that the LLM plugins ship for tests.
+"""The base of the fake upstream servers (:mod:`gleitzeit.testing.fake_openai`,
+:mod:`gleitzeit.testing.fake_ollama`) that tests of LLM plugins run against.
 
 A fake server is an aiohttp application on 127.0.0.1 (a real socket, real framing) whose
-behaviour a test scripts through a :class:`Scenario`.
+behaviour a test scripts through a :class:`Scenario`. A fake of a new upstream
+subclasses :class:`FakeServer`: its ``routes``, its answers, and :meth:`FakeServer.script`
+for streams.
 """
 
 from __future__ import annotations
