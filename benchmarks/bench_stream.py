@@ -1,13 +1,16 @@
 """Streaming pass-through: tokens/s through gleitzeit (in-process provider) against the
-same client library reading the same local server directly, for openai and ollama."""
+plugin's own HTTP library (aiohttp) reading the same local server directly — each line
+decoded as JSON — for openai and ollama."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 NAME = "stream"
@@ -15,6 +18,7 @@ TARGET = "tokens/s through gleitzeit / tokens/s direct >= 0.8 (5,000 chunks), pe
 CHUNKS = 5000
 ROUNDS = 5
 HERE = Path(__file__).resolve().parent
+MESSAGES = [{"role": "user", "content": "go"}]
 
 
 class Upstream:
@@ -44,71 +48,61 @@ async def _timed(agen_factory) -> tuple[float, float, int]:
     return end - start, (first or end) - start, count
 
 
-async def _openai(url: str) -> dict:
-    import openai
+async def _direct(session, url: str, body: dict, framing) -> AsyncIterator[dict]:
+    """The messages of one stream, read with aiohttp alone (a kept-alive session)."""
+    async with session.post(url, json=body) as resp:
+        async for line in framing(resp.content.iter_any()):
+            if line != b"[DONE]":
+                yield json.loads(line)
 
+
+async def _through(config: str, provider: str, model: str, direct) -> dict:
     from gleitzeit.config import parse_config
     from gleitzeit.host import Host
     from gleitzeit.plugins import Plugins
 
-    client = openai.AsyncOpenAI(api_key="sk-test", base_url=url, max_retries=0)
-    messages = [{"role": "user", "content": "go"}]
-
-    async def direct():
-        stream = await client.chat.completions.create(
-            model="gpt-4o-mini",
-            messages=messages,
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-        async for chunk in stream:
-            if chunk.choices and chunk.choices[0].delta.content:
-                yield chunk
-
-    config = parse_config(f"plugins:\n  openai: {{api_key: sk-test, base_url: '{url}'}}\n")
-    host = Host(config, plugins=Plugins.load(config))
+    host = Host(parse_config(config), plugins=Plugins.load(parse_config(config)))
     await host.start()
 
     def through():
-        return host.stream(
-            "llm/chat", {"model": "gpt-4o-mini", "messages": messages}, provider="openai"
-        )
+        return host.stream("llm/chat", {"model": model, "messages": MESSAGES}, provider=provider)
 
     try:
         return await _compare(direct, through)
     finally:
         await host.stop()
-        await client.close()
 
 
-async def _ollama(url: str) -> dict:
-    import ollama
+def _has_token(kind: str, message: dict) -> bool:
+    if kind == "openai":
+        return bool(message["choices"] and message["choices"][0]["delta"].get("content"))
+    return bool(message["message"]["content"])
 
-    from gleitzeit.config import parse_config
-    from gleitzeit.host import Host
-    from gleitzeit.plugins import Plugins
 
-    client = ollama.AsyncClient(host=url)
-    messages = [{"role": "user", "content": "go"}]
+async def _plugin(kind: str, url: str) -> dict:
+    """One plugin's stream, direct and through gleitzeit."""
+    import aiohttp
+
+    from gleitzeit.httpllm import ndjson_lines, sse_data
+
+    if kind == "openai":
+        model, path, framing = "gpt-4o-mini", "/chat/completions", sse_data
+        settings = f"{{api_key: sk-test, base_url: '{url}'}}"
+    else:
+        model, path, framing = "llama3.2", "/api/chat", ndjson_lines
+        settings = f"{{base_url: '{url}'}}"
+    body = {"model": model, "messages": MESSAGES, "stream": True}
+    session = aiohttp.ClientSession(headers={"Authorization": "Bearer sk-test"})
 
     async def direct():
-        async for part in await client.chat(model="llama3.2", messages=messages, stream=True):
-            if part.message.content:
-                yield part
-
-    config = parse_config(f"plugins:\n  ollama: {{base_url: '{url}'}}\n")
-    host = Host(config, plugins=Plugins.load(config))
-    await host.start()
-
-    def through():
-        return host.stream(
-            "llm/chat", {"model": "llama3.2", "messages": messages}, provider="ollama"
-        )
+        async for message in _direct(session, url + path, body, framing):
+            if _has_token(kind, message):
+                yield message
 
     try:
-        return await _compare(direct, through)
+        return await _through(f"plugins:\n  {kind}: {settings}\n", kind, model, direct)
     finally:
-        await host.stop()
+        await session.close()
 
 
 async def _compare(direct, through) -> dict:
@@ -134,10 +128,10 @@ async def _compare(direct, through) -> dict:
 def run() -> dict:
     out: dict = {}
     ok = True
-    for kind, fn in (("openai", _openai), ("ollama", _ollama)):
+    for kind in ("openai", "ollama"):
         upstream = Upstream(kind)
         try:
-            result = asyncio.run(fn(upstream.url))
+            result = asyncio.run(_plugin(kind, upstream.url))
         finally:
             upstream.close()
         for key, value in result.items():

@@ -11,9 +11,9 @@ import sys
 
 async def main(kind: str, chunks: int) -> None:
     if kind == "openai":
-        from gleitzeit_openai.fake_server import FakeOpenAI as Server
+        from gleitzeit.testing.fake_openai import FakeOpenAI as Server
     else:
-        from gleitzeit_ollama.fake_server import FakeOllama as Server
+        from gleitzeit.testing.fake_ollama import FakeOllama as Server
     from gleitzeit.testing.fake_server import Scenario
 
     server = Server()

@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from gleitzeit_openai.fake_server import FakeOpenAI
 
+from gleitzeit.testing.fake_openai import FakeOpenAI
 from gleitzeit.testing.fake_server import Scenario, ThreadedServer
 
 TOKEN = "gw-s3cret"

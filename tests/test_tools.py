@@ -9,12 +9,12 @@ import json
 import textwrap
 
 import pytest
-from gleitzeit_ollama.fake_server import FakeOllama
-from gleitzeit_openai.fake_server import FakeOpenAI
 
 import gleitzeit
 from gleitzeit.errors import InvalidParamsError, ProviderUnavailableError, ToolRoundsExceeded
 from gleitzeit.testing import host
+from gleitzeit.testing.fake_ollama import FakeOllama
+from gleitzeit.testing.fake_openai import FakeOpenAI
 from gleitzeit.testing.fake_server import Scenario, ThreadedServer
 from gleitzeit.workflows.engine import Engine
 from gleitzeit.workflows.loader import parse_workflow

@@ -57,6 +57,10 @@ def _dumps(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
+#: How ``_dumps`` writes a string (json's own encoder for ``ensure_ascii=False``).
+_encode_string: Callable[[str], str] = json.encoder.encode_basestring
+
+
 class HttpError(Exception):
     """An error answered before any work starts (auth, body, validation)."""
 
@@ -143,16 +147,18 @@ class Gateway:
             f"The request body is larger than {self.max_body} bytes (server.max_payload_bytes)",
             code="payload_too_large",
         )
-        if (request.content_length or 0) > self.max_body:
+        length = request.content_length
+        if (length or 0) > self.max_body:
             raise too_large
-        data = bytearray()
-        while True:
-            piece = await request.content.read(65536)
-            if not piece:
-                break
-            data += piece
-            if len(data) > self.max_body:
-                raise too_large
+        data: bytes | bytearray
+        if length is not None:
+            data = await request.content.readexactly(length) if length else b""
+        else:  # chunked: read until the limit
+            data = bytearray()
+            while piece := await request.content.read(65536):
+                data += piece
+                if len(data) > self.max_body:
+                    raise too_large
         try:
             body = json.loads(data)
         except ValueError as exc:
@@ -303,15 +309,14 @@ class Gateway:
                 first = {"token": "", "done": True}
             resp = web.StreamResponse(headers=_SSE_HEADERS)
             await resp.prepare(request)
-            write = resp.write
-            await write(_event(events.start()))
+            write, encode = resp.write, events.encode
+            await write(_event(events.start()) + encode(first))
             try:
-                for event in events.chunk(first):
-                    await write(_event(event))
                 if not first.get("done"):
                     async for chunk in chunks:
-                        for event in events.chunk(chunk):
-                            await write(_event(event))
+                        data = encode(chunk)
+                        if data:
+                            await write(data)
                         if chunk.get("done"):
                             break
             except (ConnectionResetError, ConnectionError):
@@ -335,11 +340,14 @@ class Gateway:
 def _json(data: Any, status: int = 200) -> web.Response:
     from aiohttp import web
 
-    return web.Response(text=_dumps(data), status=status, content_type="application/json")
+    return web.Response(body=_dumps(data).encode(), status=status, content_type="application/json")
 
 
 def _event(data: Any) -> bytes:
     return b"data: " + _dumps(data).encode() + b"\n\n"
+
+
+_TOKEN = "\x00token\x00"
 
 
 class _Events:
@@ -350,12 +358,28 @@ class _Events:
         self.include_usage = include_usage
         self.id = api.new_id(prefix)
         self.created = int(time.time())
+        # A plain token's event is the same bytes every time but for the token, so it
+        # is written from this stream's template: encoding it whole per token was the
+        # largest cost of a long stream in the gateway.
+        head, tail = _event(self.token_event(_TOKEN)).split(_dumps(_TOKEN).encode())
+        self._head, self._tail = head, tail
 
     def start(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    def token_event(self, token: str) -> dict[str, Any]:
+        """The event of one streamed piece of text."""
+        raise NotImplementedError
+
     def chunk(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
         raise NotImplementedError
+
+    def encode(self, chunk: dict[str, Any]) -> bytes:
+        """The SSE bytes of one Gleitzeit chunk (none for a chunk with nothing to say)."""
+        token = chunk.get("token")
+        if token and len(chunk) == 2 and chunk.get("done") is False:
+            return self._head + _encode_string(token).encode() + self._tail
+        return b"".join(_event(event) for event in self.chunk(chunk))
 
 
 class _ChatEvents(_Events):
@@ -365,6 +389,9 @@ class _ChatEvents(_Events):
 
     def start(self) -> dict[str, Any]:
         return self._make(self.id, self.created, self.model, {"role": "assistant", "content": ""})
+
+    def token_event(self, token: str) -> dict[str, Any]:
+        return api.chat_chunk(self.id, self.created, self.model, {"content": token})
 
     def chunk(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
         make, cid, created, model = self._make, self.id, self.created, self.model
@@ -383,7 +410,7 @@ class _ChatEvents(_Events):
         if chunk.get("tool_calls"):
             return [make(cid, created, model, {"tool_calls": chunk["tool_calls"]})]
         token = chunk.get("token")
-        return [make(cid, created, model, {"content": token})] if token else []
+        return [self.token_event(token)] if token else []
 
 
 class _CompletionEvents(_Events):
@@ -392,6 +419,9 @@ class _CompletionEvents(_Events):
 
     def start(self) -> dict[str, Any]:
         return api.completion_chunk(self.id, self.created, self.model, "")
+
+    def token_event(self, token: str) -> dict[str, Any]:
+        return api.completion_chunk(self.id, self.created, self.model, token)
 
     def chunk(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
         if chunk.get("done"):
@@ -405,4 +435,4 @@ class _CompletionEvents(_Events):
                 )
             return out
         token = chunk.get("token")
-        return [api.completion_chunk(self.id, self.created, self.model, token)] if token else []
+        return [self.token_event(token)] if token else []

@@ -10,9 +10,9 @@ written per request and per streamed chunk.
 from __future__ import annotations
 
 import base64
+import os
 import struct
 import time
-import uuid
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -175,7 +175,8 @@ class EmbeddingRequest(_Request):
 
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:24]}"
+    """A fresh response id, ``chatcmpl-`` and 24 hex digits as OpenAI's."""
+    return f"{prefix}-{os.urandom(12).hex()}"
 
 
 def error_body(

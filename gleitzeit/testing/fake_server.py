@@ -1,13 +1,17 @@
-"""Pieces shared by the fake upstream servers that the LLM plugins ship for tests.
+"""The base of the fake upstream servers (:mod:`gleitzeit.testing.fake_openai`,
+:mod:`gleitzeit.testing.fake_ollama`) that tests of LLM plugins run against.
 
 A fake server is an aiohttp application on 127.0.0.1 (a real socket, real framing) whose
-behaviour a test scripts through a :class:`Scenario`.
+behaviour a test scripts through a :class:`Scenario`. A fake of a new upstream
+subclasses :class:`FakeServer`: its ``routes``, its answers, and :meth:`FakeServer.script`
+for streams.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,7 +70,13 @@ class Scenario:
 
 
 class FakeServer:
-    """Start and stop an aiohttp app on an ephemeral port of 127.0.0.1."""
+    """Start and stop an aiohttp app on an ephemeral port of 127.0.0.1.
+
+    A subclass adds its upstream's endpoints in :meth:`routes`; ``base_path`` is what
+    the upstream's base URL adds to the address (``/v1`` for OpenAI's).
+    """
+
+    base_path: str = ""
 
     def __init__(self) -> None:
         self.scenario = Scenario()
@@ -74,8 +84,21 @@ class FakeServer:
         self._runner: Any = None
         self.port: int | None = None
 
-    def app(self) -> Any:
+    @property
+    def url(self) -> str:
+        """The base URL to point a client at."""
+        return f"http://127.0.0.1:{self.port}{self.base_path}"
+
+    def routes(self, router: Any) -> None:
+        """Add the upstream's endpoints to ``router`` (an aiohttp ``UrlDispatcher``)."""
         raise NotImplementedError
+
+    def app(self) -> Any:
+        from aiohttp import web
+
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        self.routes(app.router)
+        return app
 
     async def start(self) -> None:
         from aiohttp import web
@@ -116,6 +139,29 @@ class FakeServer:
         if self.scenario.first_byte_delay:
             await asyncio.sleep(self.scenario.first_byte_delay)
         return body
+
+    async def script(
+        self,
+        request: Any,
+        pieces: list[str],
+        send: Callable[[int, str], Awaitable[None]],
+        fail: Callable[[], Awaitable[None]],
+    ) -> bool:
+        """Stream ``pieces`` as the scenario says: ``send(i, piece)`` each, ``delay``
+        seconds apart; ``fail()`` in place of piece ``error_after``, or the connection
+        cut at ``drop_after``. False when the stream ended early that way."""
+        sc = self.scenario
+        for i, piece in enumerate(pieces):
+            if sc.error_after is not None and i == sc.error_after:
+                await fail()
+                return False
+            if sc.drop_after is not None and i == sc.drop_after:
+                self.drop(request)
+                return False
+            if sc.delay:
+                await asyncio.sleep(sc.delay)
+            await send(i, piece)
+        return True
 
     @staticmethod
     def drop(request: Any) -> None:

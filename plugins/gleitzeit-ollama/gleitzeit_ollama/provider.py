@@ -1,17 +1,17 @@
-"""The ollama provider: chat, generate and embeddings, streaming, through the official
-``ollama`` client."""
+"""The ollama provider: chat, generate and embeddings, streaming, on the host's HTTP
+provider base (Ollama's API: JSON in, NDJSON streams out)."""
 
 from __future__ import annotations
 
 import json
-import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from gleitzeit import (
-    InvalidParamsError,
-    Provider,
+    ProviderError,
+    ProviderUnavailableError,
     embedding_result,
     final_chunk,
     llm_result,
@@ -19,21 +19,11 @@ from gleitzeit import (
     token_chunk,
     usage,
 )
+from gleitzeit.httpllm import HttpLLMProvider, ndjson_lines
 from gleitzeit.llm import ChatMessage, ChatParams, EmbedParams, GenerateParams, text_of
 from gleitzeit.results import tool_call, tool_call_chunks
-from gleitzeit_ollama import __version__
-from gleitzeit_ollama.errors import map_error, record_retry_after
+from gleitzeit_ollama import __version__, wire
 from gleitzeit_ollama.settings import OllamaSettings
-
-log = logging.getLogger("gleitzeit.ollama")
-
-
-def _names(tags: list[str]) -> tuple[str, ...]:
-    """Model names as Ollama lists them, plus the short form of each ``:latest`` tag, so
-    that ``llama3.2`` routes to ``llama3.2:latest`` as it does in Ollama itself."""
-    out = set(tags)
-    out.update(t[: -len(":latest")] for t in tags if t.endswith(":latest"))
-    return tuple(sorted(out))
 
 
 def to_ollama_message(message: ChatMessage) -> dict[str, Any]:
@@ -61,137 +51,68 @@ def _to_ollama_call(call: Any) -> dict[str, Any]:
     return {"function": {"name": fn.get("name", ""), "arguments": args or {}}}
 
 
-def _from_ollama_calls(calls: Any) -> list[dict[str, Any]]:
+def _from_ollama_calls(calls: list[wire.ToolCall] | None) -> list[dict[str, Any]]:
     """Ollama's tool calls (arguments as an object, no id) in the standard shape."""
-    return [
-        tool_call(c.function.name, dict(c.function.arguments or {}), id=getattr(c, "id", None))
-        for c in calls or []
-    ]
+    return [tool_call(c.function.name, c.function.arguments, id=c.id) for c in calls or []]
 
 
-class OllamaProvider(Provider):
+class OllamaProvider(HttpLLMProvider[OllamaSettings]):
     """Local models served by Ollama."""
 
     name = "ollama"
-    kind = "llm"
     description = "Local models served by Ollama: chat, generate, embeddings"
     version = __version__
     capabilities = ("chat", "generate", "embed", "streaming", "vision")
     Settings = OllamaSettings
+    upstream = "Ollama"
+    wire_format = "Ollama"
+    unreachable_hint = "start Ollama (`ollama serve`) or set base_url / OLLAMA_HOST"
+    timeout_reason = "a model may be loading"
 
-    def __init__(self, settings: Any = None, *, name: str | None = None) -> None:
-        super().__init__(settings, name=name)
-        if self.settings.default_model is None:
-            # Chat and generate need a model then; embed has embedding_model.
-            self.model_required = ("llm/chat", "llm/generate")
-        self._client: Any = None
-        self._http: Any = None
+    def model_names(self, names: list[str]) -> tuple[str, ...]:
+        """Model names as Ollama lists them, plus the short form of each ``:latest``
+        tag, so that ``llama3.2`` routes to ``llama3.2:latest`` as it does in Ollama."""
+        out = set(names)
+        out.update(n[: -len(":latest")] for n in names if n.endswith(":latest"))
+        return tuple(sorted(out))
 
-    @property
-    def cfg(self) -> OllamaSettings:
-        return self.settings
+    def shown_models(self) -> str:
+        return ", ".join(m for m in self.models if not m.endswith(":latest"))
 
-    @property
-    def base_url(self) -> str:
-        return self.cfg.resolved_base_url()
+    def missing_model_hint(self, model: str | None) -> str:
+        return f"run `ollama pull {model}`; available models: {self.shown_models() or '(none)'}"
 
-    def _err(self, exc: BaseException, model: str | None = None, chunks: int | None = None):
-        return map_error(
-            exc,
-            base_url=self.base_url,
-            model=model,
-            models=tuple(self.models),
-            timeout=self.cfg.timeout,
-            chunks_received=chunks,
+    def base_url_hint(self) -> str:
+        return (
+            "(or OLLAMA_HOST) it should be the server's root, such as "
+            f"http://localhost:11434 (it is {self.base_url} now)"
         )
-
-    # -- lifecycle -------------------------------------------------------------------
-
-    async def start(self) -> None:
-        import httpx  # the ollama client's own HTTP library
-        import ollama  # imported here, not at plugin load
-
-        timeout = httpx.Timeout(self.cfg.timeout, connect=self.cfg.connect_timeout)
-        self._client = ollama.AsyncClient(
-            host=self.base_url,
-            timeout=timeout,
-            event_hooks={"response": [record_retry_after]},
-        )
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url, timeout=httpx.Timeout(self.cfg.health_timeout)
-        )
-        if self.cfg.models is not None:
-            self.models = _names(self.cfg.models)
-            return
-        try:
-            await self.discover_models()
-        except Exception as exc:  # Ollama may start later: run, and let health say why
-            log.info("ollama: model discovery at %s failed: %s", self.base_url, exc)
-
-    async def stop(self) -> None:
-        client, self._client = self._client, None
-        http, self._http = self._http, None
-        if http is not None:
-            await http.aclose()
-        if client is not None:
-            inner = getattr(client, "_client", None)
-            if inner is not None:
-                await inner.aclose()
 
     async def list_models(self) -> list[dict[str, Any]]:
         """The models on the server (GET /api/tags), with their details."""
-        try:
-            listed = await self._client.list()
-        except Exception as exc:
-            raise self._err(exc) from None
-        return [m.model_dump(mode="json") for m in listed.models]
+        tags = self.decode(wire.Tags, await self.get("/api/tags"))
+        return [t.model_dump(mode="json", exclude_none=True) for t in tags.models]
 
-    async def discover_models(self) -> tuple[str, ...]:
-        """Refresh ``models`` from the server."""
+    async def discover_models(self) -> list[str]:
         found = await self.list_models()
-        self.models = _names([str(n) for m in found if (n := m.get("model") or m.get("name"))])
-        return self.models
+        return [str(n) for m in found if (n := m.get("model") or m.get("name"))]
 
-    async def health(self) -> dict[str, Any]:
-        if self._http is None:
-            return {"status": "unhealthy", "detail": "not started"}
+    async def probe(self) -> str:
         try:
-            resp = await self._http.get("/api/version")
-            resp.raise_for_status()
-            version = resp.json().get("version", "?")
-        except Exception as exc:
-            import httpx
-
-            if isinstance(exc, httpx.TimeoutException):
-                detail = (
-                    f"Ollama at {self.base_url} did not answer within {self.cfg.health_timeout:g}s"
-                )
-            elif isinstance(exc, httpx.HTTPStatusError):
-                detail = f"Ollama at {self.base_url} answered {exc.response.status_code}"
-            elif self.cfg.base_url is None and not os.environ.get("OLLAMA_HOST"):
+            raw = await self.get("/api/version", timeout=self.cfg.health_timeout)
+        except ProviderUnavailableError as exc:
+            if self.cfg.base_url is None and not os.environ.get("OLLAMA_HOST"):
                 # Nothing configured and nothing at the default address: say so, with
                 # the fix, in one line (not a connection error to decode).
-                detail = (
+                raise ProviderUnavailableError(
                     f"not configured: no Ollama at the default {self.base_url} — start it "
                     "(`ollama serve`), set OLLAMA_HOST or plugins.ollama.base_url, or "
                     "switch the plugin off (plugins: {ollama: false})"
-                )
-            else:
-                detail = f"Cannot reach Ollama at {self.base_url}: {type(exc).__name__}"
-            return {"status": "unhealthy", "detail": detail}
-        return {"status": "healthy", "detail": f"Ollama {version} at {self.base_url}"}
+                ) from exc
+            raise
+        return f"Ollama {self.decode(wire.Version, raw).version} at {self.base_url}"
 
     # -- requests --------------------------------------------------------------------
-
-    def _model(self, requested: str | None) -> str:
-        model = requested or self.cfg.default_model
-        if not model:
-            shown = ", ".join(m for m in self.models if not m.endswith(":latest"))
-            raise InvalidParamsError(
-                f"{self.name}: no model given and no default_model set",
-                hint=f'pass "model"; available: {shown or "(unknown)"}',
-            )
-        return model
 
     def _common(self, p: ChatParams | GenerateParams) -> dict[str, Any]:
         options = dict(p.options)
@@ -206,145 +127,124 @@ class OllamaProvider(Provider):
                 options.setdefault(target, value)
         if p.stop is not None:
             options.setdefault("stop", [p.stop] if isinstance(p.stop, str) else p.stop)
-        kw: dict[str, Any] = {}
+        body: dict[str, Any] = {"model": self.model_for(p.model)}
         if options:
-            kw["options"] = options
+            body["options"] = options
         if p.format is not None:
-            kw["format"] = p.format
+            body["format"] = p.format
         if self.cfg.keep_alive is not None:
-            kw["keep_alive"] = self.cfg.keep_alive
-        return kw
+            body["keep_alive"] = self.cfg.keep_alive
+        return body
 
-    @staticmethod
-    def _usage(part: Any) -> dict[str, int] | None:
-        return usage(getattr(part, "prompt_eval_count", None), getattr(part, "eval_count", None))
+    def _chat_body(self, p: ChatParams) -> dict[str, Any]:
+        body = self._common(p)
+        body["messages"] = [to_ollama_message(m) for m in p.messages]
+        if p.tools and p.tool_choice != "none":  # Ollama has no tool_choice: none = no tools
+            body["tools"] = p.tools
+        return body
 
-    async def _call(self, model: str, call: str, request: dict[str, Any]) -> Any:
-        try:
-            return await getattr(self._client, call)(model=model, stream=False, **request)
-        except Exception as exc:
-            raise self._err(exc, model) from None
+    def _generate_body(self, p: GenerateParams) -> dict[str, Any]:
+        body = self._common(p)
+        body["prompt"] = p.prompt
+        if p.system:
+            body["system"] = p.system
+        if p.images:
+            body["images"] = p.images
+        return body
+
+    async def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        body["stream"] = False
+        model = body["model"]
+        part = self.decode(wire.Part, await self.post(path, body, model=model))
+        calls = _from_ollama_calls(part.message.tool_calls if part.message else None)
+        extra: dict[str, Any] = {"tool_calls": calls} if calls else {}
+        return llm_result(
+            part.text(),
+            model=part.model or model,
+            provider=self.name,
+            finish_reason="tool_calls" if calls else part.done_reason,
+            usage=usage(part.prompt_eval_count, part.eval_count),
+            **extra,
+        )
 
     async def _stream(
-        self, model: str, call: str, request: dict[str, Any], text: Any
-    ) -> AsyncIterator[dict[str, Any]]:
+        self, path: str, body: dict[str, Any]
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        body["stream"] = True
+        model = body["model"]
         received = 0
-        last: Any = None
+        last: wire.Part | None = None
         calls: list[dict[str, Any]] = []
-        try:
-            parts = await getattr(self._client, call)(model=model, stream=True, **request)
-            async for part in parts:
+        async with self.post_stream(path, body, ndjson_lines, model=model) as lines:
+            async for line in lines:
+                part = self.decode(wire.Part, line, chunks=received)
+                if part.error is not None:
+                    raise self.stream_error(part.error, received)
                 received += 1
                 last = part
-                message = getattr(part, "message", None)
-                if message is not None and message.tool_calls:
+                if part.message is not None and part.message.tool_calls:
                     # Ollama sends each call whole; shown as OpenAI-style deltas.
-                    new = _from_ollama_calls(message.tool_calls)
+                    new = _from_ollama_calls(part.message.tool_calls)
                     for chunk in tool_call_chunks(new):
                         for d in chunk["tool_calls"]:
                             d["index"] += len(calls)
                         yield chunk
                     calls.extend(new)
-                piece = text(part)
+                piece = part.text()
                 if piece:
                     yield token_chunk(piece)
-        except Exception as exc:
-            raise self._err(exc, model, chunks=received) from None
         if last is None or not last.done:
-            from gleitzeit import StreamError
-
-            raise StreamError(
-                f"The stream from Ollama at {self.base_url} ended without its final message "
-                f"after {received} chunks"
+            raise self.stream_error(
+                f"the stream ended without its final message after {received} chunks", received
             )
         extra: dict[str, Any] = {"tool_calls": calls} if calls else {}
         yield final_chunk(
             finish_reason="tool_calls" if calls else last.done_reason,
-            usage=self._usage(last),
+            usage=usage(last.prompt_eval_count, last.eval_count),
             model=last.model or model,
             provider=self.name,
             **extra,
         )
 
-    def _chat_request(self, p: ChatParams) -> dict[str, Any]:
-        request = {"messages": [to_ollama_message(m) for m in p.messages], **self._common(p)}
-        if p.tools and p.tool_choice != "none":  # Ollama has no tool_choice: none = no tools
-            request["tools"] = p.tools
-        return request
-
-    def _generate_request(self, p: GenerateParams) -> dict[str, Any]:
-        request: dict[str, Any] = {"prompt": p.prompt, **self._common(p)}
-        if p.system:
-            request["system"] = p.system
-        if p.images:
-            request["images"] = p.images
-        return request
-
     @method("llm/chat", params=ChatParams)
     async def chat(self, p: ChatParams) -> dict[str, Any]:
         """Chat (POST /api/chat); images on messages pass through."""
-        model = self._model(p.model)
-        resp = await self._call(model, "chat", self._chat_request(p))
-        calls = _from_ollama_calls(resp.message.tool_calls)
-        extra: dict[str, Any] = {"tool_calls": calls} if calls else {}
-        return llm_result(
-            resp.message.content or "",
-            model=resp.model or model,
-            provider=self.name,
-            finish_reason="tool_calls" if calls else resp.done_reason,
-            usage=self._usage(resp),
-            **extra,
-        )
+        return await self._call("/api/chat", self._chat_body(p))
 
     @method("llm/chat", params=ChatParams)
     async def chat_stream(self, p: ChatParams) -> AsyncIterator[dict[str, Any]]:
-        model = self._model(p.model)
-        async for chunk in self._stream(
-            model, "chat", self._chat_request(p), lambda part: part.message.content
-        ):
-            yield chunk
+        async with aclosing(self._stream("/api/chat", self._chat_body(p))) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
     @method("llm/generate", params=GenerateParams)
     async def generate(self, p: GenerateParams) -> dict[str, Any]:
         """Completion of a prompt (POST /api/generate)."""
-        model = self._model(p.model)
-        resp = await self._call(model, "generate", self._generate_request(p))
-        return llm_result(
-            resp.response or "",
-            model=resp.model or model,
-            provider=self.name,
-            finish_reason=resp.done_reason,
-            usage=self._usage(resp),
-        )
+        return await self._call("/api/generate", self._generate_body(p))
 
     @method("llm/generate", params=GenerateParams)
     async def generate_stream(self, p: GenerateParams) -> AsyncIterator[dict[str, Any]]:
-        model = self._model(p.model)
-        async for chunk in self._stream(
-            model, "generate", self._generate_request(p), lambda part: part.response
-        ):
-            yield chunk
+        async with aclosing(self._stream("/api/generate", self._generate_body(p))) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
     @method("llm/embed", params=EmbedParams)
     async def embed(self, p: EmbedParams) -> dict[str, Any]:
         """Embeddings of one text or a list (POST /api/embed)."""
-        model = p.model or self.cfg.embedding_model
-        kw: dict[str, Any] = {"options": p.options} if p.options else {}
-        try:
-            resp = await self._client.embed(model=model, input=p.input, **kw)
-        except Exception as exc:
-            raise self._err(exc, model) from None
+        model = self.embedding_model(p.model)
+        body: dict[str, Any] = {"model": model, "input": p.input}
+        if p.options:
+            body["options"] = p.options
+        reply = self.decode(wire.Embeddings, await self.post("/api/embed", body, model=model))
         asked = 1 if isinstance(p.input, str) else len(p.input)
-        if len(resp.embeddings) != asked:
-            from gleitzeit import ProviderError
-
+        if len(reply.embeddings) != asked:
             raise ProviderError(
-                f"Ollama at {self.base_url} returned {len(resp.embeddings)} embeddings for "
+                f"{self.where} returned {len(reply.embeddings)} embeddings for "
                 f"{asked} input(s) with model {model!r}"
             )
         return embedding_result(
-            [list(v) for v in resp.embeddings],
-            model=resp.model or model,
+            reply.embeddings,
+            model=reply.model or model,
             provider=self.name,
             single=isinstance(p.input, str),
         )

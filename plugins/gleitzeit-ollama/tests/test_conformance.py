@@ -1,10 +1,10 @@
 """The ollama provider passes the conformance suite, against a local Ollama-format server."""
 
-from gleitzeit_ollama.fake_server import FakeOllama
 from gleitzeit_ollama.provider import OllamaProvider
 from gleitzeit_ollama.settings import OllamaSettings
 
 from gleitzeit.testing import ProviderConformance
+from gleitzeit.testing.fake_ollama import FakeOllama
 from gleitzeit.testing.fake_server import ThreadedServer
 
 

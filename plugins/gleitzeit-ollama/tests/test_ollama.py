@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from gleitzeit_ollama.fake_server import FakeOllama, Scenario
 from gleitzeit_ollama.provider import OllamaProvider
 from gleitzeit_ollama.settings import OllamaSettings
 
@@ -11,6 +10,7 @@ import gleitzeit
 from gleitzeit.config import parse_config
 from gleitzeit.host import Host
 from gleitzeit.plugins import Plugins
+from gleitzeit.testing.fake_ollama import FakeOllama, Scenario
 
 CHAT = {"model": "llama3.2", "messages": [{"role": "user", "content": "Hello"}]}
 
@@ -284,3 +284,31 @@ async def test_an_embedding_count_that_does_not_match_the_inputs_is_an_error():
                 await p.invoke("llm/embed", {"model": "llama3.2", "input": ["a", "b"]})
         finally:
             await p.stop()
+
+
+class NumberContent(FakeOllama):
+    """A server whose chat answer has a message content that is not a string."""
+
+    async def chat(self, request):
+        from aiohttp import web
+
+        await request.read()
+        return web.json_response(
+            {
+                "model": "llama3.2:latest",
+                "message": {"role": "assistant", "content": 42},
+                "done": True,
+            }
+        )
+
+
+async def test_a_chat_reply_whose_content_is_not_a_string_is_an_error_naming_the_upstream():
+    async with NumberContent() as srv:
+        p = await _started(srv)
+        try:
+            with pytest.raises(gleitzeit.ProviderError) as info:
+                await p.invoke("llm/chat", {"model": "llama3.2", "messages": [{"content": "hi"}]})
+        finally:
+            await p.stop()
+    assert f"Ollama at {srv.url}" in info.value.message
+    assert "message.content" in info.value.message

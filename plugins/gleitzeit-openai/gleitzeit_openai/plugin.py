@@ -1,5 +1,6 @@
-"""Entry module of the openai plugin: hook implementations only. The ``openai`` SDK is
-imported when the provider starts, never here, so listing plugins stays fast."""
+"""Entry module of the openai plugin: hook implementations only. The provider module
+(and aiohttp, when it starts) are imported only when needed, so listing plugins stays
+fast."""
 
 from __future__ import annotations
 

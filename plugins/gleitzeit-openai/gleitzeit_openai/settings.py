@@ -2,41 +2,37 @@
 
 from __future__ import annotations
 
-import os
+from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import Field, SecretStr
+
+from gleitzeit.httpllm.settings import HttpLLMSettings
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
-class OpenAISettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class OpenAISettings(HttpLLMSettings):
+    """Where the OpenAI-compatible server is, its key, timeouts and model defaults.
+
+    ``OPENAI_BASE_URL`` is deliberately not read: clients of ``gleitzeit serve``'s own
+    ``/v1`` API export it to point at Gleitzeit, and the plugin would then send its
+    upstream requests to the server it runs in.
+    """
+
+    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
+    base_url_env: ClassVar[str | None] = "GLEITZEIT_OPENAI_BASE_URL"
+    api_key_env: ClassVar[str | None] = "OPENAI_API_KEY"
 
     api_key: SecretStr | None = Field(None, description="API key; defaults to $OPENAI_API_KEY")
     base_url: str | None = Field(
         None,
         description="any OpenAI-compatible server, ending in /v1; defaults to "
-        "$OPENAI_BASE_URL, then https://api.openai.com/v1",
+        "$GLEITZEIT_OPENAI_BASE_URL, then https://api.openai.com/v1",
     )
     organization: str | None = Field(None, description="OpenAI organization id")
     require_api_key: bool = Field(
         True, description="false for local OpenAI-compatible servers that take no key"
     )
-    timeout: float = Field(60.0, gt=0, description="seconds to wait for a byte from the server")
-    connect_timeout: float = Field(5.0, gt=0, description="seconds to wait for a connection")
-    health_timeout: float = Field(3.0, gt=0, description="seconds the health probe may take")
-    models: list[str] | None = Field(
-        None, description="fixed model list, for servers without GET /v1/models"
-    )
-    default_model: str | None = Field(None, description="model used when a request names none")
-    embedding_model: str = Field(
+    embedding_model: str | None = Field(
         "text-embedding-3-small", description="model for llm/embed when a request names none"
     )
-
-    def resolved_api_key(self) -> str | None:
-        if self.api_key is not None and self.api_key.get_secret_value():
-            return self.api_key.get_secret_value()
-        return os.environ.get("OPENAI_API_KEY") or None
-
-    def resolved_base_url(self) -> str:
-        return (self.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")

@@ -1,10 +1,10 @@
 """The openai provider passes the conformance suite, against a local OpenAI-format server."""
 
-from gleitzeit_openai.fake_server import FakeOpenAI
 from gleitzeit_openai.provider import OpenAIProvider
 from gleitzeit_openai.settings import OpenAISettings
 
 from gleitzeit.testing import ProviderConformance
+from gleitzeit.testing.fake_openai import FakeOpenAI
 from gleitzeit.testing.fake_server import ThreadedServer
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 
 import pytest
-from gleitzeit_openai.fake_server import FakeOpenAI, Scenario, error_body
 from gleitzeit_openai.provider import OpenAIProvider
 from gleitzeit_openai.settings import OpenAISettings
 
@@ -13,6 +12,7 @@ import gleitzeit
 from gleitzeit.config import parse_config
 from gleitzeit.host import Host
 from gleitzeit.plugins import Plugins
+from gleitzeit.testing.fake_openai import FakeOpenAI, Scenario, error_body
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}
 
@@ -265,7 +265,7 @@ def server_url_env():
     from gleitzeit.testing.fake_server import ThreadedServer
 
     with ThreadedServer(FakeOpenAI()) as srv:
-        yield {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": srv.url}, srv.url
+        yield {"OPENAI_API_KEY": "sk-test", "GLEITZEIT_OPENAI_BASE_URL": srv.url}, srv.url
 
 
 class ShortEmbeddings(FakeOpenAI):
@@ -310,3 +310,39 @@ async def test_embed_without_a_model_uses_one_the_server_lists():
                 await p.invoke("llm/embed", {"input": "hello"})
         finally:
             await p.stop()
+
+
+class ListContent(FakeOpenAI):
+    """A compatible server whose chat message content is not a string."""
+
+    async def chat(self, request):
+        import json
+
+        from aiohttp import web
+
+        response = await super().chat(request)
+        body = json.loads(response.body)
+        body["choices"][0]["message"]["content"] = [{"type": "text", "text": "hi"}]
+        return web.json_response(body)
+
+
+async def test_a_chat_reply_whose_content_is_not_a_string_is_an_error_naming_the_upstream():
+    async with ListContent() as srv:
+        p = OpenAIProvider(OpenAISettings(api_key="sk-test", base_url=srv.url))
+        await p.start()
+        try:
+            with pytest.raises(gleitzeit.ProviderError) as info:
+                await p.invoke("llm/chat", CHAT)
+        finally:
+            await p.stop()
+    assert srv.url in info.value.message
+    assert "choices.0.message.content" in info.value.message
+    assert "not in OpenAI's format" in info.value.message
+
+
+def test_openai_base_url_is_not_read_it_belongs_to_clients_of_the_gateway(monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1")
+    monkeypatch.delenv("GLEITZEIT_OPENAI_BASE_URL", raising=False)
+    assert OpenAIProvider(OpenAISettings(api_key="k")).base_url == "https://api.openai.com/v1"
+    monkeypatch.setenv("GLEITZEIT_OPENAI_BASE_URL", "http://127.0.0.1:8080/v1/")
+    assert OpenAIProvider(OpenAISettings(api_key="k")).base_url == "http://127.0.0.1:8080/v1"

@@ -1,13 +1,16 @@
 """A local server that speaks Ollama's wire format: NDJSON streams, /api/tags, errors.
 
-async with FakeOllama() as server:
-    server.scenario = Scenario(reply="Hi", chunks=20)
-    # point the plugin (or the ollama client) at server.url
+For tests of code that uses the ollama plugin, with no Ollama running; needs aiohttp::
+
+    from gleitzeit.testing.fake_ollama import FakeOllama, Scenario
+
+    async with FakeOllama() as server:
+        server.scenario = Scenario(reply="Hi", chunks=20)
+        # point the plugin (or any Ollama client) at server.url
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from datetime import datetime, timezone
@@ -50,20 +53,12 @@ class FakeOllama(FakeServer):
         super().__init__()
         self.models = list(models)
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def app(self) -> Any:
-        from aiohttp import web
-
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_post("/api/chat", self.chat)
-        app.router.add_post("/api/generate", self.generate)
-        app.router.add_post("/api/embed", self.embed)
-        app.router.add_get("/api/tags", self.tags)
-        app.router.add_get("/api/version", self.version)
-        return app
+    def routes(self, router: Any) -> None:
+        router.add_post("/api/chat", self.chat)
+        router.add_post("/api/generate", self.generate)
+        router.add_post("/api/embed", self.embed)
+        router.add_get("/api/tags", self.tags)
+        router.add_get("/api/version", self.version)
 
     def _known(self, model: str | None) -> str | None:
         """The full name of a model (``llama3.2`` means ``llama3.2:latest``), or None."""
@@ -172,17 +167,15 @@ class FakeOllama(FakeServer):
         await resp.prepare(request)
         if calls:
             await resp.write(json.dumps(line("", False), separators=(",", ":")).encode() + b"\n")
-        for i, piece in enumerate(pieces):
-            if sc.error_after is not None and i == sc.error_after:
-                await resp.write(b'{"error":"an error was encountered while running the model"}\n')
-                await resp.write_eof()
-                return resp
-            if sc.drop_after is not None and i == sc.drop_after:
-                self.drop(request)
-                return resp
-            if sc.delay:
-                await asyncio.sleep(sc.delay)
+
+        async def send(i: int, piece: str) -> None:
             await resp.write(json.dumps(line(piece, False), separators=(",", ":")).encode() + b"\n")
-        await resp.write(json.dumps(line("", True), separators=(",", ":")).encode() + b"\n")
-        await resp.write_eof()
+
+        async def fail() -> None:  # an error line, the HTTP status staying 200
+            await resp.write(b'{"error":"an error was encountered while running the model"}\n')
+            await resp.write_eof()
+
+        if await self.script(request, pieces, send, fail):
+            await resp.write(json.dumps(line("", True), separators=(",", ":")).encode() + b"\n")
+            await resp.write_eof()
         return resp

@@ -1,6 +1,9 @@
 """A local server that speaks OpenAI's chat, models and embeddings wire format.
 
-For tests of code that uses the openai plugin, with no network and no key::
+For tests of code that uses the openai plugin (or any OpenAI client), with no network
+and no key; needs aiohttp::
+
+    from gleitzeit.testing.fake_openai import FakeOpenAI, Scenario
 
     async with FakeOpenAI() as server:
         server.scenario = Scenario(reply="Hi there", chunks=50)
@@ -16,7 +19,7 @@ from typing import Any
 
 from gleitzeit.testing.fake_server import FakeServer, Scenario
 
-__all__ = ["FakeOpenAI", "Scenario"]
+__all__ = ["FakeOpenAI", "Scenario", "error_body"]
 
 
 #: The request fields of POST /v1/chat/completions the real service knows; like it, the
@@ -31,6 +34,7 @@ CHAT_FIELDS = frozenset(
 
 
 def error_body(message: str, type_: str, code: str | None, param: str | None = None) -> dict:
+    """OpenAI's error shape, for ``Scenario(error=...)``."""
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
@@ -49,19 +53,13 @@ class FakeOpenAI(FakeServer):
         self.api_key = api_key
         self.models_endpoint = models_endpoint
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+    base_path = "/v1"
 
-    def app(self) -> Any:
-        from aiohttp import web
-
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_post("/v1/chat/completions", self.chat)
-        app.router.add_post("/v1/embeddings", self.embeddings)
+    def routes(self, router: Any) -> None:
+        router.add_post("/v1/chat/completions", self.chat)
+        router.add_post("/v1/embeddings", self.embeddings)
         if self.models_endpoint:
-            app.router.add_get("/v1/models", self.list_models)
-        return app
+            router.add_get("/v1/models", self.list_models)
 
     def _json_error(self, status: int, body: dict, headers: dict | None = None) -> Any:
         from aiohttp import web
@@ -209,8 +207,6 @@ class FakeOpenAI(FakeServer):
             text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
             await resp.write(f"data: {text}\n\n".encode())
 
-        import asyncio
-
         if calls:
             # As the service streams them: per call, its id and name first, then the
             # arguments in pieces; the last chunk has an empty delta and the reason.
@@ -229,22 +225,16 @@ class FakeOpenAI(FakeServer):
             return resp
         await send(chunk({"role": "assistant", "content": ""}, None))
         last = len(pieces) - 1
-        for i, piece in enumerate(pieces):
-            if sc.error_after is not None and i == sc.error_after:
-                await send(
-                    error_body(
-                        "The server had an error while processing your request.",
-                        "server_error",
-                        None,
-                    )
-                )
-                return resp
-            if sc.drop_after is not None and i == sc.drop_after:
-                self.drop(request)
-                return resp
-            if sc.delay:
-                await asyncio.sleep(sc.delay)
-            await send(chunk({"content": piece}, sc.finish_reason if i == last else None))
+
+        async def piece(i: int, text: str) -> None:
+            await send(chunk({"content": text}, sc.finish_reason if i == last else None))
+
+        async def fail() -> None:  # an error event; the stream then simply stops
+            message = "The server had an error while processing your request."
+            await send(error_body(message, "server_error", None))
+
+        if not await self.script(request, pieces, piece, fail):
+            return resp
         if not pieces:
             await send(chunk({}, sc.finish_reason))
         if (body.get("stream_options") or {}).get("include_usage"):

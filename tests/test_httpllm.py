@@ -1,0 +1,313 @@
+"""The HTTP LLM provider base: framing of streamed bodies, reading upstream errors,
+base URLs, and a provider written on it in a few lines, against real sockets."""
+
+from __future__ import annotations
+
+from email.utils import formatdate
+from typing import Any, ClassVar
+
+import pytest
+from aiohttp import web
+from pydantic import BaseModel
+
+import gleitzeit
+from gleitzeit import ConfigError, method
+from gleitzeit.httpllm import (
+    HttpLLMProvider,
+    HttpLLMSettings,
+    UpstreamFailure,
+    ndjson_lines,
+    retry_after,
+    sse_data,
+)
+from gleitzeit.llm import ChatParams
+from gleitzeit.testing.fake_openai import FakeOpenAI, Scenario
+
+
+async def _pieces(*pieces: bytes):
+    for piece in pieces:
+        yield piece
+
+
+async def _all(gen) -> list[bytes]:
+    return [item async for item in gen]
+
+
+# -- framing -----------------------------------------------------------------------------
+
+
+async def test_sse_events_are_assembled_across_reads_as_the_specification_says():
+    events = await _all(
+        sse_data(
+            _pieces(
+                b'data: {"a"',
+                b":1}\n\n: a comment\nevent: delta\nid: 7\n",
+                b"data: line one\r\ndata:line two\r\n\r\nretry: 10\n\n",
+                b"data: [DONE]\n\n",
+            )
+        )
+    )
+    assert events == [b'{"a":1}', b"line one\nline two", b"[DONE]"]
+
+
+async def test_a_last_sse_event_without_its_blank_line_is_still_dispatched():
+    assert await _all(sse_data(_pieces(b"data: 1\n\ndata: [DONE]\n"))) == [b"1", b"[DONE]"]
+    assert await _all(sse_data(_pieces(b"data: 1\r\n\r\nda", b"ta: 2"))) == [b"1", b"2"]
+    assert await _all(sse_data(_pieces(b"data\ndata: x\n\n"))) == [b"\nx"]
+
+
+async def test_ndjson_lines_skip_blank_lines_and_keep_a_last_line_without_newline():
+    lines = await _all(ndjson_lines(_pieces(b'{"a":1}\n\n{"b"', b':2}\r\n{"c":3}')))
+    assert lines == [b'{"a":1}', b'{"b":2}', b'{"c":3}']
+
+
+# -- upstream errors -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "message", "code"),
+    [
+        (
+            b'{"error": {"message": "Bad key", "type": "invalid_request_error", "code": "invalid_api_key"}}',
+            "Bad key",
+            "invalid_api_key",
+        ),
+        (b'{"error": "model \'x\' not found"}', "model 'x' not found", None),
+        (b'{"detail": "Not Found"}', "Not Found", None),
+        (b'{"object": "error", "message": "no such model", "code": 404}', "no such model", "404"),
+        (b"<html><body><h1>502 Bad Gateway</h1></body></html>", "502 Bad Gateway", None),
+        (b"", "Service Unavailable", None),
+    ],
+)
+def test_every_error_shape_upstreams_use_is_read(body, message, code):
+    failure = UpstreamFailure.read(503, body, {})
+    assert (failure.message, failure.code) == (message, code)
+
+
+def test_a_404_says_model_missing_only_when_the_upstream_says_so():
+    assert UpstreamFailure(404, "model 'mistral' not found").says_model_missing()
+    assert UpstreamFailure(404, "The model `gpt-5` does not exist").says_model_missing()
+    assert UpstreamFailure(404, "whatever", code="model_not_found").says_model_missing()
+    assert not UpstreamFailure(404, "404 page not found").says_model_missing()
+
+
+def test_retry_after_prefers_milliseconds_and_reads_http_dates():
+    assert retry_after({"retry-after-ms": "1500", "retry-after": "2"}) == 1.5
+    assert retry_after({"retry-after": "4"}) == 4.0
+    later = retry_after({"retry-after": formatdate(2_000_000_000, usegmt=True)})
+    assert later is not None and later > 0
+    assert retry_after({"retry-after": "soon"}) is None
+    assert retry_after({}) is None
+
+
+# -- settings --------------------------------------------------------------------------------
+
+
+class TinySettings(HttpLLMSettings):
+    base_url_env: ClassVar[str | None] = "TINY_URL"
+    api_key_env: ClassVar[str | None] = "TINY_KEY"
+
+
+class Listed(BaseModel):
+    data: list[dict[str, Any]]
+
+
+class Answer(BaseModel):
+    choices: list[dict[str, Any]]
+
+
+class Tiny(HttpLLMProvider[TinySettings]):
+    """A whole HTTP LLM provider: non-streamed chat against an OpenAI-style server."""
+
+    name = "tiny"
+    Settings = TinySettings
+    upstream = "Tiny"
+    wire_format = "OpenAI"
+
+    async def discover_models(self) -> list[str]:
+        return [m["id"] for m in self.decode(Listed, await self.get("/models")).data]
+
+    @method("llm/chat", params=ChatParams)
+    async def chat(self, p: ChatParams) -> dict[str, Any]:
+        """Chat."""
+        model = self.model_for(p.model)
+        body = {"model": model, "messages": [m.model_dump() for m in p.messages]}
+        reply = self.decode(Answer, await self.post("/chat/completions", body, model=model))
+        text = reply.choices[0]["message"]["content"]
+        return gleitzeit.llm_result(text, model=model, provider=self.name)
+
+
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}
+
+
+def test_base_urls_are_normalised_and_a_bad_one_names_where_it_came_from(monkeypatch):
+    monkeypatch.delenv("TINY_URL", raising=False)
+    assert Tiny({"base_url": "localhost:11434/"}).base_url == "http://localhost:11434"
+    with pytest.raises(ConfigError) as info:
+        Tiny({"base_url": "ftp://files.example"})
+    assert "base_url" in str(info.value) and "not an http(s) URL" in str(info.value)
+    monkeypatch.setenv("TINY_URL", "https://")
+    with pytest.raises(ConfigError, match="TINY_URL"):
+        Tiny()
+
+
+class Recording(FakeOpenAI):
+    """Records the client port of each request, to see connections reused."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.ports: list[int] = []
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        self.ports.append(peer[1] if peer else -1)
+        return await super().chat(request)
+
+
+async def test_a_provider_on_the_base_keeps_one_session_alive_from_start_to_stop(monkeypatch):
+    monkeypatch.setenv("TINY_KEY", "sk-test")
+    async with Recording() as server:
+        provider = Tiny({"base_url": server.url})
+        with pytest.raises(gleitzeit.ProviderUnavailableError, match="not started"):
+            await provider.invoke("llm/chat", CHAT)
+        await provider.start()
+        assert provider.models == ("gpt-4o-mini", "text-embedding-3-small")
+        for _ in range(3):
+            assert (await provider.invoke("llm/chat", CHAT))["response"] == server.scenario.reply
+        assert len(set(server.ports)) == 1  # one kept-alive connection
+        assert server.requests[-1]["headers"]["Authorization"] == "Bearer sk-test"
+        session = provider._session
+        await provider.stop()
+        assert session is not None and session.closed
+
+
+async def test_the_base_maps_statuses_and_failures_to_errors_naming_the_upstream():
+    async with FakeOpenAI(api_key=None) as server:
+        provider = Tiny({"base_url": server.url, "timeout": 0.3})
+        await provider.start()
+        try:
+            server.scenario = Scenario(
+                status=429, error={"error": "slow down"}, headers={"Retry-After": "3"}
+            )
+            with pytest.raises(gleitzeit.RateLimitError) as limited:
+                await provider.invoke("llm/chat", CHAT)
+            assert limited.value.retry_after == 3.0
+            assert f"Tiny at {server.url} is rate limiting" in limited.value.message
+            server.scenario = Scenario(first_byte_delay=1.0)
+            with pytest.raises(gleitzeit.ProviderTimeoutError, match="did not answer within 0.3s"):
+                await provider.invoke("llm/chat", CHAT)
+            server.scenario = Scenario()
+            with pytest.raises(gleitzeit.ProviderUnavailableError, match="no such endpoint"):
+                await provider.get("/nowhere")
+            health = await provider.health()
+            assert health == {"status": "healthy", "detail": f"2 models at {server.url}"}
+            server.scenario = Scenario(first_byte_delay=1.0)
+            provider.cfg.health_timeout = 0.2
+            health = await provider.health()
+            assert health["status"] == "unhealthy"
+            assert "did not answer within 0.2s" in health["detail"]
+            assert "health_timeout" in health["detail"]
+        finally:
+            await provider.stop()
+    provider = Tiny({"base_url": server.url})  # the server is gone now
+    await provider.start()
+    try:
+        with pytest.raises(
+            gleitzeit.ProviderUnavailableError, match=f"Cannot reach Tiny at {server.url}"
+        ):
+            await provider.invoke("llm/chat", CHAT)
+    finally:
+        await provider.stop()
+
+
+class NotJson(FakeOpenAI):
+    async def list_models(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(text="<html>a login page</html>", content_type="text/html")
+
+
+async def test_a_reply_that_is_not_json_is_an_error_naming_the_upstream():
+    async with NotJson(api_key=None) as server:
+        provider = Tiny({"base_url": server.url})
+        await provider.start()
+        try:
+            report = await provider.health()
+        finally:
+            await provider.stop()
+    assert report["status"] == "unhealthy"
+    assert report["detail"].startswith(f"Tiny at {server.url} sent invalid JSON")
+
+
+def _doc_provider() -> Any:
+    """The llamafile provider of docs/writing-plugins.md, as written there."""
+    import re
+    import sys
+    import types
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "writing-plugins.md").read_text()
+    (code,) = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "Llamafile" in b]
+    module = types.ModuleType("gleitzeit_llamafile_doc")
+    sys.modules[module.__name__] = module
+    exec(compile(code, "writing-plugins.md", "exec"), module.__dict__)
+    return module.LlamafileProvider
+
+
+async def test_the_http_llm_plugin_of_the_tutorial_chats_and_streams(monkeypatch):
+    from gleitzeit.testing import check_result_shape, check_stream
+
+    monkeypatch.delenv("LLAMAFILE_URL", raising=False)
+    provider_class = _doc_provider()
+    assert provider_class().base_url == "http://localhost:8080/v1"
+    async with FakeOpenAI(api_key=None, models=("LLaMA_CPP",)) as server:
+        monkeypatch.setenv("LLAMAFILE_URL", server.url)
+        provider = provider_class()
+        await provider.start()
+        try:
+            assert provider.models == ("LLaMA_CPP",)
+            params = {"messages": [{"role": "user", "content": "Hi"}]}
+            result = await provider.invoke("llm/chat", params)
+            check_result_shape("llm", "llm/chat", result)
+            assert result["response"] == "Hello from the fake server"
+            chunks = [c async for c in provider.stream("llm/chat", params)]
+            check_stream("llm/chat", chunks)
+            assert "".join(c["token"] for c in chunks) == "Hello from the fake server"
+            with pytest.raises(gleitzeit.ModelNotFoundError, match="llamafile at"):
+                await provider.invoke("llm/chat", {**params, "model": "nope"})
+        finally:
+            await provider.stop()
+
+
+async def test_a_finished_stream_keeps_its_connection_and_an_abandoned_one_closes_it():
+    from gleitzeit_openai.provider import OpenAIProvider
+    from gleitzeit_openai.settings import OpenAISettings
+
+    async with Recording() as server:
+        provider = OpenAIProvider(OpenAISettings(api_key="sk-test", base_url=server.url))
+        await provider.start()
+        try:
+            server.scenario = Scenario(reply="a b c d e f")
+            for _ in range(2):
+                assert len([c async for c in provider.stream("llm/chat", CHAT)]) == 7
+            assert len(set(server.ports)) == 1  # read to the end: kept alive, reused
+            server.scenario = Scenario(reply="a b c d e f", delay=0.2)
+            stream = provider.stream("llm/chat", CHAT)
+            assert (await stream.__anext__())["token"] == "a "
+            await stream.aclose()  # left early: the request ends, its connection closes
+            server.scenario = Scenario(reply="a b c d e f")
+            assert (await provider.invoke("llm/chat", CHAT))["response"] == "a b c d e f"
+            assert len(set(server.ports)) == 2
+        finally:
+            await provider.stop()
+
+
+def test_the_environments_proxy_is_looked_up_once_and_no_proxy_is_honoured(monkeypatch):
+    from gleitzeit.httpllm.provider import _env_proxy
+
+    for name in ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    assert _env_proxy("http://127.0.0.1:8080/v1") is None
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.internal:3128")
+    assert _env_proxy("http://127.0.0.1:8080/v1") == "http://proxy.internal:3128"
+    assert _env_proxy("https://api.openai.com/v1") is None  # no HTTPS_PROXY
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    assert _env_proxy("http://127.0.0.1:8080/v1") is None
