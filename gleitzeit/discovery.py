@@ -1,14 +1,17 @@
 """Finding installed plugins (entry points) and importing the enabled ones.
 
-Listing reads package metadata only; nothing is imported until a plugin is loaded,
-and then only the plugins asked for, each on its own (stevedore filters by name
-before import), so one that fails to import cannot stop the others.
+The ``gleitzeit.plugins`` group is scanned once per process (and again only when
+``sys.path`` changes); listing reads package metadata only. Nothing is imported until
+a plugin is loaded, and then only the plugins asked for, each on its own through its
+own entry point (filter by name before import, as stevedore does), so one that fails
+to import cannot stop the others.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from typing import Any
 
 GROUP = "gleitzeit.plugins"
@@ -22,37 +25,59 @@ class InstalledPlugin:
     value: str
     distribution: str | None
     version: str | None
+    entry_point: importlib.metadata.EntryPoint | None = field(
+        default=None, compare=False, repr=False
+    )
+
+    def load(self) -> Any:
+        """Import the object behind the entry point; raise whatever the import raised."""
+        if self.entry_point is None:
+            raise LookupError(f"no entry point named {self.name!r} in group {GROUP!r}")
+        return self.entry_point.load()
+
+
+_scanned: tuple[tuple[str, ...], list[InstalledPlugin]] | None = None
 
 
 def installed_plugins() -> list[InstalledPlugin]:
     """Every plugin entry point installed in this environment, first one per name."""
+    global _scanned
+    path = tuple(sys.path)
+    if _scanned is not None and _scanned[0] == path:
+        return list(_scanned[1])
     seen: dict[str, InstalledPlugin] = {}
     for ep in importlib.metadata.entry_points(group=GROUP):
         if ep.name in seen:
             continue
         dist = getattr(ep, "dist", None)
-        seen[ep.name] = InstalledPlugin(
-            name=ep.name,
-            value=ep.value,
-            distribution=dist.metadata["Name"] if dist is not None else None,
-            version=dist.version if dist is not None else None,
-        )
-    return list(seen.values())
+        name, version = _name_and_version(dist) if dist is not None else (None, None)
+        seen[ep.name] = InstalledPlugin(ep.name, ep.value, name, version, ep)
+    _scanned = (path, list(seen.values()))
+    return list(_scanned[1])
+
+
+def _name_and_version(dist: importlib.metadata.Distribution) -> tuple[str | None, str | None]:
+    """The distribution's Name and Version, read from the headers of its metadata file
+    (``dist.metadata`` parses the whole file, description included, as an email)."""
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line:
+            break  # the end of the headers
+        key, sep, value = line.partition(":")
+        if sep and key in ("Name", "Version") and key not in found:
+            found[key] = value.strip()
+            if len(found) == 2:
+                break
+    if len(found) < 2:
+        meta = dist.metadata
+        return meta["Name"], meta["Version"]
+    return found["Name"], found["Version"]
 
 
 def import_plugin(name: str) -> Any:
     """Import the object behind entry point ``name``; raise whatever the import raised."""
-    from stevedore import NamedExtensionManager
-
-    failure: list[BaseException] = []
-    manager: NamedExtensionManager = NamedExtensionManager(
-        GROUP,
-        names=[name],
-        on_load_failure_callback=lambda _mgr, _ep, exc: failure.append(exc),
-        on_missing_entrypoints_callback=None,
-    )
-    if failure:
-        raise failure[0]
-    if name not in manager.names():
-        raise LookupError(f"no entry point named {name!r} in group {GROUP!r}")
-    return manager[name].plugin
+    for plugin in installed_plugins():
+        if plugin.name == name:
+            return plugin.load()
+    raise LookupError(f"no entry point named {name!r} in group {GROUP!r}")

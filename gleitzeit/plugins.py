@@ -13,6 +13,7 @@ import inspect
 import os
 import sys
 import time
+import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from gleitzeit import hookspecs
 from gleitzeit.config import Config
-from gleitzeit.discovery import import_plugin, installed_plugins
+from gleitzeit.discovery import installed_plugins
 from gleitzeit.errors import PluginError
 from gleitzeit.health import HealthCheck
 from gleitzeit.methods import KINDS
@@ -45,6 +46,13 @@ _REGISTRATION_HOOKS = (
     "gleitzeit_register_health_checks",
 )
 
+
+#: The hook specifications alone: each plugin gets a manager of its own, and pluggy reads
+#: every attribute of what it is given (the module's imports too) to find them.
+_SPECS = types.ModuleType(hookspecs.__name__, hookspecs.__doc__)
+for _name in dir(hookspecs):
+    if _name.startswith("gleitzeit_"):
+        setattr(_SPECS, _name, getattr(hookspecs, _name))
 
 TRUTHY = frozenset({"1", "true", "yes", "on"})
 
@@ -123,7 +131,7 @@ class Plugins:
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or Config()
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
-        self.pm.add_hookspecs(hookspecs)
+        self.pm.add_hookspecs(_SPECS)
         self.records: dict[str, PluginRecord] = {}
         self.provider_types: dict[str, ProviderType] = {}
         self.transports: dict[str, type[Transport]] = {}
@@ -184,7 +192,7 @@ class Plugins:
                     self.records[ep.name] = rec
                     continue
                 try:
-                    obj = import_plugin(ep.name)
+                    obj = ep.load()
                 except BaseException as exc:
                     if isinstance(exc, KeyboardInterrupt):
                         raise
@@ -242,8 +250,9 @@ class Plugins:
         self._forget(rec)
 
     def _own_manager(self, name: str, obj: Any) -> pluggy.PluginManager:
+        # No specifications here: self.pm checked the plugin's implementations against
+        # them already (and none has options), and this manager only calls them.
         own = pluggy.PluginManager(hookspecs.PROJECT)
-        own.add_hookspecs(hookspecs)
         own.register(obj, name=name)
         if self.trace:
             _trace_calls(own, name)
@@ -275,7 +284,7 @@ class Plugins:
         callers = self.pm.get_hookcallers(obj) or []
         unknown = [hc.name for hc in callers if not hc.has_spec()]
         if unknown:
-            specs = [n for n in dir(hookspecs) if n.startswith("gleitzeit_")]
+            specs = [n for n in dir(_SPECS) if n.startswith("gleitzeit_")]
             parts = []
             for n in unknown:
                 near = suggest(n, specs)
@@ -458,7 +467,10 @@ class Plugins:
     def _impl_for(self, rec: PluginRecord, hook: str) -> pluggy.HookImpl | None:
         if rec.caller is None:
             return None
-        impls = getattr(rec.caller.hook, hook).get_hookimpls()
+        caller = getattr(rec.caller.hook, hook, None)
+        if caller is None:  # the plugin does not implement it
+            return None
+        impls = caller.get_hookimpls()
         return impls[0] if impls else None
 
     def _call_one(self, rec: PluginRecord, hook: str, kwargs: dict[str, Any]) -> Any:
