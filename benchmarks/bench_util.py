@@ -29,7 +29,7 @@ class Check:
 
     name: str
     value: float
-    op: str  # "<=" or ">="
+    op: str  # "<=", "<", ">=" or ">"
     limit: float
     #: [min, max] of the rounds behind the median ``value``, when there are rounds.
     spread: list[float] | None = None
@@ -41,7 +41,12 @@ class Check:
 
     @property
     def ok(self) -> bool:
-        return self.value <= self.limit if self.op == "<=" else self.value >= self.limit
+        return {
+            "<=": self.value <= self.limit,
+            "<": self.value < self.limit,
+            ">=": self.value >= self.limit,
+            ">": self.value > self.limit,
+        }[self.op]
 
     def as_dict(self) -> dict:
         return {
