@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench_util import Check, quick, summary
+from bench_util import Check, quick, summary, with_checks
 
 NAME = "remote"
 TARGET = (
@@ -392,10 +392,7 @@ def run() -> dict:
         Check.of(f"server idle CPU with {PROVIDERS} providers / raw", idle, "<=", 2),
         Check("pick among 1,000 instances (us)", pick, "<", 50),
     ]
-    out["checks"] = [c.as_dict() for c in checks]
-    out["ratio"] = checks[0].value
-    out["target_ok"] = all(c.ok for c in checks)
-    return out
+    return with_checks(out, checks)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import startup_env
-from bench_util import Check, quick, summary
+from bench_util import Check, quick, summary, with_checks
 
 NAME = "startup"
 TARGET = (
@@ -105,10 +105,7 @@ def run() -> dict:
             1,
         ),
     ]
-    out["checks"] = [c.as_dict() for c in checks]
-    out["ratio"] = checks[0].value
-    out["target_ok"] = all(c.ok for c in checks)
-    return out
+    return with_checks(out, checks)
 
 
 if __name__ == "__main__":

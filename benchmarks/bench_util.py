@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import statistics
 from dataclasses import dataclass
+from typing import Any
 
 #: ``BENCH_QUICK=1`` (``run.py --quick``): the smaller sizes only, fewer rounds.
 QUICK_ENV = "BENCH_QUICK"
@@ -56,3 +57,12 @@ class Check:
             "target": f"{self.op} {self.limit:g}",
             "ok": self.ok,
         }
+
+
+def with_checks(out: dict[str, Any], checks: list[Check]) -> dict[str, Any]:
+    """``out`` with what run.py reads: every check, the first one's value as ``ratio``,
+    and ``target_ok`` when all pass."""
+    out["checks"] = [c.as_dict() for c in checks]
+    out["ratio"] = checks[0].value
+    out["target_ok"] = all(c.ok for c in checks)
+    return out

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_util import Check, quick, summary
+from bench_util import Check, quick, summary, with_checks
 
 NAME = "workflow"
 TARGET = (
@@ -143,10 +143,7 @@ def run() -> dict:
             f"peak RSS above the loop's (MiB), {at}, largest", worst("rss_above_loop_mib"), "<=", 25
         ),
     ]
-    out["checks"] = [c.as_dict() for c in checks]
-    out["ratio"] = checks[0].value
-    out["target_ok"] = all(c.ok for c in checks)
-    return out
+    return with_checks(out, checks)
 
 
 if __name__ == "__main__":
