@@ -157,6 +157,8 @@ def host_wheels() -> list[Path]:
     if len(wheels) == 1 + len(REAL_PLUGINS):
         return wheels
     _say("building wheels of the host and plugins")
+    for old in cache_dir().glob("host-*"):  # an earlier source's wheels
+        shutil.rmtree(old, ignore_errors=True)
     folder.mkdir(exist_ok=True)
     ignore = shutil.ignore_patterns("build", "*.egg-info", "__pycache__", ".git", "tests")
     with tempfile.TemporaryDirectory() as tmp:
@@ -205,7 +207,7 @@ def gleitzeit_venv(plugins: int) -> Path:
     marker = path / ".gleitzeit-source"
     digest = source_hash()
     if not (python.exists() and marker.exists()):
-        _say(f"making {path} (a minute or two, once)")
+        _say(f"making {path} (once; a few minutes with 1,000 plugins)")
         python = _new_venv(path)
         _run([str(python), "-m", "pip", "install", "-q", *map(str, wheels)])
         extra = trivial_wheels("gleitzeit", plugins - len(REAL_PLUGINS))
@@ -225,7 +227,7 @@ def llm_venv(plugins: int) -> Path:
     python = path / "bin" / "python"
     marker = path / ".ready"
     if not (python.exists() and marker.exists()):
-        _say(f"making {path} (a minute or two, once)")
+        _say(f"making {path} (once; a few minutes with 1,000 plugins)")
         python = _new_venv(path)
         _run([str(python), "-m", "pip", "install", "-q", "llm"])
         extra = trivial_wheels("llm", plugins)

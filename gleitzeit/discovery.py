@@ -46,14 +46,51 @@ def installed_plugins() -> list[InstalledPlugin]:
     if _scanned is not None and _scanned[0] == path:
         return list(_scanned[1])
     seen: dict[str, InstalledPlugin] = {}
-    for ep in importlib.metadata.entry_points(group=GROUP):
-        if ep.name in seen:
+    for dist in _distributions():
+        # Most distributions have no plugin: their entry points are not parsed.
+        text = dist.read_text("entry_points.txt")
+        if not text or f"[{GROUP}]" not in text:
             continue
-        dist = getattr(ep, "dist", None)
-        name, version = _name_and_version(dist) if dist is not None else (None, None)
-        seen[ep.name] = InstalledPlugin(ep.name, ep.value, name, version, ep)
+        name, version = _name_and_version(dist)
+        for ep in _group_entry_points(text):
+            if ep.name not in seen:
+                seen[ep.name] = InstalledPlugin(ep.name, ep.value, name, version, ep)
     _scanned = (path, list(seen.values()))
     return list(_scanned[1])
+
+
+def _distributions() -> list[importlib.metadata.Distribution]:
+    """Every installed distribution once, the first on ``sys.path`` of each name (as
+    ``importlib.metadata.entry_points`` takes them)."""
+    found: dict[str, importlib.metadata.Distribution] = {}
+    for dist in importlib.metadata.distributions():
+        # The normalised name importlib.metadata itself goes by, from the folder's
+        # name; the metadata file is read only where there is no such name.
+        key = getattr(dist, "_normalized_name", None) or str(dist.metadata["Name"]).lower()
+        found.setdefault(key, dist)
+    return list(found.values())
+
+
+def _group_entry_points(text: str) -> list[importlib.metadata.EntryPoint]:
+    """The entry points of the ``gleitzeit.plugins`` section of an ``entry_points.txt``
+    (an ini file of ``name = module:attr`` lines), without reading the file again."""
+    found = []
+    section = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip()
+        elif section == GROUP:
+            name, sep, value = line.partition("=")
+            if sep:
+                found.append(
+                    importlib.metadata.EntryPoint(
+                        name=name.strip(), value=value.strip(), group=GROUP
+                    )
+                )
+    return found
 
 
 def _name_and_version(dist: importlib.metadata.Distribution) -> tuple[str | None, str | None]:
