@@ -42,15 +42,16 @@ class Deadlines:
         self._armed_for = math.inf
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def start(self, call: Timed, timeout: float) -> None:
-        """Start ``call``'s deadline, ``timeout`` seconds from now, for the current task."""
+    def start(self, call: Timed, timeout: float, elapsed: float = 0.0) -> None:
+        """Start ``call``'s deadline for the current task: ``timeout`` seconds from its
+        start, ``elapsed`` seconds ago."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # a new event loop (tests, asyncio.run twice)
             self._loop, self._by_timeout, self._handle = loop, {}, None
             self._armed_for = math.inf
         call.task = asyncio.current_task(loop)
         call.timeout = timeout
-        call.when = when = loop.time() + timeout
+        call.when = when = loop.time() + timeout - elapsed
         calls = self._by_timeout.get(timeout)
         if calls is None:
             calls = self._by_timeout[timeout] = {}

@@ -24,8 +24,15 @@ HTTP gateway), the dispatcher applies what the request's names mean:
 * Gleitzeit methods named as tools of a chat (``"tools": ["calc/*"]``) run the tool
   loop of :mod:`gleitzeit.tools`, which calls back into this dispatcher.
 
-Every request gets a call id here (or keeps the one its caller gave), and whoever
-watches calls — metrics, request logs, the dashboard — registers a
+When the instance a call was on went away (``unavailable``) and no other instance is
+left — or a call names a provider whose last instance just left — the call waits up to
+``routing.wait_for_instance`` seconds for one to (re)appear, and then fails with the
+retryable ``unavailable``, never with ``method_not_found``.
+
+Every request gets a call id here (or keeps the one its caller gave); while it runs,
+:data:`gleitzeit.request.CALL_ID` and (for an invoke) :data:`~gleitzeit.request.CALL_DEADLINE`
+hold the id and the absolute deadline, which remote transports carry to the provider.
+Whoever watches calls — metrics, request logs, the dashboard — registers a
 :class:`CallListener` in :attr:`Dispatcher.listeners`: since every path (in-process,
 remote, gateway, workflow task) comes through this one loop, each call is reported
 exactly once, and nothing here knows what the listeners do with it.
@@ -35,7 +42,9 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncGenerator
+import time
+import types
+from collections.abc import AsyncGenerator, Coroutine, Generator
 from time import perf_counter as _clock
 from types import TracebackType
 from typing import Any
@@ -43,10 +52,17 @@ from typing import Any
 from gleitzeit.aliases import METHOD_ALIASES, ModelsConfig, falls_through, resolve, resolve_method
 from gleitzeit.config.models import RoutingConfig
 from gleitzeit.deadlines import Deadlines, Timed
-from gleitzeit.errors import GleitzeitError, ProviderTimeoutError, RoutingError
+from gleitzeit.errors import (
+    GleitzeitError,
+    InstancesDownError,
+    MethodNotFoundError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+    RoutingError,
+)
 from gleitzeit.instance import ProviderInstance
 from gleitzeit.registry import Registry
-from gleitzeit.request import CALL_ID, Request, new_call_id
+from gleitzeit.request import CALL_DEADLINE, CALL_ID, Request, new_call_id
 from gleitzeit.routing import Router
 from gleitzeit.stall import StallWatch
 from gleitzeit.tools import wants_tool_loop
@@ -152,17 +168,76 @@ class Dispatcher:
     # One attempt loop for invoke and stream: a Call picks its first instance, and
     # after an attempt whose exit asked for another try, the next one.
 
-    def _call(self, request: Request) -> Call:
+    def _call_now(self, request: Request) -> Call:
+        """The call with its first instance picked, without waiting: raises
+        :class:`_Gone` when the instance the method needs just left (see
+        :meth:`_call_later`)."""
         call = Call(self, request)
         try:
-            request.method = self.registry.resolve_method(request.method, request.provider)
-            call.attempt(self._pick(request, None, None))
+            try:
+                request.method = self.registry.resolve_method(request.method, request.provider)
+                call.instance = self._pick(request, None, None)
+            except GleitzeitError as exc:
+                gone = self.registry.departed(request.method, request.provider)
+                not_there = isinstance(exc, (MethodNotFoundError, RoutingError))
+                if gone is None or not not_there or isinstance(exc, InstancesDownError):
+                    raise
+                raise _Gone(call, exc, gone) from None
         except GleitzeitError as exc:
-            exc.call_id = call.call_id
-            for listener in self.listeners:
-                listener.call_ended(call, None, exc, None)
+            self._not_started(call, exc)
             raise
         return call
+
+    async def _call_later(self, gone: _Gone) -> Call:
+        """Wait up to ``routing.wait_for_instance`` for an instance to (re)appear."""
+        call = gone.call
+        try:
+            call.attempt(await self._wait_for_instance(call, gone.cause, gone.name))
+        except GleitzeitError as exc:
+            self._not_started(call, exc)
+            raise
+        return call
+
+    async def _call(self, request: Request) -> Call:
+        try:
+            return self._call_now(request)
+        except _Gone as gone:
+            return await self._call_later(gone)
+
+    def _not_started(self, call: Call, exc: GleitzeitError) -> None:
+        exc.call_id = call.call_id
+        for listener in self.listeners:
+            listener.call_ended(call, None, exc, None)
+
+    async def _next(self, call: Call) -> None:
+        """After a suppressed retryable failure: the next instance, waiting for one to
+        (re)appear when the last went away."""
+        try:
+            call.retry()
+        except ProviderUnavailableError as exc:
+            gone = self.registry.departed(call.request.method, call.request.provider)
+            call.attempt(await self._wait_for_instance(call, exc, gone or call.instance.name))
+
+    async def _wait_for_instance(
+        self, call: Call, cause: GleitzeitError, name: str
+    ) -> ProviderInstance:
+        request = call.request
+        wait = self.routing.wait_for_instance
+        loop = asyncio.get_running_loop()
+        until = loop.time() + wait
+        while (left := until - loop.time()) > 0:
+            await self.registry.wait_for_change(left)
+            try:
+                request.method = self.registry.resolve_method(request.method, request.provider)
+                return self._pick(request, call.tried, None)
+            except GleitzeitError:
+                continue
+        raise ProviderUnavailableError(
+            f"No instance of provider {name!r} serving {request.method!r} is connected; "
+            f"waited {wait:g}s for one ({cause.message})",
+            hint="start the provider again, or raise routing.wait_for_instance; the call "
+            "may be retried",
+        )
 
     def _pick(
         self, request: Request, tried: set[str] | None, last: GleitzeitError | None
@@ -216,21 +291,23 @@ class Dispatcher:
 
     # -- calls -----------------------------------------------------------------------
 
-    async def invoke(self, request: Request) -> dict[str, Any]:
+    def invoke(self, request: Request) -> Coroutine[Any, Any, dict[str, Any]]:
         """Run the request and return its result; the last error when no try succeeds.
 
-        Method and model aliases, fallback chains and provider tools apply here."""
+        Method and model aliases, fallback chains and provider tools apply here. (Not
+        a coroutine function itself: it returns the coroutine that runs the request,
+        so the common case costs no extra layer.)"""
         if request.method in METHOD_ALIASES:
             self._method_alias(request)
         params = request.params
         if ("tools" in params or "gleitzeit_tools" in params) and wants_tool_loop(params):
             from gleitzeit.tools import ToolLoop
 
-            return await ToolLoop(self, request).invoke()
-        targets = self._targets(request)
-        if targets is None:  # the common case: no extra layer
-            return await self._invoke_once(request)
-        return await self._invoke_chain(targets)
+            return ToolLoop(self, request).invoke()
+        targets = None if request.model is None else self._targets(request)
+        if targets is None:  # the common case
+            return self._invoke_once(request)
+        return self._invoke_chain(targets)
 
     async def invoke_model(self, request: Request) -> dict[str, Any]:
         """Run the request on its model's targets in order (a fallback chain)."""
@@ -301,19 +378,35 @@ class Dispatcher:
 
     async def _invoke_once(self, request: Request) -> dict[str, Any]:
         timeout = request.timeout if request.timeout is not None else self.routing.timeout
-        call = self._call(request)
-        self.deadlines.start(call, timeout)
-        # While the call runs, its id is the context's: a remote instance sends it on.
+        try:
+            call = self._call_now(request)
+        except _Gone as gone:
+            call = await self._call_later(gone)
+        # While the call runs, its id and deadline are the context's: a remote instance
+        # sends them on.
         token = CALL_ID.set(call.call_id)
+        deadline = CALL_DEADLINE.set(time.time() + timeout)
         result: dict[str, Any] | None = None
         error: BaseException | None = None
         try:
             try:
                 while True:
                     with call:
-                        result = await call.instance.invoke(request.method, request.params)
+                        # The instance's coroutine runs here until it first waits: an
+                        # in-process call that never waits is over before any deadline
+                        # had to be set. One that waits gets its deadline then, counted
+                        # from the call's start.
+                        coro = call.instance.invoke(request.method, request.params)
+                        try:
+                            waiting_on = coro.send(None)
+                        except StopIteration as done:
+                            result = done.value
+                            return result
+                        if call.task is None:
+                            self.deadlines.start(call, timeout, _clock() - call.begun)
+                        result = await _resume(coro, waiting_on)
                         return result
-                    call.retry()
+                    await self._next(call)
             except asyncio.CancelledError:
                 if call.expired:
                     task = call.task
@@ -328,14 +421,16 @@ class Dispatcher:
             error = exc
             raise
         finally:
+            CALL_DEADLINE.reset(deadline)
             CALL_ID.reset(token)
-            self.deadlines.end(call)
+            if call.task is not None:
+                self.deadlines.end(call)
             if self.listeners or error is not None:
                 self._ended(call, error, result)
 
     async def _stream_once(self, request: Request) -> AsyncGenerator[dict[str, Any], None]:
         chunk_timeout = request.timeout if request.timeout is not None else self.routing.timeout
-        call = self._call(request)
+        call = await self._call(request)
         last: dict[str, Any] | None = None
         error: BaseException | None = None
         try:
@@ -378,7 +473,7 @@ class Dispatcher:
                         await agen.aclose()
                 if call.retry_error is None:
                     return
-                call.retry()
+                await self._next(call)
         except BaseException as exc:
             error = exc
             raise
@@ -490,3 +585,30 @@ class Call(Timed):
         for listener in dispatcher.listeners:
             listener.attempt_ended(self, exc, retrying)
         return retrying
+
+
+class _Gone(Exception):
+    """The instance a call needs just left: the call may wait for one to (re)appear."""
+
+    def __init__(self, call: Call, cause: GleitzeitError, name: str) -> None:
+        self.call, self.cause, self.name = call, cause, name
+
+
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, Any], waiting_on: Any) -> Generator[Any, Any, Any]:
+    """Go on awaiting ``coro``, which was started by hand and is waiting on
+    ``waiting_on``: what ``await coro`` would have done from there (values and
+    exceptions, cancellation included, are passed through)."""
+    while True:
+        try:
+            sent = yield waiting_on
+        except BaseException as exc:
+            try:
+                waiting_on = coro.throw(exc)
+            except StopIteration as done:
+                return done.value
+        else:
+            try:
+                waiting_on = coro.send(sent)
+            except StopIteration as done:
+                return done.value

@@ -235,6 +235,14 @@ class StreamError(ProviderError):
 # -- the wire and the server -----------------------------------------------------------------
 
 
+class StreamStalledError(GleitzeitError):
+    """A stream's reader granted no credit for ``server.stream_stall_timeout`` seconds;
+    the stream was cancelled to free what it held."""
+
+    code = "stream_stalled"
+    caller_error = True
+
+
 class InvalidMessage(GleitzeitError):
     """A payload on the wire does not fit its schema."""
 
@@ -253,6 +261,15 @@ class AuthRefused(GleitzeitError):
     """The server refused the connection's credentials."""
 
     code = "auth_refused"
+    exit_code = 2
+
+
+class ForbiddenError(GleitzeitError):
+    """The credential is valid but does not allow this (registering a provider name
+    outside its scope, a role it does not have)."""
+
+    code = "forbidden"
+    caller_error = True
     exit_code = 2
 
 

@@ -17,25 +17,55 @@ from gleitzeit.config import FilesConfig
 from gleitzeit.errors import FileAccessError, PayloadTooLargeError
 
 FILE_KEYS = frozenset(("file_path", "image_path"))
+#: Longer paths are refused before the file system sees them (PATH_MAX on Linux).
+MAX_PATH = 4096
+
+
+def allowed_roots(config: FilesConfig, base: Path) -> list[Path]:
+    """``files.allowed_roots``, absolute and resolved."""
+    roots = [Path(os.path.expanduser(r)) for r in config.allowed_roots]
+    return [(r if r.is_absolute() else base / r).resolve() for r in roots]
+
+
+def inside(path: Path, roots: list[Path]) -> bool:
+    """Whether the resolved ``path`` lies in one of ``roots``."""
+    return any(path == r or r in path.parents for r in roots)
+
+
+def check_path_text(raw: str, key: str) -> None:
+    """Refuse what no file system call should see: NUL bytes, over-long paths."""
+    if "\x00" in raw:
+        raise FileAccessError(f"{key} contains a NUL byte", hint="pass a plain path")
+    if len(raw) > MAX_PATH:
+        raise FileAccessError(
+            f"{key} is {len(raw):,} characters long; paths are at most {MAX_PATH:,}"
+        )
 
 
 def _resolve(raw: Any, key: str, config: FilesConfig, base: Path) -> Path:
     if not isinstance(raw, str) or not raw:
         raise FileAccessError(f"{key} must be a non-empty path string, got {raw!r}")
+    check_path_text(raw, key)
     path = Path(os.path.expanduser(raw))
     if not path.is_absolute():
         path = base / path
-    path = path.resolve()
-    roots = [Path(os.path.expanduser(r)) for r in config.allowed_roots]
-    roots = [(r if r.is_absolute() else base / r).resolve() for r in roots]
-    if not any(path == r or r in path.parents for r in roots):
+    try:
+        path = path.resolve()
+        roots = allowed_roots(config, base)
+    except (OSError, ValueError) as exc:
+        raise FileAccessError(f"{key} {raw[:200]!r} cannot be resolved: {exc}") from None
+    if not inside(path, roots):
         raise FileAccessError(
             f"{key} {raw!r} is outside the allowed roots ({', '.join(map(str, roots))})",
             hint="add its directory to files.allowed_roots in gleitzeit.yaml",
         )
-    if not path.is_file():
+    try:
+        is_file = path.is_file()
+        size = path.stat().st_size if is_file else 0
+    except (OSError, ValueError) as exc:
+        raise FileAccessError(f"{key} {raw[:200]!r} cannot be read: {exc}") from None
+    if not is_file:
         raise FileAccessError(f"{key} {raw!r} does not exist or is not a file ({path})")
-    size = path.stat().st_size
     if size > config.max_bytes:
         raise PayloadTooLargeError(
             f"{key} {raw!r} is {size:,} bytes; the limit is {config.max_bytes:,}",

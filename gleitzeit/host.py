@@ -304,10 +304,13 @@ class Host:
         is made when none is given).
         """
         request = self._request(method, params, provider, model, capability, timeout, call_id)
-        if self._needs_preparing(request):
+        if not self._started or self._unstarted or not FILE_KEYS.isdisjoint(request.params):
             await self._prepare(request)
+        dispatcher = self._dispatcher
+        if dispatcher is None:
+            raise PluginError("the host is not started")
         try:
-            return await self.dispatcher.invoke(request)
+            return await dispatcher.invoke(request)
         except MethodNotFoundError as exc:
             raise self._with_disabled_plugins(exc) from None
 

@@ -58,8 +58,9 @@ _SECRET_KEY = re.compile(r"key|token|secret|password|passwd|credential", re.IGNO
 
 
 def add_secrets_from(data: Any, key: str = "") -> None:
-    """Mask the values of secret-looking keys (``api_key``, ``token``...) of a config
-    tree — the ones ``config show`` masks — in every log line from now on."""
+    """Mask, in every log line from now on, the values of secret-looking keys
+    (``api_key``, ``token``...) of settings no model describes — the ones ``config
+    show`` masks by name. Typed settings go through :func:`add_secrets_of`."""
     if isinstance(data, dict):
         for k, v in data.items():
             add_secrets_from(v, str(k))
@@ -68,6 +69,15 @@ def add_secrets_from(data: Any, key: str = "") -> None:
             add_secrets_from(v, key)
     elif key and isinstance(data, str) and _SECRET_KEY.search(key):
         add_secret(data)
+
+
+def add_secrets_of(value: Any) -> None:
+    """Mask every secret field (``SecretStr``) of a config or settings model in every
+    log line from now on."""
+    from gleitzeit.config.secrets import secret_values
+
+    for secret in secret_values(value):
+        add_secret(secret)
 
 
 def _mask(text: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -29,6 +30,10 @@ class Registry:
         self._methods_of: dict[str, MethodIndex] = defaultdict(MethodIndex)
         # Candidate lists by request shape, kept up to date by the events below.
         self._lists = CandidateLists()
+        # Providers whose last instance left, with the methods it had: a call for one
+        # of them may wait for an instance to come back (routing.wait_for_instance).
+        self._gone: dict[str, tuple[str, ...]] = {}
+        self._waiters: list[asyncio.Future[None]] = []
 
     # -- what instances tell the registry --------------------------------------------
 
@@ -38,10 +43,44 @@ class Registry:
             self._lists.left(instance)
         else:
             self._lists.joined(instance)
+            self._wake()
 
     def cooling(self, instance: ProviderInstance) -> None:
         """``instance`` rests until its ``cooldown_until``; it returns by itself."""
         self._lists.cooling(instance)
+
+    # -- waiting for an instance -----------------------------------------------------
+
+    def _wake(self) -> None:
+        """An instance came, went or recovered: wake whoever waits for one."""
+        if self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """Return when routing changes (an instance comes, goes, recovers), or after
+        ``timeout`` seconds."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            if fut in self._waiters:
+                self._waiters.remove(fut)
+
+    def departed(self, method: str, provider: str | None = None) -> str | None:
+        """The name of a provider whose last instance left and that served ``method``
+        (full or unprefixed): a call for it waits for the provider to come back."""
+        for name, methods in reversed(self._gone.items()):
+            if provider is not None and name != provider:
+                continue
+            if method in methods or any(m.split("/", 1)[-1] == method for m in methods):
+                return name
+        return None
 
     def __len__(self) -> int:
         return len(self._instances)
@@ -56,8 +95,10 @@ class Registry:
         instance.registry = self
         self._index(instance)
         self._lists.joined(instance)
+        self._wake()
 
     def _index(self, inst: ProviderInstance) -> None:
+        self._gone.pop(inst.name, None)
         self._by_name[inst.name][inst.id] = inst
         own = self._methods_of[inst.name]
         for m in inst.methods:
@@ -93,6 +134,7 @@ class Registry:
         for model in instance.models:
             self._by_model[model][instance.id] = instance
         self._lists.joined(instance)
+        self._wake()
 
     def serves_model(self, model: str) -> bool:
         """Whether any instance lists ``model`` among its models."""
@@ -111,6 +153,7 @@ class Registry:
         instance.methods = methods
         self._index(instance)
         self._lists.joined(instance)
+        self._wake()
 
     def remove(self, instance_id: str) -> ProviderInstance | None:
         inst = self._instances.pop(instance_id, None)
@@ -118,6 +161,11 @@ class Registry:
             self._lists.left(inst)
             self._unindex(inst)
             inst.registry = None
+            if inst.name not in self._by_name:
+                self._gone[inst.name] = tuple(inst.methods)
+                if len(self._gone) > 1024:
+                    del self._gone[next(iter(self._gone))]
+            self._wake()
         return inst
 
     def get(self, instance_id: str) -> ProviderInstance | None:
@@ -141,6 +189,8 @@ class Registry:
 
     def resolve_method(self, method: str, provider: str | None = None) -> str:
         """The full method name; ``chat`` means ``llm/chat`` where that is unambiguous."""
+        if provider is None and method in self._methods:  # the common case
+            return method
         if provider is not None and provider not in self._by_name:
             self._unknown_provider(provider)
         known = self._methods_of[provider] if provider is not None else self._methods

@@ -10,12 +10,17 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CALL_ID", "Request", "new_call_id", "valid_call_id"]
+__all__ = ["CALL_DEADLINE", "CALL_ID", "Request", "new_call_id", "valid_call_id"]
 
 #: The call id of the request being served in this context: set by an edge that was
 #: handed one (``X-Request-ID``), by the dispatcher while a call runs (so a remote
 #: instance sends it over the wire), and by a provider runner while it serves one.
 CALL_ID: ContextVar[str | None] = ContextVar("gleitzeit_call_id", default=None)
+
+#: The absolute deadline (``time.time()``) of the invoke under way in this context, set
+#: by the dispatcher around its attempts so that a transport can carry it to a remote
+#: provider; ``None`` for a stream.
+CALL_DEADLINE: ContextVar[float | None] = ContextVar("gleitzeit_call_deadline", default=None)
 
 # A random prefix per process and a counter: unique enough across processes and
 # restarts, and far cheaper per call than uuid4.

@@ -22,6 +22,10 @@ class InstanceSink(Protocol):
     def remove(self, instance_id: str) -> ProviderInstance | None:
         """The instance with this id is gone."""
 
+    def instances(self, name: str | None = None) -> list[ProviderInstance]:
+        """The instances there are (of provider ``name``): a transport checks a new
+        instance against its namesakes."""
+
 
 class Transport:
     """Base class of transports.

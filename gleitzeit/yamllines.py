@@ -60,9 +60,52 @@ def locate(lines: dict[Loc, int], loc: Loc) -> int | None:
     return None
 
 
+#: Nodes a document may stand for once its aliases are expanded. PyYAML shares aliased
+#: objects, but everything after loading (validation, substitution, JSON) walks the
+#: expanded tree: a 500-byte "billion laughs" file would cost gigabytes and minutes.
+MAX_EXPANDED_NODES = 200_000
+
+
+def expanded_size(text: str, limit: int = MAX_EXPANDED_NODES) -> int:
+    """Nodes of ``text`` with aliases expanded, counted without expanding them (each
+    node's size is worked out once); stops counting past ``limit``."""
+    root = yaml.compose(text, Loader=SafeLoader)
+    sizes: dict[int, int] = {}
+
+    def size(node: Any) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                total += size(key) + size(value)
+                if total > limit:
+                    break
+        elif isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                total += size(item)
+                if total > limit:
+                    break
+        sizes[id(node)] = total
+        return total
+
+    return 0 if root is None else size(root)
+
+
 def load_mapping(text: str, label: str, error: type[Exception]) -> dict[str, Any]:
-    """Parse YAML whose top level must be a mapping; ``error(message)`` otherwise."""
+    """Parse YAML whose top level must be a mapping; ``error(message)`` otherwise.
+
+    A document whose aliases expand beyond :data:`MAX_EXPANDED_NODES` nodes is refused.
+    """
     try:
+        if "*" in text and "&" in text:  # only documents with anchors and aliases pay
+            nodes = expanded_size(text)
+            if nodes > MAX_EXPANDED_NODES:
+                raise error(
+                    f"{label}: YAML aliases expand to more than {MAX_EXPANDED_NODES:,} nodes "
+                    "(an alias bomb?); write the values out or use fewer aliases"
+                )
         data = load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -32,7 +32,7 @@ async def start_server(
     tmp_path: Path, extra: str = "", providers: list | None = None
 ) -> GleitzeitServer:
     config = parse_config(
-        f"server: {{token: {TOKEN}}}\nworkflows: {{database: {tmp_path / 'runs.sqlite'}}}\n{extra}"
+        f"server: {{token: {TOKEN}, token_roles: [client, admin, provider]}}\nworkflows: {{database: {tmp_path / 'runs.sqlite'}}}\n{extra}"
     )
     host = Host(config, plugins=Plugins.load(config, installed=False), providers=providers)
     server = GleitzeitServer(host, bind="127.0.0.1", port=0)

@@ -10,6 +10,15 @@ from pydantic import BaseModel
 import gleitzeit
 
 
+def _log(what: str, job: int) -> None:
+    """With $EXEC_LOG set, one line per start and end of a call: the fault tests count
+    calls that ran twice from it."""
+    path = os.environ.get("EXEC_LOG")
+    if path:
+        with open(path, "a") as fh:
+            fh.write(f"{what} {job} {os.getpid()}\n")
+
+
 class Job(BaseModel):
     id: int
     delay: float = 0.02
@@ -23,8 +32,14 @@ class Worker(gleitzeit.Provider):
 
     @gleitzeit.method("work/do", params=Job)
     async def do(self, p: Job) -> dict:
+        _log("start", p.id)
         await asyncio.sleep(p.delay)
+        _log("done", p.id)
         return {"result": p.id, "pid": os.getpid()}
+
+    @gleitzeit.method("work/big")
+    async def big(self, params) -> dict:
+        return {"result": "x" * int(params.get("size", 50_000_000))}
 
     @gleitzeit.method("work/fail")
     async def fail(self, params) -> dict:
@@ -108,3 +123,22 @@ class Talker(gleitzeit.Provider):
             await asyncio.sleep(p.delay)
             yield gleitzeit.token_chunk(word)
         yield gleitzeit.final_chunk(usage=gleitzeit.usage(1, len(words)))
+
+
+class Size(BaseModel):
+    n: int = 1000
+    size: int = 100_000
+
+
+class Bulk(gleitzeit.Provider):
+    """Streams n chunks of `size` characters each (100 MB by default)."""
+
+    name = "bulk"
+    kind = "llm"
+
+    @gleitzeit.method("llm/bulk", params=Size)
+    async def bulk(self, p: Size):
+        block = "x" * p.size
+        for _ in range(p.n):
+            yield gleitzeit.token_chunk(block)
+        yield gleitzeit.final_chunk()

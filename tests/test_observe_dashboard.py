@@ -9,6 +9,9 @@ from gleitzeit.methods import MethodDescription
 from gleitzeit.observe.dashboard import Dashboard
 from gleitzeit.observe.metrics import Metrics
 from gleitzeit.plugins import Plugins
+from gleitzeit.socketio.guard import Guard
+from gleitzeit.socketio.origins import OriginPolicy
+from gleitzeit.tokens import Credentials
 
 
 def _instance(name: str) -> ProviderInstance:
@@ -21,7 +24,7 @@ async def test_deltas_carry_changes_only_and_idle_sends_nothing():
     dashboard = Dashboard(
         host,
         sio=None,
-        authenticate=lambda *a, **k: None,
+        guard=Guard(Credentials(), OriginPolicy([], open_server=True)),
         metrics=Metrics(host.registry),
         store=lambda: None,
     )

@@ -19,9 +19,13 @@ from gleitzeit.host import Host
 from gleitzeit.plugins import Plugins
 from gleitzeit.socketio.client import Client
 from gleitzeit.socketio.server import GleitzeitServer
+from gleitzeit.tokens import mint
 
 HERE = Path(__file__).resolve().parent
 TOKEN = "s3cret-token"
+# Providers need a provider credential: a token signed with the server's secret.
+SECRET = "test-secret-of-at-least-32-characters!"
+PROVIDER_TOKEN = mint(SECRET, "provider", providers=["*"])
 
 
 async def wait_until(predicate, what: str, timeout: float = 20.0) -> None:
@@ -46,7 +50,7 @@ class Processes:
         self.cwd = tmp_path
 
     def provider(
-        self, target: str, url: str, *extra: str, token: str | None = TOKEN
+        self, target: str, url: str, *extra: str, token: str | None = PROVIDER_TOKEN
     ) -> subprocess.Popen:
         env = dict(self.env)
         if token is None:
@@ -84,7 +88,7 @@ async def serve():
 
     async def start(server_settings: str = "", port: int = 0) -> GleitzeitServer:
         extra = f", {server_settings}" if server_settings else ""
-        config = parse_config(f"server: {{token: {TOKEN}{extra}}}\n")
+        config = parse_config(f"server: {{token: {TOKEN}, secret: '{SECRET}'{extra}}}\n")
         host = Host(config, plugins=Plugins.load(config, installed=False))
         server = GleitzeitServer(host, bind="127.0.0.1", port=port)
         await server.start()
@@ -240,7 +244,10 @@ async def test_malformed_payloads_get_validation_errors(serve):
 
     raw = socketio.AsyncClient(reconnection=False)
     await raw.connect(
-        server.url, namespaces=["/providers"], auth={"token": TOKEN}, transports=["websocket"]
+        server.url,
+        namespaces=["/providers"],
+        auth={"token": PROVIDER_TOKEN},
+        transports=["websocket"],
     )
     try:
         for bad, fragment in [
@@ -309,6 +316,7 @@ def test_cli_against_a_served_host(tmp_path, run_cli):
     env = {"GLEITZEIT_TOKEN": TOKEN, "GLEITZEIT_PLUGINS": "calculator", "PYTHONPATH": str(HERE)}
     base_env = {**{k: v for k, v in os.environ.items() if not k.startswith("GLEITZEIT_")}, **env}
     base_env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
+    base_env["GLEITZEIT_SECRET"] = SECRET
     serve_proc = subprocess.Popen(
         [sys.executable, "-m", "gleitzeit", "serve", "--port", "0"],
         env=base_env,
@@ -324,7 +332,7 @@ def test_cli_against_a_served_host(tmp_path, run_cli):
         url = line.split(" on ")[1].split(" ")[0]
         provider = subprocess.Popen(
             [sys.executable, "-m", "gleitzeit", "provider", "run", "calculator", "--server", url],
-            env=base_env,
+            env={**base_env, "GLEITZEIT_TOKEN": PROVIDER_TOKEN},
             cwd=tmp_path,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -405,7 +413,7 @@ async def test_a_provider_written_with_bare_python_socketio_serves(serve, monkey
         "asyncio.run(main())", ""
     )
     namespace: dict = {"__name__": "doc_example"}
-    monkeypatch.setenv("GLEITZEIT_TOKEN", TOKEN)
+    monkeypatch.setenv("GLEITZEIT_TOKEN", PROVIDER_TOKEN)
     try:
         exec(compile(code, "protocol.md", "exec"), namespace)
         task = asyncio.ensure_future(namespace["main"]())
@@ -427,7 +435,10 @@ async def test_public_bind_without_token_warns(caplog):
     assert not is_loopback("0.0.0.0") and not is_loopback("192.0.2.10")
     config = parse_config("{}")
     server = GleitzeitServer(
-        Host(config, plugins=Plugins.load(config, installed=False)), bind="0.0.0.0", port=0
+        Host(config, plugins=Plugins.load(config, installed=False)),
+        bind="0.0.0.0",
+        port=0,
+        insecure=True,
     )
     with caplog.at_level("WARNING", logger="gleitzeit.server"):
         await server.start()

@@ -155,7 +155,7 @@ def test_server_path_and_python_tasks_store_every_row(run_cli, cli_env, gleitzei
     )
     provider = subprocess.Popen(
         [sys.executable, "-m", "gleitzeit", "provider", "run", "calculator"]
-        + ["--server", gleitzeit_server.url, "--token", gleitzeit_server.token],
+        + ["--server", gleitzeit_server.url, "--token", gleitzeit_server.provider_token],
         env={**cli_env, "GLEITZEIT_PLUGINS": "calculator"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -20,6 +20,7 @@ _BUILTIN_MODULES = (
     "convert_cmd",
     "status_cmd",
     "chat_cmd",
+    "token_cmd",
 )
 
 

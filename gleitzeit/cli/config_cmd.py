@@ -13,16 +13,33 @@ from gleitzeit.cli.renamed import GroupWithRenames
 from gleitzeit.cli.state import state_of
 
 _SECRET = re.compile(r"key|token|secret|password|passwd|credential", re.IGNORECASE)
+# user:password@ in a URL, and query parameters that carry credentials.
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
+_URL_QUERY_SECRET = re.compile(
+    r"(?P<name>[?&][^=&#\s]*(?:key|token|secret|password|passwd|sig|auth)[^=&#\s]*=)"
+    r"(?P<value>[^&#\s]+)",
+    re.IGNORECASE,
+)
+
+
+def mask_url(text: str) -> str:
+    """Hide credentials embedded in URLs: ``https://user:pass@host`` and
+    ``?api_key=...`` become ``https://****@host`` and ``?api_key=****``."""
+    text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}****@", text)
+    return _URL_QUERY_SECRET.sub(lambda m: f"{m['name']}****", text)
 
 
 def mask_secrets(data: Any, key: str = "") -> Any:
-    """Replace the values of secret-looking keys with '****'."""
+    """Settings no model describes: replace the values of secret-looking keys with
+    '****', and credentials inside URLs anywhere."""
     if isinstance(data, dict):
         return {k: mask_secrets(v, str(k)) for k, v in data.items()}
     if isinstance(data, list):
         return [mask_secrets(v, key) for v in data]
     if key and _SECRET.search(key) and data not in (None, ""):
         return "****"
+    if isinstance(data, str) and "://" in data:
+        return mask_url(data)
     return data
 
 
@@ -95,27 +112,74 @@ def config_validate(ctx: click.Context) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of YAML.")
 @click.pass_context
 def config_show(ctx: click.Context, as_json: bool) -> None:
-    """Print the effective config: defaults filled in, env substituted, secrets masked."""
+    """Print the effective config: defaults filled in, env substituted, secrets masked.
+
+    A value is masked when its field is a secret (docs/config.md); values an
+    environment variable supplies are shown with the variable's name."""
+    import os
+
+    from pydantic import BaseModel
+
+    from gleitzeit.config.secrets import env_sources
+
     state = state_of(ctx)
     config = state.config
     data = config.model_dump(by_alias=True, mode="json")
+    from_env = list(env_sources(config))
     plugins = state.plugins
+    described: set[str] = set()
     for rec in plugins.loaded():
         if rec.builtin and rec.name not in config.plugins:
             continue
-        if rec.settings is not None and hasattr(rec.settings, "model_dump"):
+        if isinstance(rec.settings, BaseModel):
             data["plugins"][rec.name] = rec.settings.model_dump(mode="json")
+            described.add(rec.name)
+            from_env += env_sources(rec.settings, f"plugins.{rec.name}.")
         elif rec.name not in data["plugins"]:
             data["plugins"][rec.name] = {}
-    data = mask_secrets(data)
+    # Settings no model describes (a plugin that is not installed, a provider entry's
+    # settings): masked by key name, so that nothing leaks from what we cannot see into.
+    for name, raw in data["plugins"].items():
+        if name not in described:
+            data["plugins"][name] = mask_secrets(raw)
+    for entry in data["providers"].values():
+        entry["settings"] = mask_secrets(entry.get("settings") or {})
+    data = _masked(data)
+    for path, var, secret in from_env:
+        _put(data, path, "****" if secret else os.environ[var])
     source = str(config.source) if config.source else "(no file: built-in defaults)"
     if as_json:
-        echo_json({"source": source, "config": data})
+        echo_json(
+            {"source": source, "from_env": {path: var for path, var, _ in from_env}, "config": data}
+        )
         return
     import yaml
 
     click.echo(f"# source: {source}")
+    for path, var, _ in from_env:
+        click.echo(f"# {path}: from ${var}")
     click.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip())
+
+
+def _masked(data: Any) -> Any:
+    """Secret fields as ``****`` (pydantic renders them ``**********``), and credentials
+    inside URLs hidden everywhere."""
+    if isinstance(data, dict):
+        return {k: _masked(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_masked(v) for v in data]
+    if data == "**********":
+        return "****"
+    if isinstance(data, str) and "://" in data:
+        return mask_url(data)
+    return data
+
+
+def _put(data: dict[str, Any], path: str, value: Any) -> None:
+    *parents, last = path.split(".")
+    for part in parents:
+        data = data.setdefault(part, {})
+    data[last] = value
 
 
 COMMANDS = [config_group]

@@ -109,6 +109,10 @@ def run(
         if resume_id is not None:
             stored = store.get_run(resume_id)
             run_id = stored["id"]
+            if stored.get("interrupted"):
+                click.echo(
+                    f"run {run_id} was interrupted ({stored['error']}); resuming it", err=True
+                )
             source = Path(stored["workflow_path"]) if stored["workflow_path"] else None
             workflow = parse_workflow(stored["workflow_text"], source=source)
             given = stored["inputs"]
@@ -290,7 +294,7 @@ def runs_list(ctx: click.Context, as_json: bool, limit: int, db: str | None) -> 
         [
             r["id"],
             r["workflow_name"],
-            r["status"],
+            "interrupted" if r.get("interrupted") else r["status"],
             f"{r['completed']}/{r['tasks']}",
             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["created_at"])),
         ]
@@ -317,7 +321,8 @@ def runs_show(ctx: click.Context, run_id: str, as_json: bool, db: str | None) ->
     if as_json:
         echo_json(data)
         return
-    click.echo(f"run {data['id']}  {data['workflow_name']}  {data['status']}")
+    status = f"interrupted ({data['error']})" if data.get("interrupted") else data["status"]
+    click.echo(f"run {data['id']}  {data['workflow_name']}  {status}")
     if data.get("workflow_path"):
         click.echo(f"file {data['workflow_path']}")
     if data["inputs"]:

@@ -51,6 +51,12 @@ def _asyncio():  # noqa: ANN202 - asyncio costs ~25 ms to import; only commands 
 @click.option("--host", "bind", help="Address to bind (default: server.host, 127.0.0.1).")
 @click.option("--port", type=int, help="Port (default: server.port, 8000; 0 picks a free one).")
 @click.option(
+    "--insecure",
+    is_flag=True,
+    default=None,
+    help="Allow binding a non-loopback address with no token or secret configured.",
+)
+@click.option(
     "--provider-config",
     "provider_config",
     hidden=True,
@@ -62,6 +68,7 @@ def serve(
     ctx: click.Context,
     bind: str | None,
     port: int | None,
+    insecure: bool | None,
     provider_config: str | None,
     log_format: str,
     log_level: str | None,
@@ -85,11 +92,11 @@ def serve(
     _setup_logs(ctx, log_format, log_level, "info")
     state = state_of(ctx)
     host = state.host()
-    server = GleitzeitServer(host, bind=bind, port=port)
+    server = GleitzeitServer(host, bind=bind, port=port, insecure=insecure)
 
     def ready(srv: GleitzeitServer) -> None:
         local = len(srv.host.registry)
-        auth = "token required" if srv.token else "no token"
+        auth = "no token" if srv.guard.credentials.open else "token required"
         click.echo(f"gleitzeit serving on {srv.url} ({local} local provider instance(s); {auth})")
         click.echo("press Ctrl+C to stop", err=True)
 

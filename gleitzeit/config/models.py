@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from gleitzeit.aliases import ModelsConfig
 
@@ -24,6 +32,11 @@ class RoutingConfig(StrictModel):
     timeout: float = Field(300.0, gt=0, description="seconds one invocation may take")
     cooldown: float = Field(30.0, ge=0, description="seconds a failing instance rests")
     failure_threshold: int = Field(3, ge=1, description="consecutive failures before cooldown")
+    wait_for_instance: float = Field(
+        5.0,
+        ge=0,
+        description="seconds a call whose instance went away waits for one to (re)appear",
+    )
 
 
 class HealthConfig(StrictModel):
@@ -41,29 +54,134 @@ class FilesConfig(StrictModel):
     max_bytes: int = Field(10 * 1024 * 1024, gt=0)
 
 
+Role = Literal["client", "admin", "provider"]
+
+
+def _no_blank(value: str | None, what: str) -> str | None:
+    if value is None:
+        return None
+    if not value.strip():
+        raise ValueError(
+            f"an empty {what} would silently mean no authentication; remove the key for an "
+            f"open server, or set a real {what}"
+        )
+    if not value.isascii() or not value.isprintable():
+        raise ValueError(f"a {what} is printable ASCII only")
+    return value
+
+
 class ServerConfig(StrictModel):
-    """``gleitzeit serve``: where it listens and how it treats remote providers."""
+    """``gleitzeit serve``: where it listens, who may connect, and how it treats remote
+    providers."""
 
     host: str = Field("127.0.0.1", description="address to bind; 0.0.0.0 for every interface")
     port: int = Field(8000, ge=0, le=65535)
-    token: str | None = Field(
-        None, description="token providers and clients must present; default $GLEITZEIT_TOKEN"
+    token: SecretStr | None = Field(
+        None,
+        description="static shared token (single-user set-ups); default $GLEITZEIT_TOKEN",
+        json_schema_extra={"env": "GLEITZEIT_TOKEN"},
+    )
+    token_roles: list[Role] = Field(
+        default_factory=lambda: list[Role](["client", "admin"]),
+        description="roles the static token grants; add 'provider' to let it register "
+        "any provider name",
+    )
+    secret: SecretStr | None = Field(
+        None,
+        description="HMAC secret that signs role tokens (`gleitzeit token create`); "
+        "default $GLEITZEIT_SECRET",
+        json_schema_extra={"env": "GLEITZEIT_SECRET"},
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="web origins besides the server's own that may connect, e.g. "
+        "'https://app.example'",
+    )
+    insecure: bool = Field(
+        False, description="allow a non-loopback bind without any credential (--insecure)"
     )
     max_payload_bytes: int = Field(
-        1_000_000, gt=0, description="largest request or result accepted over Socket.IO"
+        1_000_000,
+        gt=0,
+        description="largest request, result or stream chunk accepted over Socket.IO, "
+        "both from clients and from providers",
     )
     heartbeat_interval: float = Field(5.0, gt=0, description="seconds between provider heartbeats")
     stale_after: float = Field(
         15.0, gt=0, description="seconds without a heartbeat before an instance leaves routing"
     )
+    ping_interval: float = Field(
+        10.0, gt=0, description="seconds between engine.io pings on every connection"
+    )
+    ping_timeout: float = Field(
+        10.0, gt=0, description="seconds without a pong before a connection is dropped"
+    )
+    stream_window: int = Field(
+        32,
+        ge=2,
+        le=10_000,
+        description="chunks a stream may have in flight per hop before the sender waits for credit",
+    )
+    stream_buffer_bytes: int = Field(
+        4_000_000, gt=0, description="bytes of one stream the server holds for a slow reader"
+    )
+    stream_stall_timeout: float = Field(
+        60.0, gt=0, description="seconds a stream may wait on a reader before it is cancelled"
+    )
     shutdown_grace: float = Field(
         10.0, ge=0, description="seconds in-flight calls may finish after SIGINT/SIGTERM"
     )
 
-    def resolved_token(self) -> str | None:
-        import os
+    @field_validator("token")
+    @classmethod
+    def _token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            _no_blank(value.get_secret_value(), "token")
+        return value
 
-        return self.token or os.environ.get("GLEITZEIT_TOKEN") or None
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            _check_secret(value.get_secret_value(), "secret")
+        return value
+
+    def resolved_token(self) -> str | None:
+        """The static token: ``server.token``, else ``$GLEITZEIT_TOKEN``; an empty one
+        is a config error, not "no token"."""
+        if self.token is not None:
+            return self.token.get_secret_value()
+        return _from_env("GLEITZEIT_TOKEN", "token", _no_blank)
+
+    def resolved_secret(self) -> str | None:
+        """The signing secret: ``server.secret``, else ``$GLEITZEIT_SECRET``."""
+        if self.secret is not None:
+            return self.secret.get_secret_value()
+        return _from_env("GLEITZEIT_SECRET", "secret", _check_secret)
+
+
+def _check_secret(value: str | None, what: str) -> str | None:
+    value = _no_blank(value, what)
+    if value is not None and len(value) < 32:
+        raise ValueError(
+            "the secret must be at least 32 characters (`gleitzeit token secret` makes one)"
+        )
+    return value
+
+
+def _from_env(name: str, what: str, check: Any) -> str | None:
+    import os
+
+    from gleitzeit.errors import ConfigError
+
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    try:
+        result: str | None = check(value, what)
+    except ValueError as exc:
+        raise ConfigError(f"${name}: {exc}", hint=f"unset {name} or give it a value") from None
+    return result
 
 
 class WorkflowsConfig(StrictModel):
@@ -82,6 +200,9 @@ class WorkflowsConfig(StrictModel):
     )
     execute_memory_mb: int = Field(
         1024, ge=16, description="address space a python/execute script may use (Linux)"
+    )
+    max_glob_matches: int = Field(
+        10_000, ge=1, description="files one for_each glob may match before the task fails"
     )
 
 

@@ -2,7 +2,7 @@
 
 Imported only by ``gleitzeit serve`` (aiohttp is loaded when a server is built)::
 
-    attach_gateway(app, host, token=token, open_without_token=is_loopback(bind))
+    attach_gateway(app, host, guard=server.guard)
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
     from gleitzeit.host import Host
     from gleitzeit.http.gateway import Gateway
+    from gleitzeit.socketio.guard import Guard
 
 __all__ = ["attach_gateway"]
 
@@ -22,22 +23,20 @@ def attach_gateway(
     app: web.Application,
     host: Host,
     *,
-    token: str | None,
-    open_without_token: bool,
+    guard: Guard,
     max_body: int | None = None,
 ) -> Gateway:
     """Add the ``/v1`` routes for ``host`` to ``app``.
 
-    ``token``: the bearer token callers must present (the Socket.IO clients' token);
-    without one the API is open only when ``open_without_token`` (a loopback bind).
+    ``guard``: the server's origin and credential checks; callers need the ``client``
+    role, as on the Socket.IO ``/clients`` namespace.
     ``max_body``: the largest request body, by default ``server.max_payload_bytes``.
     """
     from gleitzeit.http.gateway import Gateway
 
     gateway = Gateway(
         host,
-        token=token,
-        open_without_token=open_without_token,
+        guard=guard,
         max_body=max_body if max_body is not None else host.config.server.max_payload_bytes,
     )
     gateway.attach(app)

@@ -34,7 +34,7 @@ from gleitzeit.errors import (
     RoutingError,
 )
 from gleitzeit.http import openai_api as api
-from gleitzeit.socketio.auth import AuthFailed, check_token
+from gleitzeit.socketio.guard import AccessDenied, Guard
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -99,12 +99,9 @@ def status_of(exc: GleitzeitError) -> tuple[int, str, str | None]:
 class Gateway:
     """Serves ``/v1`` for one host."""
 
-    def __init__(
-        self, host: Host, *, token: str | None, open_without_token: bool, max_body: int
-    ) -> None:
+    def __init__(self, host: Host, *, guard: Guard, max_body: int) -> None:
         self.host = host
-        self.token = token
-        self.open_without_token = open_without_token
+        self.guard = guard
         self.max_body = max_body
         self.started = int(time.time())
 
@@ -119,26 +116,18 @@ class Gateway:
     # -- the edge --------------------------------------------------------------------
 
     def _authenticate(self, request: web.Request) -> None:
-        if self.token is None:
-            if self.open_without_token:
-                return
-            raise HttpError(
-                401,
-                "This server has no token configured and is not bound to a loopback address, "
-                "so its HTTP API is closed; set GLEITZEIT_TOKEN or server.token",
-                code="invalid_api_key",
-            )
+        """The caller needs the ``client`` role (docs/security.md), as on ``/clients``."""
         try:
-            check_token(
-                self.token, None, {"HTTP_AUTHORIZATION": request.headers.get("Authorization", "")}
-            )
-        except AuthFailed:
-            raise HttpError(
-                401,
-                "Incorrect API key provided: pass the server's token as the API key "
-                "(Authorization: Bearer $GLEITZEIT_TOKEN)",
-                code="invalid_api_key",
-            ) from None
+            self.guard.check_request(request, "client")
+        except AccessDenied as exc:
+            if exc.status == 401:
+                raise HttpError(
+                    401,
+                    f"Incorrect API key provided ({exc.message}): pass a client token as "
+                    "the API key (Authorization: Bearer $GLEITZEIT_TOKEN)",
+                    code="invalid_api_key",
+                ) from None
+            raise HttpError(403, exc.message, code=exc.code) from None
 
     async def _body(self, request: web.Request) -> dict[str, Any]:
         ctype = request.headers.get("Content-Type", "").split(";")[0].strip().lower()

@@ -11,11 +11,10 @@ imports prometheus-client.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gleitzeit.logs import RequestLog, add_secret, add_secrets_from
+from gleitzeit.logs import RequestLog, add_secret, add_secrets_from, add_secrets_of
 from gleitzeit.observe.chat import ChatService
 from gleitzeit.observe.dashboard import Dashboard
 from gleitzeit.observe.http import HttpRoutes
@@ -24,6 +23,7 @@ from gleitzeit.observe.sio_counts import SocketIOCounts
 
 if TYPE_CHECKING:
     from gleitzeit.host import Host
+    from gleitzeit.socketio.guard import Guard
     from gleitzeit.workflows.store import RunStore
 
 __all__ = ["Observability", "attach_observability"]
@@ -36,7 +36,7 @@ class Observability:
         self,
         host: Host,
         sio: Any,
-        authenticate: Callable[..., None],
+        guard: Guard,
         token: str | None,
         *,
         dashboard_interval: float = 0.5,
@@ -48,18 +48,27 @@ class Observability:
             host.registry, connections=lambda: self.sio_counts.counts(), runs=self._run_counts
         )
         self.sio_counts = SocketIOCounts(sio, self.metrics)
-        self.http = HttpRoutes(host, self.metrics, token)
+        self.http = HttpRoutes(host, self.metrics, guard)
         self.dashboard = Dashboard(
             host,
             sio,
-            authenticate,
+            guard,
             self.metrics,
             self._existing_store,
             interval=dashboard_interval,
         )
         self.chat = ChatService(host, sio, self.store, history_turns=host.config.chat.history_turns)
         add_secret(token)
-        add_secrets_from(host.config.model_dump(mode="json"))
+        add_secrets_of(host.config)
+        described = set()
+        for rec in host.plugins.loaded():
+            if rec.settings is not None:
+                add_secrets_of(rec.settings)
+                described.add(rec.name)
+        add_secrets_from(
+            {name: raw for name, raw in host.config.plugins.items() if name not in described}
+        )
+        add_secrets_from({name: p.settings for name, p in host.config.providers.items()})
 
     def store(self) -> RunStore:
         """The run store (chat sessions live beside the runs), opened on first use."""
@@ -98,7 +107,7 @@ def attach_observability(
     sio: Any,
     host: Host,
     *,
-    authenticate: Callable[..., None],
+    guard: Guard,
     token: str | None,
 ) -> Observability:
     """Add metrics, health, request logs, the dashboard and chat to a server.
@@ -106,7 +115,7 @@ def attach_observability(
     Call before the host starts and before the app serves (the routes and the
     middleware are added to ``app``, the listeners handed to ``host``).
     """
-    obs = Observability(host, sio, authenticate, token)
+    obs = Observability(host, sio, guard, token)
     obs.http.add_to(app)
     obs.dashboard.attach()
     obs.chat.attach()

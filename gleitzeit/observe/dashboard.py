@@ -23,6 +23,7 @@ from gleitzeit.observe.metrics import Metrics
 if TYPE_CHECKING:
     from gleitzeit.host import Host
     from gleitzeit.instance import ProviderInstance
+    from gleitzeit.socketio.guard import Guard
     from gleitzeit.workflows.store import RunStore
 
 log = logging.getLogger("gleitzeit.dashboard")
@@ -39,7 +40,7 @@ class Dashboard:
         self,
         host: Host,
         sio: Any,
-        authenticate: Callable[..., None],
+        guard: Guard,
         metrics: Metrics,
         store: Callable[[], RunStore | None],
         *,
@@ -47,7 +48,7 @@ class Dashboard:
     ) -> None:
         self.host = host
         self.sio = sio
-        self.authenticate = authenticate
+        self.guard = guard
         self.metrics = metrics
         self.store = store
         self.interval = interval
@@ -78,7 +79,7 @@ class Dashboard:
     # -- events ------------------------------------------------------------------------
 
     async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
-        self.authenticate(auth, environ, who="dashboard")
+        self.guard.connect(auth, environ, role="admin")
 
     async def on_disconnect(self, sid: str, *reason: Any) -> None:
         self.watchers.discard(sid)

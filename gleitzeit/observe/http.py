@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from gleitzeit.health import health_row
 from gleitzeit.request import CALL_ID, valid_call_id
-from gleitzeit.socketio.auth import AuthFailed, check_token
+from gleitzeit.socketio.guard import AccessDenied
 
 if TYPE_CHECKING:
     from gleitzeit.host import Host
     from gleitzeit.observe.metrics import Metrics
+    from gleitzeit.socketio.guard import Guard
 
 STATIC = Path(__file__).resolve().parent / "static"
 PAGES = {"/": "dashboard.html", "/chat": "chat.html"}
@@ -42,14 +43,14 @@ def request_id_middleware() -> Any:
 
 
 class HttpRoutes:
-    """``/metrics`` and ``/health`` (token-protected when the server has a token),
-    and the static pages (public: they hold no data; their data comes over
-    Socket.IO with the token)."""
+    """``/metrics`` and ``/health`` (for the ``admin`` role when the server has
+    credentials), and the static pages (public: they hold no data; their data comes
+    over Socket.IO with a token)."""
 
-    def __init__(self, host: Host, metrics: Metrics, token: str | None) -> None:
+    def __init__(self, host: Host, metrics: Metrics, guard: Guard) -> None:
         self.host = host
         self.metrics = metrics
-        self.token = token
+        self.guard = guard
 
     def add_to(self, app: Any) -> None:
         app.middlewares.append(request_id_middleware())
@@ -63,14 +64,13 @@ class HttpRoutes:
         from aiohttp import web
 
         try:
-            check_token(
-                self.token, None, {"HTTP_AUTHORIZATION": request.headers.get("Authorization", "")}
-            )
-        except AuthFailed as exc:
+            self.guard.check_request(request, "admin")
+        except AccessDenied as exc:
+            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
             return web.json_response(
-                {"error": {"code": "auth_refused", "message": str(exc)}},
-                status=401,
-                headers={"WWW-Authenticate": "Bearer"},
+                {"error": {"code": exc.code, "message": exc.message}},
+                status=exc.status,
+                headers=headers,
             )
         return None
 

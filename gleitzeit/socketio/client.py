@@ -24,6 +24,7 @@ from gleitzeit.errors import (
     error_from_dict,
 )
 from gleitzeit.socketio.demux import StreamDemux
+from gleitzeit.socketio.flow import Grants
 from gleitzeit.socketio.wire import CLIENTS_NAMESPACE
 
 
@@ -37,11 +38,18 @@ class Client:
     """Connection to a server's ``/clients`` namespace."""
 
     def __init__(
-        self, url: str, *, token: str | None = None, connect_timeout: float = 10.0
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        connect_timeout: float = 10.0,
+        stream_window: int = 32,
     ) -> None:
         self.url = url.rstrip("/")
         self.token = token if token is not None else os.environ.get("GLEITZEIT_TOKEN") or None
         self.connect_timeout = connect_timeout
+        #: Chunks the server may send ahead of the reader (flow control).
+        self.stream_window = stream_window
         self._sio: Any = None
         self._streams = StreamDemux()
         self._ids = itertools.count(1)
@@ -173,10 +181,16 @@ class Client:
         sio = self._sio if self._sio is not None else await self._connect()
         stream_id = f"c{next(self._ids)}"
         self._streams.open(stream_id)
-        data: dict[str, Any] = {"stream_id": stream_id, "method": method, "params": params or {}}
+        data: dict[str, Any] = {
+            "stream_id": stream_id,
+            "method": method,
+            "params": params or {},
+            "window": self.stream_window,
+        }
         data.update(self._selection(provider, model, capability))
         if chunk_timeout is not None:
             data["timeout"] = chunk_timeout
+        grants = Grants(self.stream_window)
         finished = False
         try:
             await sio.emit("stream:start", data, namespace=CLIENTS_NAMESPACE)
@@ -184,6 +198,15 @@ class Client:
                 if chunk.get("done"):
                     finished = True  # stream:end follows; nothing more for the caller
                 yield chunk
+                # Credit is granted only once the caller took the chunk: a caller that
+                # stops reading holds the server, which holds the provider.
+                n = grants.consumed_one()
+                if n and not finished and sio.connected:
+                    await sio.emit(
+                        "stream:credit",
+                        {"stream_id": stream_id, "n": n},
+                        namespace=CLIENTS_NAMESPACE,
+                    )
             finished = True
         except GleitzeitError:
             finished = True

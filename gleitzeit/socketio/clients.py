@@ -9,11 +9,22 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from gleitzeit.config.models import ServerConfig
-from gleitzeit.errors import GleitzeitError, PayloadTooLargeError, ProviderUnavailableError
+from gleitzeit.errors import (
+    GleitzeitError,
+    InvalidMessage,
+    PayloadTooLargeError,
+    ProviderUnavailableError,
+    StreamStalledError,
+)
+from gleitzeit.socketio.flow import Credit
+from gleitzeit.socketio.handlers import Handlers
 from gleitzeit.socketio.wire import (
     CLIENTS_NAMESPACE,
+    HealthRequest,
     Invoke,
+    ProvidersRequest,
     StreamCancel,
+    StreamCredit,
     StreamStart,
     error_payload,
     parse,
@@ -25,8 +36,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gleitzeit.server")
 
-#: ``authenticate(auth, environ, who=...)``: raises to refuse a connection.
-Authenticate = Callable[..., None]
+#: ``authenticate(auth, environ, who=...)``: the connection's principal; raises to refuse.
+Authenticate = Callable[..., Any]
 
 
 class ClientHandlers:
@@ -45,6 +56,8 @@ class ClientHandlers:
         self.config = config
         self.draining = False
         self.streams: dict[str, dict[str, asyncio.Task[None]]] = {}
+        self.credits: dict[tuple[str, str], Credit] = {}
+        self.handlers = Handlers(sio, CLIENTS_NAMESPACE)
         self.active = 0
         self.idle = asyncio.Event()
         self.idle.set()
@@ -63,16 +76,20 @@ class ClientHandlers:
         ns = CLIENTS_NAMESPACE
         sio.on("connect", self.on_connect, namespace=ns)
         sio.on("disconnect", self.on_disconnect, namespace=ns)
-        sio.on("invoke", self.on_invoke, namespace=ns)
-        sio.on("stream:start", self.on_stream_start, namespace=ns)
-        sio.on("stream:cancel", self.on_stream_cancel, namespace=ns)
-        sio.on("providers", self.on_providers, namespace=ns)
-        sio.on("health", self.on_health, namespace=ns)
+        on = self.handlers.on
+        on("invoke", self.on_invoke, acked=True)
+        on("stream:start", self.on_stream_start, acked=True)
+        on("stream:cancel", self.on_stream_cancel, acked=True)
+        on("stream:credit", self.on_stream_credit, acked=False)
+        on("providers", self.on_providers, acked=True)
+        on("health", self.on_health, acked=True)
+        self.handlers.on_unknown()
 
     async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
         self.authenticate(auth, environ, who="client")
 
     async def on_disconnect(self, sid: str, *reason: Any) -> None:
+        self.handlers.forget(sid)
         for task in self.streams.pop(sid, {}).values():
             task.cancel()
 
@@ -115,6 +132,15 @@ class ClientHandlers:
     async def on_stream_start(self, sid: str, data: Any = None) -> dict[str, Any]:
         try:
             msg = self._check(data, "stream:start", StreamStart)
+            if msg.stream_id in self.streams.get(sid, {}):
+                # Refused without an error event: that would end the stream in use.
+                return {
+                    "ok": False,
+                    "error": InvalidMessage(
+                        f"stream_id {msg.stream_id!r} is already in use on this connection",
+                        hint="use a new stream_id per stream",
+                    ).to_dict(),
+                }
         except GleitzeitError as exc:
             stream_id = data.get("stream_id") if isinstance(data, dict) else None
             if isinstance(stream_id, str):
@@ -125,25 +151,44 @@ class ClientHandlers:
                     namespace=CLIENTS_NAMESPACE,
                 )
             return {"ok": False, "error": exc.to_dict()}
+        cfg = self.config
+        key = (sid, msg.stream_id)
+        self.credits[key] = Credit(msg.window or cfg.stream_window, cfg.stream_buffer_bytes)
         task = asyncio.ensure_future(self._pump(sid, msg))
         self.streams.setdefault(sid, {})[msg.stream_id] = task
-        task.add_done_callback(lambda _t: self.streams.get(sid, {}).pop(msg.stream_id, None))
+
+        def done(_t: Any) -> None:
+            self.streams.get(sid, {}).pop(msg.stream_id, None)
+            self.credits.pop(key, None)
+
+        task.add_done_callback(done)
         return {"ok": True}
 
     async def _pump(self, sid: str, msg: StreamStart) -> None:
         sio = self.sio
         ns = CLIENTS_NAMESPACE
+        credit = self.credits[(sid, msg.stream_id)]
+        stall = self.config.stream_stall_timeout
         self._begin()
+        chunks = self.host.stream(
+            msg.method,
+            msg.params,
+            provider=msg.provider,
+            model=msg.model,
+            capability=msg.capability,
+            chunk_timeout=msg.timeout,
+            call_id=msg.call_id,
+        )
         try:
-            async for chunk in self.host.stream(
-                msg.method,
-                msg.params,
-                provider=msg.provider,
-                model=msg.model,
-                capability=msg.capability,
-                chunk_timeout=msg.timeout,
-                call_id=msg.call_id,
-            ):
+            async for chunk in chunks:
+                # Back-pressure: without credit from the client the next chunk is not
+                # even pulled, so the provider is held too (it waits for our credit).
+                if not await credit.spend(payload_size(chunk), stall):
+                    raise StreamStalledError(
+                        f"the client read nothing of stream {msg.stream_id!r} for {stall:g}s; "
+                        "the stream was cancelled",
+                        hint="read the stream (the client library grants credit as it reads)",
+                    )
                 await sio.emit(
                     "stream:data",
                     {"stream_id": msg.stream_id, "chunk": chunk},
@@ -161,29 +206,42 @@ class ClientHandlers:
                 namespace=ns,
             )
         finally:
+            # Ends the call at the provider now (stream:cancel to a remote one).
+            await chunks.aclose()
             self._end()
 
-    async def on_stream_cancel(self, sid: str, data: Any = None) -> None:
+    async def on_stream_cancel(self, sid: str, data: Any = None) -> dict[str, Any]:
         try:
             msg = parse(StreamCancel, data, "stream:cancel")
-        except GleitzeitError:
-            return
+        except GleitzeitError as exc:
+            return {"ok": False, "error": exc.to_dict()}
         task = self.streams.get(sid, {}).get(msg.stream_id)
         if task is not None:
             task.cancel()
+        return {"ok": True, "cancelled": task is not None}
+
+    def on_stream_credit(self, sid: str, data: Any = None) -> None:
+        if type(data) is dict and type(data.get("stream_id")) is str and len(data) == 2:
+            n = data.get("n")
+            if type(n) is int and 0 < n <= 10_000:
+                credit = self.credits.get((sid, data["stream_id"]))
+                if credit is not None:
+                    credit.grant(n)
+                return
+        parse(StreamCredit, data, "stream:credit")  # raises, naming the field
 
     async def on_providers(self, sid: str, data: Any = None) -> dict[str, Any]:
-        check = bool(data.get("check")) if isinstance(data, dict) else False
         try:
-            items = await self.host.providers(check=check)
+            msg = parse(ProvidersRequest, {} if data is None else data, "providers")
+            items = await self.host.providers(check=msg.check)
         except GleitzeitError as exc:
             return {"ok": False, "error": exc.to_dict()}
         return {"ok": True, "result": {"providers": items}}
 
     async def on_health(self, sid: str, data: Any = None) -> dict[str, Any]:
-        name = data.get("name") if isinstance(data, dict) else None
         try:
-            rows = await self.host.health(name)
+            msg = parse(HealthRequest, {} if data is None else data, "health")
+            rows = await self.host.health(msg.name)
         except GleitzeitError as exc:
             return {"ok": False, "error": exc.to_dict()}
         return {"ok": True, "result": {"instances": rows}}

@@ -17,26 +17,46 @@ class StreamDemux:
     """Routes ``stream:data`` / ``stream:end`` / ``stream:error`` to the reader of each
     stream, in arrival order."""
 
-    __slots__ = ("_queues", "_delivered")
+    __slots__ = ("_queues", "_delivered", "_limits")
 
     def __init__(self) -> None:
         self._queues: dict[str, asyncio.Queue[Any]] = {}
         self._delivered: dict[str, int] = {}
+        self._limits: dict[str, int] = {}
 
     def __contains__(self, stream_id: object) -> bool:
         return stream_id in self._queues
 
-    def open(self, stream_id: str) -> None:
+    def open(self, stream_id: str, limit: int | None = None) -> None:
+        """Open a stream; ``limit`` chunks waiting unread end it with an error (a sender
+        that ignores flow control)."""
         self._queues[stream_id] = asyncio.Queue()
         self._delivered[stream_id] = 0
+        if limit is not None:
+            self._limits[stream_id] = limit
 
     def close(self, stream_id: str) -> None:
         self._queues.pop(stream_id, None)
         self._delivered.pop(stream_id, None)
+        self._limits.pop(stream_id, None)
 
     def data(self, stream_id: str, chunk: dict[str, Any]) -> None:
         queue = self._queues.get(stream_id)
         if queue is not None:
+            limit = self._limits.get(stream_id)
+            if limit is not None and queue.qsize() >= limit:
+                from gleitzeit.errors import StreamError
+
+                # Drop what is queued: the reader gets the error next.
+                while not queue.empty():
+                    queue.get_nowait()
+                queue.put_nowait(
+                    StreamError(
+                        f"the sender of stream {stream_id!r} ignored its flow-control window"
+                    )
+                )
+                self._limits[stream_id] = 1 << 30  # one error is enough
+                return
             queue.put_nowait(chunk)
 
     def end(self, stream_id: str) -> None:

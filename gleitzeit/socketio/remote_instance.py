@@ -9,21 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from gleitzeit.errors import (
     GleitzeitError,
+    InvalidMessage,
+    InvalidParamsError,
+    MethodNotFoundError,
+    PayloadTooLargeError,
+    ProviderError,
     ProviderUnavailableError,
     StreamError,
     error_from_dict,
 )
 from gleitzeit.health import HealthReport
 from gleitzeit.instance import ProviderInstance
-from gleitzeit.request import CALL_ID
+from gleitzeit.request import CALL_DEADLINE, CALL_ID
 from gleitzeit.socketio.demux import StreamDemux
-from gleitzeit.socketio.wire import InvokeReply, Register, parse
+from gleitzeit.socketio.flow import Grants
+from gleitzeit.socketio.wire import InvokeReply, Register, parse, payload_size
 
 #: ``emit(event, data, callback=None)`` to this instance's connection.
 Emit = Callable[..., Awaitable[None]]
@@ -35,6 +42,11 @@ class RemoteInstance(ProviderInstance):
     """One registered provider connection."""
 
     transport = "socketio"
+
+    #: Flow-control window of streams from this instance (server.stream_window).
+    window = 32
+    #: Largest reply accepted from this instance (server.max_payload_bytes).
+    max_payload_bytes = 1_000_000
 
     def __init__(self, emit: Emit, sid: str, reg: Register) -> None:
         super().__init__(
@@ -57,6 +69,7 @@ class RemoteInstance(ProviderInstance):
         self.streams = StreamDemux()
         self._calls = itertools.count(1)
         self.health = HealthReport(status="healthy", detail="connected", checked_at=time.time())
+        self._validators = params_validators(reg)
 
     def _gone(self, what: str) -> ProviderUnavailableError:
         return ProviderUnavailableError(
@@ -82,13 +95,51 @@ class RemoteInstance(ProviderInstance):
         finally:
             self._pending.pop(call_id, None)
 
+    def _validate(self, method: str, params: dict[str, Any]) -> None:
+        """Check params against the registered schema, as an in-process provider does,
+        before anything is sent."""
+        validator = self._validators.get(method)
+        if validator is None:
+            return
+        problems = [
+            f"{'.'.join(str(p) for p in e.absolute_path) or '(params)'}: {e.message}"
+            for e in validator.iter_errors(params)
+        ]
+        if problems:
+            raise InvalidParamsError(
+                f"Invalid parameters for {method}: " + "; ".join(sorted(problems)[:10]),
+                hint=f"see `gleitzeit providers list --json` for the schema of {method}",
+            )
+
+    def _reply(self, raw: Any, what: str) -> InvokeReply:
+        """A provider's ack, checked: too large is the caller's ``payload_too_large``; a
+        malformed one counts against the instance (not the caller)."""
+        if raw is not None and not isinstance(raw, dict):
+            raise ProviderError(f"{self.id} sent a malformed {what}: got {type(raw).__name__}")
+        size = payload_size(raw) if raw is not None else 0
+        if size > self.max_payload_bytes:
+            raise PayloadTooLargeError(
+                f"the reply of {self.id} is {size:,} bytes; the limit is "
+                f"{self.max_payload_bytes:,}",
+                hint="ask for less, or raise server.max_payload_bytes in gleitzeit.yaml",
+            )
+        try:
+            reply: InvokeReply = parse(InvokeReply, raw, what)
+        except InvalidMessage as exc:
+            raise ProviderError(f"{self.id} sent a malformed {what}: {exc.message}") from None
+        return reply
+
     async def invoke(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        self._validate(method, params)
         data: dict[str, Any] = {"method": method, "params": params}
         call_id = CALL_ID.get()
         if call_id is not None:
             data["call_id"] = call_id
+        deadline = CALL_DEADLINE.get()
+        if deadline is not None and deadline != math.inf:
+            data["deadline"] = round(deadline, 3)
         raw = await self._call("invoke", data)
-        reply = parse(InvokeReply, raw, "invoke ack")
+        reply = self._reply(raw, "invoke ack")
         if reply.ok:
             return reply.result or {}
         raise error_from_dict(reply.error or {})
@@ -98,19 +149,33 @@ class RemoteInstance(ProviderInstance):
     ) -> AsyncGenerator[dict[str, Any], None]:
         if not self.connected:
             raise self._gone("")
+        desc = self.methods.get(method)
+        if desc is not None and not desc.streaming:
+            raise MethodNotFoundError(
+                f"{method} on provider {self.name!r} does not stream",
+                hint="call it without --stream",
+            )
+        self._validate(method, params)
         stream_id = f"s{next(self._calls)}"
-        self.streams.open(stream_id)
+        window = self.window
+        # A provider that ignores its window is cut off rather than buffered.
+        self.streams.open(stream_id, limit=window * 2 + 2)
+        grants = Grants(window)
         finished = False
         start: dict[str, Any] = {"stream_id": stream_id, "method": method, "params": params}
         call_id = CALL_ID.get()
         if call_id is not None:
             start["call_id"] = call_id
         try:
+            start["window"] = window
             await self._emit("stream:start", start)
             async for chunk in self.streams.read(stream_id):
                 if chunk.get("done"):
                     finished = True
                 yield chunk
+                n = grants.consumed_one()
+                if n and not finished and self.connected:
+                    await self._emit("stream:credit", {"stream_id": stream_id, "n": n})
             finished = True
         except GleitzeitError:  # the provider (or the connection) ended it
             finished = True
@@ -131,7 +196,11 @@ class RemoteInstance(ProviderInstance):
         if self.stale:
             return {"status": "unhealthy", "detail": self.health.detail or "no heartbeat"}
         raw = await self._call("health", {"ok": True})
-        reply = parse(InvokeReply, raw, "health ack")
+        if raw is None:
+            # No health handler (the protocol doc's minimal example): a provider that
+            # heartbeats is healthy.
+            return {"status": "healthy", "detail": "heartbeating (no health handler)"}
+        reply = self._reply(raw, "health ack")
         if not reply.ok:
             return {"status": "unhealthy", "detail": (reply.error or {}).get("message")}
         return reply.result or {"status": "healthy"}
@@ -157,3 +226,25 @@ class RemoteInstance(ProviderInstance):
         data = super().describe(schemas=schemas)
         data["last_heartbeat"] = self.last_heartbeat
         return data
+
+
+def params_validators(reg: Register) -> dict[str, Any]:
+    """A JSON Schema validator per method whose ``params_schema`` says more than "an
+    object"; :class:`InvalidMessage` naming the method for a schema that is not one."""
+    out: dict[str, Any] = {}
+    for name, desc in reg.methods.items():
+        schema = desc.params_schema
+        if not schema or schema == {"type": "object"}:
+            continue
+        from jsonschema import exceptions, validators
+
+        cls = validators.validator_for(schema)
+        try:
+            cls.check_schema(schema)
+        except exceptions.SchemaError as exc:
+            raise InvalidMessage(
+                f"invalid 'register' payload: methods.{name}.params_schema is not a valid "
+                f"JSON Schema: {exc.message}"
+            ) from None
+        out[name] = cls(schema)
+    return out

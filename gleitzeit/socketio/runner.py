@@ -1,4 +1,4 @@
-"""Run a provider as a separate process that serves a ``gleitzeit serve`` over Socket.IO.
+r"""Run a provider as a separate process that serves a ``gleitzeit serve`` over Socket.IO.
 
     runner = ProviderRunner(MyProvider(), "http://127.0.0.1:8000", token="s3cret")
     await runner.run()          # until stop() or SIGINT/SIGTERM
@@ -6,6 +6,14 @@
 The same provider class runs in-process or here, unchanged. The runner registers,
 sends heartbeats, answers ``invoke``/``stream:start``/``health``, and after a dropped
 connection reconnects with backoff and registers again.
+
+Abandoned calls are not started: an ``invoke`` past its ``deadline``, or one that
+arrives on a connection the server has probably dropped already — the process was
+stalled (SIGSTOP, swapping, a debugger) longer than half the server's ping timeout,
+and the invokes queued meanwhile are read right after it resumes. Those are answered
+``unavailable`` (retryable; lost if the connection is gone) and their ``call_id``\s are
+reported with the next registration. A call started before a stall may still run a
+second time elsewhere: delivery is at least once (docs/security.md).
 """
 
 from __future__ import annotations
@@ -14,12 +22,22 @@ import asyncio
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Coroutine
 from typing import Any
 
-from gleitzeit.errors import ConnectFailed, GleitzeitError, ProviderError
+from gleitzeit.errors import (
+    ConnectFailed,
+    GleitzeitError,
+    InvalidMessage,
+    PayloadTooLargeError,
+    ProviderError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+)
 from gleitzeit.provider import Provider
 from gleitzeit.request import CALL_ID
+from gleitzeit.socketio.flow import Credit
 from gleitzeit.socketio.wire import (
     PROVIDERS_NAMESPACE,
     Invoke,
@@ -28,6 +46,7 @@ from gleitzeit.socketio.wire import (
     StreamStart,
     error_payload,
     parse,
+    payload_size,
 )
 
 log = logging.getLogger("gleitzeit.socketio.runner")
@@ -93,12 +112,20 @@ class ProviderRunner:
         self.registered = asyncio.Event()
         self._stop = asyncio.Event()
         self._streams: dict[str, asyncio.Task[None]] = {}
+        self._credits: dict[str, Credit] = {}
         # Work started from event handlers; kept so it is awaited or cancelled.
         self._tasks: set[asyncio.Task[None]] = set()
         self._sio: Any = None
         self._in_flight = 0
         self._fatal: GleitzeitError | None = None
         self._refused = ""
+        # Stall detection (see the module docstring).
+        self.skipped: deque[str] = deque(maxlen=1000)
+        self._last_tick = 0.0
+        self._stalled_at = -1e9
+        self._stall_sid: str | None = None
+        #: The server's max_payload_bytes (from the registration ack).
+        self.max_payload_bytes: int | None = None
 
     def _client(self) -> Any:
         import socketio
@@ -117,6 +144,7 @@ class ProviderRunner:
         sio.on("invoke", self._on_invoke, namespace=ns)
         sio.on("stream:start", self._on_stream_start, namespace=ns)
         sio.on("stream:cancel", self._on_stream_cancel, namespace=ns)
+        sio.on("stream:credit", self._on_stream_credit, namespace=ns)
         sio.on("health", self._on_health, namespace=ns)
         sio.on("shutdown", self._on_shutdown, namespace=ns)
         sio.on("connect_error", self._on_connect_error, namespace=ns)
@@ -135,6 +163,7 @@ class ProviderRunner:
         await self.provider.start()
         self._sio = self._client()
         heartbeat = asyncio.ensure_future(self._heartbeats())
+        ticks = asyncio.ensure_future(self._ticks())
         try:
             await self._connect_first()
             await self._stop.wait()
@@ -142,7 +171,8 @@ class ProviderRunner:
                 raise self._fatal
         finally:
             heartbeat.cancel()
-            pending = [heartbeat, *self._streams.values(), *self._tasks]
+            ticks.cancel()
+            pending = [heartbeat, ticks, *self._streams.values(), *self._tasks]
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
@@ -191,6 +221,59 @@ class ProviderRunner:
             pass
         await self._connect_first()
 
+    def _fits(self, payload: Any, method: str) -> None:
+        """Refuse to send more than the server accepts: the server would drop the
+        connection for it; the caller gets ``payload_too_large`` instead."""
+        limit = self.max_payload_bytes
+        if limit is not None:
+            size = payload_size(payload)
+            if size > limit:
+                raise PayloadTooLargeError(
+                    f"{method}: the result is {size:,} bytes; the server's limit is {limit:,}",
+                    hint="ask for less, or raise server.max_payload_bytes",
+                )
+
+    def _sid(self) -> str | None:
+        try:
+            sid: str | None = self._sio.get_sid(PROVIDERS_NAMESPACE)
+        except Exception:
+            return None
+        return sid
+
+    def _noticed_stall(self) -> None:
+        """Called often: a gap since the last tick longer than half the server's ping
+        timeout means the server may have dropped this connection meanwhile."""
+        now = asyncio.get_running_loop().time()
+        eio = getattr(self._sio, "eio", None)
+        limit = max(float(getattr(eio, "ping_timeout", 0) or 10.0) / 2, 0.5)
+        if self._last_tick and now - self._last_tick > limit:
+            self._stalled_at, self._stall_sid = now, self._sid()
+            log.warning(
+                "this process was stalled for %.1fs; calls queued meanwhile are not started",
+                now - self._last_tick,
+            )
+        self._last_tick = now
+
+    async def _ticks(self) -> None:
+        while True:
+            self._noticed_stall()
+            await asyncio.sleep(0.1)
+
+    def _abandoned(self, msg: Invoke) -> GleitzeitError | None:
+        """Why an invoke should not be started, or None."""
+        if msg.deadline is not None and time.time() > msg.deadline:
+            return ProviderTimeoutError(f"{msg.method}: its deadline passed before it started")
+        self._noticed_stall()
+        loop = asyncio.get_running_loop()
+        if self._stall_sid is not None and self._sid() == self._stall_sid:
+            if loop.time() - self._stalled_at < 1.0:
+                return ProviderUnavailableError(
+                    f"{msg.method}: not started, the provider was stalled and its connection "
+                    "is probably gone",
+                    hint="the call can be retried on another instance",
+                )
+        return None
+
     async def _heartbeats(self) -> None:
         while True:
             await self.registered.wait()
@@ -214,8 +297,12 @@ class ProviderRunner:
 
     async def _register(self) -> None:
         try:
+            payload = dict(self.provider.registration())
+            skipped = list(self.skipped)
+            if skipped:
+                payload["skipped_calls"] = skipped
             raw = await self._sio.call(
-                "register", self.provider.registration(), namespace=PROVIDERS_NAMESPACE, timeout=10
+                "register", payload, namespace=PROVIDERS_NAMESPACE, timeout=10
             )
             ack = parse(RegisterAck, raw, "register ack")
         except Exception as exc:
@@ -229,6 +316,10 @@ class ProviderRunner:
             self._stop.set()
             return
         self.instance_id = ack.instance_id
+        self.max_payload_bytes = ack.max_payload_bytes
+        for call_id in skipped:
+            if self.skipped and self.skipped[0] == call_id:
+                self.skipped.popleft()
         if self.heartbeat_interval is None and ack.heartbeat_interval:
             self.heartbeat_interval = ack.heartbeat_interval
         self.registered.set()
@@ -265,8 +356,14 @@ class ProviderRunner:
         try:
             msg = parse(Invoke, data, "invoke")
             method = msg.method
+            why = self._abandoned(msg)
+            if why is not None:
+                if msg.call_id:
+                    self.skipped.append(msg.call_id)
+                return {"ok": False, "error": why.to_dict()}
             result = await self.provider.invoke(msg.method, msg.params)
             reply = {"ok": True, "result": result}
+            self._fits(reply, msg.method)
         except Exception as exc:
             reply = _reply_error(self.provider, method, exc)
         finally:
@@ -289,6 +386,13 @@ class ProviderRunner:
             if isinstance(stream_id, str):
                 await self._emit_error(stream_id, exc)
             return
+        if msg.stream_id in self._streams:
+            await self._emit_error(
+                msg.stream_id, InvalidMessage(f"stream_id {msg.stream_id!r} is already in use")
+            )
+            return
+        if msg.window is not None:
+            self._credits[msg.stream_id] = Credit(msg.window)
         self._streams[msg.stream_id] = asyncio.ensure_future(self._pump(msg))
 
     async def _emit_error(self, stream_id: str, exc: BaseException) -> None:
@@ -305,8 +409,14 @@ class ProviderRunner:
         began = time.perf_counter()
         CALL_ID.set(msg.call_id)  # this task's own context
         outcome = "ok"
+        credit = self._credits.get(msg.stream_id)
         try:
             async for chunk in self.provider.stream(msg.method, msg.params):
+                self._fits(chunk, msg.method)
+                if credit is not None:
+                    # Paused here while the server holds a window's worth of chunks;
+                    # the server cancels a stream that stays stalled.
+                    await credit.spend()
                 await self._sio.emit(
                     "stream:data", {"stream_id": msg.stream_id, "chunk": chunk}, namespace=ns
                 )
@@ -322,7 +432,15 @@ class ProviderRunner:
         finally:
             self._in_flight -= 1
             self._streams.pop(msg.stream_id, None)
+            self._credits.pop(msg.stream_id, None)
             _log_call(self.provider, msg.call_id, msg.method, outcome, began)
+
+    def _on_stream_credit(self, data: Any = None) -> None:
+        if type(data) is dict:
+            credit = self._credits.get(str(data.get("stream_id")))
+            n = data.get("n")
+            if credit is not None and type(n) is int and n > 0:
+                credit.grant(n)
 
     async def _on_stream_cancel(self, data: Any = None) -> None:
         try:

@@ -16,9 +16,11 @@ from typing import Any
 from gleitzeit.errors import ConfigError
 from gleitzeit.host import Host
 from gleitzeit.http import attach_gateway
-from gleitzeit.socketio.auth import AuthFailed, check_token
 from gleitzeit.socketio.clients import ClientHandlers
+from gleitzeit.socketio.guard import Guard
+from gleitzeit.socketio.origins import OriginPolicy
 from gleitzeit.socketio.transport import SocketIOTransport
+from gleitzeit.tokens import Credentials, Principal
 
 log = logging.getLogger("gleitzeit.server")
 
@@ -35,7 +37,14 @@ def is_loopback(address: str) -> bool:
 class GleitzeitServer:
     """Serve a host: remote providers on ``/providers``, callers on ``/clients``."""
 
-    def __init__(self, host: Host, *, bind: str | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        host: Host,
+        *,
+        bind: str | None = None,
+        port: int | None = None,
+        insecure: bool | None = None,
+    ) -> None:
         import socketio
         from aiohttp import web
 
@@ -43,22 +52,28 @@ class GleitzeitServer:
         self.host = host
         self.bind = bind if bind is not None else cfg.host
         self.port = cfg.port if port is None else port
+        self.insecure = cfg.insecure if insecure is None else insecure
         self.token = cfg.resolved_token()
+        credentials = Credentials(
+            token=self.token, token_roles=cfg.token_roles, secret=cfg.resolved_secret()
+        )
+        #: Origin and credential checks for every route and namespace (docs/security.md).
+        self.guard = Guard(
+            credentials, OriginPolicy(cfg.allowed_origins, open_server=credentials.open)
+        )
         # The engine's own limit drops the whole connection, so it sits well above ours:
         # a payload a little over the limit gets a clear error and the client stays.
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
-            max_http_buffer_size=cfg.max_payload_bytes * 4 + 65536,
-            ping_interval=10,
-            ping_timeout=10,
-            cors_allowed_origins=[],
+            max_http_buffer_size=self.engine_limit(cfg.max_payload_bytes),
+            ping_interval=cfg.ping_interval,
+            ping_timeout=cfg.ping_timeout,
+            cors_allowed_origins=self.guard.origins.engineio_check,
         )
-        self.app = web.Application()
+        self.app = web.Application(middlewares=[self.guard.middleware()])
         self.sio.attach(self.app)
         self.app.router.add_get("/healthz", self._healthz)
-        self.gateway = attach_gateway(
-            self.app, host, token=self.token, open_without_token=is_loopback(self.bind)
-        )
+        self.gateway = attach_gateway(self.app, host, guard=self.guard)
         self.clients = ClientHandlers(host, self.sio, self.authenticate, cfg)
         self.clients.attach()
         self.providers = SocketIOTransport(
@@ -68,7 +83,7 @@ class GleitzeitServer:
         from gleitzeit.observe import attach_observability
 
         self.observability = attach_observability(
-            self.app, self.sio, host, authenticate=self.authenticate, token=self.token
+            self.app, self.sio, host, guard=self.guard, token=self.token
         )
         self._runner: Any = None
         self._stopped = asyncio.Event()
@@ -78,14 +93,15 @@ class GleitzeitServer:
         """True once the server stops taking new calls."""
         return self.clients.draining
 
-    def authenticate(self, auth: Any, environ: dict[str, Any], *, who: str) -> None:
-        import socketio
+    @staticmethod
+    def engine_limit(max_payload_bytes: int) -> int:
+        """The engine.io message limit: above it the connection is dropped unanswered,
+        so it sits well above ``max_payload_bytes``, whose excess gets an answer."""
+        return max_payload_bytes * 4 + 65536
 
-        try:
-            check_token(self.token, auth, environ)
-        except AuthFailed as exc:
-            log.warning("refused a %s connection: %s", who, exc)
-            raise socketio.exceptions.ConnectionRefusedError(str(exc)) from None
+    def authenticate(self, auth: Any, environ: dict[str, Any], *, who: str) -> Principal:
+        """Origin and credential check of a Socket.IO connection as ``who`` (a role)."""
+        return self.guard.connect(auth, environ, role=who)
 
     async def _healthz(self, request: Any) -> Any:
         from aiohttp import web
@@ -105,10 +121,17 @@ class GleitzeitServer:
     async def start(self) -> None:
         from aiohttp import web
 
-        if not is_loopback(self.bind) and self.token is None:
+        if not is_loopback(self.bind) and self.guard.credentials.open:
+            if not self.insecure:
+                raise ConfigError(
+                    f"refusing to serve on {self.bind} without a token: anyone who can reach "
+                    "it could register providers and call them",
+                    hint="set server.secret / GLEITZEIT_SECRET or server.token / "
+                    "GLEITZEIT_TOKEN, bind 127.0.0.1, or pass --insecure",
+                )
             log.warning(
-                "serving on %s without a token: anyone who can reach it may register providers "
-                "and call them; set GLEITZEIT_TOKEN or server.token",
+                "serving on %s without a token (--insecure): anyone who can reach it may "
+                "register providers and call them",
                 self.bind,
             )
         await self.host.start()

@@ -47,7 +47,9 @@ class Register(_Msg):
     instances of one provider and share its load.
     """
 
-    protocol: int = Field(PROTOCOL_VERSION, description="protocol version the provider speaks")
+    protocol: int = Field(
+        PROTOCOL_VERSION, description=f"protocol version the provider speaks: {PROTOCOL_VERSION}"
+    )
     name: str = Field(description="provider name: letters, digits, '_', '.', '-'; at most 64")
     kind: Kind
     methods: dict[str, MethodDescription] = Field(
@@ -62,6 +64,19 @@ class Register(_Msg):
     )
     description: str = Field("", max_length=2000)
     version: str = Field("", max_length=64)
+    skipped_calls: list[str] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="call_ids of invokes this provider received on a connection the server "
+        "had already dropped (or past their deadline) and did not run",
+    )
+
+    @field_validator("protocol")
+    @classmethod
+    def _protocol(cls, value: int) -> int:
+        if value != PROTOCOL_VERSION:
+            raise ValueError(f"unsupported protocol {value}; this server speaks {PROTOCOL_VERSION}")
+        return value
 
     @field_validator("name")
     @classmethod
@@ -98,6 +113,11 @@ class RegisterAck(_Msg):
     ok: bool
     instance_id: str | None = None
     heartbeat_interval: float | None = Field(None, description="seconds between heartbeats")
+    max_payload_bytes: int | None = Field(
+        None,
+        description="largest result or chunk (bytes of JSON) the server accepts; a provider "
+        "answers payload_too_large instead of sending more",
+    )
     error: dict[str, Any] | None = None
 
 
@@ -148,8 +168,14 @@ class Invoke(_Msg):
     call_id: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$",
-        description="names the call in logs and errors on both ends; from a client, "
-        "the server makes one when it is omitted, and sends it on to the provider",
+        description="names the call in logs and errors on both ends, the same on every "
+        "attempt (for de-duplicating an at-least-once delivery); from a client, the server "
+        "makes one when it is omitted, and sends it on to the provider",
+    )
+    deadline: float | None = Field(
+        None,
+        description="server -> provider: absolute time (Unix seconds) after which the "
+        "caller no longer waits; a provider should not start the call after it",
     )
 
 
@@ -162,16 +188,55 @@ class InvokeReply(_Msg):
 
 
 class StreamStart(Invoke):
-    """``stream:start`` (with ack): start a stream; chunks follow as ``stream:data``
-    events with the same ``stream_id``, then ``stream:end`` or ``stream:error``."""
+    """``stream:start``: start a stream; chunks follow as ``stream:data`` events with the
+    same ``stream_id``, then ``stream:end`` or ``stream:error``.
+
+    From a client (with ack): a ``stream_id`` already in use on the connection is
+    refused. To a provider (no ack): a provider refuses a stream by answering
+    ``stream:error``. ``window`` is the flow-control credit: the sender of the chunks may
+    have at most that many unacknowledged ``stream:data`` in flight, and waits for
+    ``stream:credit`` beyond it.
+    """
 
     stream_id: str = Field(min_length=1, max_length=64)
+    window: int | None = Field(
+        None,
+        ge=1,
+        le=10_000,
+        description="chunks that may be sent before the receiver grants more with "
+        "stream:credit; a client may omit it (server.stream_window)",
+    )
+
+
+class StreamCredit(_Msg):
+    """``stream:credit`` (client -> server, server -> provider; no ack): the reader has
+    consumed ``n`` more chunks, so the sender may send ``n`` more."""
+
+    stream_id: str = Field(min_length=1, max_length=64)
+    n: int = Field(ge=1, le=10_000)
 
 
 class StreamCancel(_Msg):
-    """``stream:cancel`` (no ack): stop a stream early."""
+    """``stream:cancel``: stop a stream early. From a client it is acknowledged
+    (``{"ok": true}``) and cancels the stream at the provider; to a provider, no ack."""
 
     stream_id: str = Field(min_length=1, max_length=64)
+
+
+class ProvidersRequest(_Msg):
+    """``providers`` (client -> server, with ack): list every instance; ``check`` runs
+    the health checks first. The ack is an InvokeReply whose result is
+    ``{"providers": [...]}``."""
+
+    check: bool = False
+
+
+class HealthRequest(_Msg):
+    """``health`` (client -> server, with ack): run the health checks now, of every
+    instance or of provider ``name``. The ack is an InvokeReply whose result is
+    ``{"instances": [...]}``."""
+
+    name: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_RE.pattern)
 
 
 class Ack(_Msg):
@@ -179,6 +244,9 @@ class Ack(_Msg):
 
     ok: bool
     error: dict[str, Any] | None = None
+    cancelled: bool | None = Field(
+        None, description="stream:cancel only: whether a running stream was cancelled"
+    )
 
 
 # -- chat sessions (client -> server on /clients) ---------------------------------------
@@ -257,7 +325,8 @@ EVENTS: dict[str, tuple[str, type[BaseModel], type[BaseModel] | None, str]] = {
     "stream:data": ("provider -> server, server -> client", StreamData, None, "both"),
     "stream:end": ("provider -> server, server -> client", StreamEnd, None, "both"),
     "stream:error": ("provider -> server, server -> client", StreamFailed, None, "both"),
-    "stream:cancel": ("server -> provider, client -> server", StreamCancel, None, "both"),
+    "stream:credit": ("server -> provider, client -> server", StreamCredit, None, "both"),
+    "stream:cancel": ("server -> provider, client -> server", StreamCancel, Ack, "both"),
     "health": ("server -> provider", Ack, InvokeReply, PROVIDERS_NAMESPACE),
     "chat:send": ("client -> server", ChatSend, ChatSendAck, CLIENTS_NAMESPACE),
     "chat:chunk": ("server -> client", ChatChunk, None, CLIENTS_NAMESPACE),
@@ -265,6 +334,8 @@ EVENTS: dict[str, tuple[str, type[BaseModel], type[BaseModel] | None, str]] = {
     "chat:error": ("server -> client", ChatFailed, None, CLIENTS_NAMESPACE),
     "chat:cancel": ("client -> server", ChatCancel, None, CLIENTS_NAMESPACE),
     "chat:open": ("client -> server", ChatOpen, InvokeReply, CLIENTS_NAMESPACE),
+    "providers": ("client -> server", ProvidersRequest, InvokeReply, CLIENTS_NAMESPACE),
+    "health (clients)": ("client -> server", HealthRequest, InvokeReply, CLIENTS_NAMESPACE),
 }
 
 

@@ -1,7 +1,8 @@
 """pytest fixtures for Gleitzeit; enable with ``pytest_plugins = ["gleitzeit.testing.fixtures"]``.
 
 * ``gleitzeit_server`` — a ``gleitzeit serve`` on 127.0.0.1 in a background thread, for
-  synchronous tests and subprocesses: ``.url`` and ``.token``.
+  synchronous tests and subprocesses: ``.url``, ``.token`` (a client's) and
+  ``.provider_token`` (for ``gleitzeit provider run``).
 * ``gleitzeit_host`` — :func:`gleitzeit.testing.host`: ``async with gleitzeit_host(plugin,
   providers=[...]) as host:`` gives a started host with those plugins registered.
 * ``gleitzeit_plugin`` — a function ``register(obj, name=None)``; what it registers is
@@ -18,13 +19,14 @@ from typing import Any
 
 import pytest
 
-from gleitzeit.testing.helpers import host, local_server, registered_plugin
+from gleitzeit.testing.helpers import host, local_server, provider_token, registered_plugin
 
 
 class _ServerThread:
     def __init__(self) -> None:
         self.url = ""
         self.token = ""
+        self.provider_token = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
@@ -37,6 +39,7 @@ class _ServerThread:
             try:
                 async with local_server() as server:
                     self.url, self.token = server.url, server.token
+                    self.provider_token = provider_token(server.url)
                     self._loop = asyncio.get_running_loop()
                     self._ready.set()
                     await self._stop.wait()

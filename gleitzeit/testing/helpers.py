@@ -14,7 +14,10 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+from pydantic import SecretStr
+
 from gleitzeit.config import Config, parse_config
+from gleitzeit.tokens import mint
 
 
 @contextmanager
@@ -61,21 +64,24 @@ async def host(
 async def local_server(
     *plugins: Any, config: Config | str | None = None, token: str | None = None
 ) -> AsyncIterator[Any]:
-    """A served host on 127.0.0.1 with a random port and token (``server.url``,
-    ``server.token``)."""
+    """A served host on 127.0.0.1 with a random port, a random client token
+    (``server.token``) and signing secret; :func:`provider_token` mints a provider
+    credential for it (:func:`serve_provider` does so by itself)."""
     from gleitzeit.host import Host
     from gleitzeit.plugins import Plugins
     from gleitzeit.socketio.server import GleitzeitServer
 
     cfg = _config(config)
-    cfg.server.token = token or secrets.token_urlsafe(16)
+    cfg.server.token = SecretStr(token or secrets.token_urlsafe(16))
+    secret = cfg.server.resolved_secret() or secrets.token_urlsafe(32)
+    cfg.server.secret = SecretStr(secret)
     extra = [(getattr(p, "__name__", None) or f"plugin{i}", p) for i, p in enumerate(plugins)]
     server = GleitzeitServer(
         Host(cfg, plugins=Plugins.load(cfg, installed=False, extra=extra)), bind="127.0.0.1", port=0
     )
     await server.start()
     assert server.token is not None
-    _TOKENS[server.url] = server.token
+    _TOKENS[server.url] = mint(secret, "provider", providers=["*"], ttl=86400)
     try:
         yield server
     finally:
@@ -93,7 +99,7 @@ async def serve_provider(
 
     from gleitzeit.socketio.runner import ProviderRunner
 
-    if token is None:  # a local_server() of this process: use its token
+    if token is None:  # a local_server() of this process: a provider token for it
         token = _token_for(url)
     runner = ProviderRunner(provider, url, token=token)
     task = asyncio.ensure_future(runner.run())
@@ -118,3 +124,12 @@ _TOKENS: dict[str, str] = {}
 
 def _token_for(url: str) -> str | None:
     return _TOKENS.get(url)
+
+
+def provider_token(url: str) -> str:
+    """A provider credential (any provider name) for the :func:`local_server` at
+    ``url``."""
+    token = _TOKENS.get(url)
+    if token is None:
+        raise KeyError(f"no local_server() of this process serves {url}")
+    return token

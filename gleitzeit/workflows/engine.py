@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gleitzeit.errors import (
+    FileAccessError,
     GleitzeitError,
     InvalidParamsError,
     ProviderError,
@@ -519,10 +520,50 @@ class _Run:
             self.emit("task_failed", task=task_id, error=state.error)
         return self._settled(task_id)
 
+    def _glob(self, task_id: str, pattern: str) -> list[str]:
+        """Files matching ``pattern`` inside ``files.allowed_roots``, at most
+        ``workflows.max_glob_matches`` of them; a pattern that reaches outside the roots
+        is an error rather than a walk of the file system."""
+        from pathlib import Path
+
+        from gleitzeit.files import allowed_roots, check_path_text, inside
+
+        check_path_text(pattern, f"task {task_id!r}: for_each glob")
+        cwd = Path.cwd()
+        from gleitzeit.config.models import Config
+
+        config = getattr(self.engine.api, "config", None)
+        if not isinstance(config, Config):  # a Client: the local defaults
+            config = Config()
+        roots = allowed_roots(config.files, cwd)
+        # The fixed part of the pattern (before the first wildcard) must lie in a root.
+        fixed = Path(pattern.split("*")[0].split("?")[0].split("[")[0] or ".")
+        anchor = (fixed if fixed.is_absolute() else cwd / fixed).resolve()
+        if not inside(anchor, roots):
+            raise FileAccessError(
+                f"task {task_id!r}: for_each glob {pattern!r} reaches outside "
+                f"files.allowed_roots ({', '.join(map(str, roots))})",
+                hint="add the directory to files.allowed_roots in gleitzeit.yaml",
+            )
+        limit = config.workflows.max_glob_matches
+        out: list[str] = []
+        for match in globmod.iglob(pattern, recursive=True):
+            resolved = (cwd / match).resolve()
+            if not inside(resolved, roots):
+                continue
+            out.append(match)
+            if len(out) > limit:
+                raise FileAccessError(
+                    f"task {task_id!r}: for_each glob {pattern!r} matches more than "
+                    f"{limit:,} files",
+                    hint="narrow the pattern or raise workflows.max_glob_matches",
+                )
+        return sorted(out)
+
     def _items(self, spec: TaskSpec, scope: dict[str, Any]) -> list[Any]:
         value = spec.for_each
         if isinstance(value, GlobSpec):
-            found = sorted(globmod.glob(value.glob, recursive=True))
+            found = self._glob(spec.id, value.glob)
             if not found:
                 note = f"task {spec.id!r}: for_each glob {value.glob!r} matched no files"
                 self.warnings.append(note)

@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS runs (
     error TEXT,
     task_count INTEGER NOT NULL DEFAULT 0,
     task_ids_json TEXT,
+    owner TEXT,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     finished_at REAL
@@ -90,20 +91,62 @@ CREATE INDEX IF NOT EXISTS chat_messages_session ON chat_messages(session_id, id
 """
 
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+
+
+def process_identity(pid: int | None = None) -> str:
+    """``host:pid:start`` of a process: the start time (Linux) tells a reused pid apart."""
+    import os
+    import socket
+
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}:{pid}:{_start_time(pid)}"
+
+
+def _start_time(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def owner_alive(owner: str | None) -> bool | None:
+    """Whether the process that owns a running run is alive; None when unknown (another
+    machine, or a run written before owners were stored)."""
+    import os
+    import socket
+
+    if not owner:
+        return None
+    host, _, rest = owner.partition(":")
+    pid_text, _, start = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return None
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return not start or _start_time(pid) in ("", start)
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
     """Bring a database written by an earlier version up to this schema."""
+    # Columns are checked whatever the version says: one database may be shared by
+    # versions that each add their own column.
     (version,) = conn.execute("PRAGMA user_version").fetchone()
-    if version >= SCHEMA_VERSION:
-        return
     columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
     if "task_count" not in columns:
         conn.execute("ALTER TABLE runs ADD COLUMN task_count INTEGER NOT NULL DEFAULT 0")
     if "task_ids_json" not in columns:  # runs before it: runs show reads the workflow text
         conn.execute("ALTER TABLE runs ADD COLUMN task_ids_json TEXT")
-    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    if "owner" not in columns:
+        conn.execute("ALTER TABLE runs ADD COLUMN owner TEXT")
+    if version < SCHEMA_VERSION:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 _Statement = tuple[str, Any, bool]
@@ -296,8 +339,8 @@ class RunStore:
         now = time.time()
         self.queue(
             "INSERT INTO runs (id, workflow_name, workflow_path, workflow_text, inputs_json, target,"
-            " status, task_count, task_ids_json, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+            " status, task_count, task_ids_json, owner, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
             (
                 run_id,
                 name,
@@ -307,6 +350,7 @@ class RunStore:
                 target,
                 len(task_ids),
                 _Json(task_ids),
+                process_identity(),
                 now,
                 now,
             ),
@@ -316,8 +360,9 @@ class RunStore:
     def run_resumed(self, run_id: str, reset: list[str]) -> None:
         now = time.time()
         self.queue(
-            "UPDATE runs SET status='running', error=NULL, finished_at=NULL, updated_at=? WHERE id=?",
-            (now, run_id),
+            "UPDATE runs SET status='running', error=NULL, finished_at=NULL, updated_at=?,"
+            " owner=? WHERE id=?",
+            (now, process_identity(), run_id),
         )
         self.queue(
             "DELETE FROM tasks WHERE run_id=? AND task_id=?",
@@ -409,14 +454,14 @@ class RunStore:
 
     def list_runs(self, limit: int = 20) -> list[dict[str, Any]]:
         rows = self._read(
-            "SELECT r.id, r.workflow_name, r.status, r.created_at, r.finished_at, r.error,"
+            "SELECT r.id, r.workflow_name, r.status, r.owner, r.created_at, r.finished_at, r.error,"
             " r.task_count AS tasks,"
             " (SELECT COUNT(*) FROM tasks t WHERE t.run_id=r.id AND t.status='completed') AS completed,"
             " (SELECT COUNT(*) FROM tasks t WHERE t.run_id=r.id AND t.status='failed') AS failed"
             " FROM runs r ORDER BY r.created_at DESC LIMIT ?",
             (limit,),
         )
-        return [dict(r) for r in rows]
+        return [_interrupted(dict(r)) for r in rows]
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         run_id = self.resolve_id(run_id)
@@ -455,7 +500,7 @@ class RunStore:
             item["result"] = None if raw is None else json.loads(raw)
             item["attempt_log"] = by_task.get(t["task_id"], [])
             data["tasks"][t["task_id"]] = item
-        return data
+        return _interrupted(data)
 
     # -- chat sessions, beside the runs ---------------------------------------------
 
@@ -571,3 +616,18 @@ def default_database() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("gleitzeit")) / "runs.sqlite"
+
+
+def _interrupted(run: dict[str, Any]) -> dict[str, Any]:
+    """A run stored as running whose owning process is gone is ``interrupted``.
+
+    ``status`` stays what is stored (``running``: the run never finished); the
+    ``interrupted`` flag says its process died, and listings show it as interrupted.
+    """
+    owner = run.pop("owner", None)
+    run["interrupted"] = False
+    if run.get("status") == "running" and owner_alive(owner) is False:
+        run["interrupted"] = True
+        pid = owner.split(":")[1] if owner else "?"
+        run["error"] = run.get("error") or f"the process that ran it (pid {pid}) is gone"
+    return run

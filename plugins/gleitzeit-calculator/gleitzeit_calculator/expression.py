@@ -194,13 +194,22 @@ def _eval(node: ast.AST, depth: int) -> Any:
             raise ExpressionError(f"only numbers are allowed, got {value!r}")
         return _check_int(value)
     if isinstance(node, ast.BinOp):
-        op = BINARY.get(type(node.op))
-        if op is None:
-            sym = _OP_SYMBOL.get(type(node.op), type(node.op).__name__)
-            raise ExpressionError(f"operator {sym!r} is not allowed (use + - * / // % **)")
-        left = _eval(node.left, depth + 1)
-        right = _eval(node.right, depth + 1)
-        return _check_int(op(left, right))
+        # A flat chain such as 1 + 2 + ... + 62 parses as left-nested operations: it is
+        # walked as a loop, so only real nesting (parentheses, calls, right operands)
+        # counts towards the depth, and a long sum is not mistaken for a deep one.
+        chain: list[ast.BinOp] = []
+        cur: ast.AST = node
+        while isinstance(cur, ast.BinOp):
+            chain.append(cur)
+            cur = cur.left
+        value = _eval(cur, depth + 1)
+        for binop in reversed(chain):
+            op = BINARY.get(type(binop.op))
+            if op is None:
+                sym = _OP_SYMBOL.get(type(binop.op), type(binop.op).__name__)
+                raise ExpressionError(f"operator {sym!r} is not allowed (use + - * / // % **)")
+            value = _check_int(op(value, _eval(binop.right, depth + 1)))
+        return value
     if isinstance(node, ast.UnaryOp):
         op1 = UNARY.get(type(node.op))
         if op1 is None:
