@@ -217,6 +217,8 @@ def gleitzeit_venv(plugins: int) -> Path:
         _say(f"reinstalling the host's wheels into {path}")
         cmd = [str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall"]
         _run([*cmd, *map(str, wheels)])
+        # and whatever the new source requires that the venv lacks
+        _run([str(python), "-m", "pip", "install", "-q", *map(str, wheels)])
     marker.write_text(digest)
     return path / "bin"
 
