@@ -16,7 +16,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from bench_util import Check, quick, summary, with_checks
@@ -39,21 +38,33 @@ def _env(home: Path) -> dict[str, str]:
     return env
 
 
+#: Runs a command and writes its wall seconds and peak RSS to a file. A child's peak RSS
+#: starts at its parent's RSS when it forks (Linux keeps the high-water mark across
+#: exec), so the command is started from this small process, not from the benchmark.
+_LAUNCH = """
+import os, sys, time
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as out:
+    out.write(f"{time.perf_counter() - start} {usage.ru_maxrss * 1024}")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def _timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, int, str]:
     """Wall seconds, peak RSS in bytes and stdout of one process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    report = cwd / "launch.txt"
+    launch = [sys.executable, "-S", "-c", _LAUNCH, str(report), *cmd]
+    done = subprocess.run(
+        launch, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
     )
-    assert proc.stdout is not None
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    proc.stdout.close()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited with {proc.returncode}")
-    return seconds, usage.ru_maxrss * 1024, out.decode()
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited with {done.returncode}")
+    seconds, rss = report.read_text().split()
+    return float(seconds), int(rss), done.stdout.decode()
 
 
 def _measure(tmp: Path, shape: str, n: int) -> dict[str, list[float]]:
