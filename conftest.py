@@ -2,7 +2,7 @@
 
 A distribution here is a package directory plus a ``.dist-info`` folder with
 ``METADATA`` and ``entry_points.txt`` on a path entry: exactly what pip leaves behind,
-so discovery goes through importlib.metadata and stevedore as it does for users.
+so discovery goes through importlib.metadata as it does for users.
 """
 
 from __future__ import annotations

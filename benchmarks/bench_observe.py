@@ -3,7 +3,6 @@ JSON request logs on against off (the same server, rounds interleaved), and the
 dashboard's pushes and CPU with 300 connected providers while idle.
 
     python3 benchmarks/run.py observe
-    python3 benchmarks/bench_observe.py providers URL N     # (internal) N providers
 """
 
 from __future__ import annotations
@@ -130,7 +129,7 @@ async def _dashboard(tmp: Path) -> dict:
 
     server = await _server(tmp, "server: {heartbeat_interval: 5}\n")
     peer = subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "providers", server.url, str(PROVIDERS)],
+        [sys.executable, str(HERE / "remote_peers.py"), "providers", server.url, str(PROVIDERS)],
         env=_env(),
         cwd=HERE,
     )
@@ -181,36 +180,6 @@ async def _dashboard(tmp: Path) -> dict:
     }
 
 
-async def _providers(url: str, n: int) -> None:
-    """N provider connections in this one process, registered and heart-beating."""
-    import socketio
-
-    clients = []
-    for i in range(n):
-        sio = socketio.AsyncClient(reconnection=False)
-
-        async def echo(data: dict) -> dict:
-            return {"ok": True, "result": data.get("params", {})}
-
-        sio.on("invoke", echo, namespace="/providers")
-        await sio.connect(url, namespaces=["/providers"], transports=["websocket"])
-        ack = await sio.call(
-            "register",
-            {"name": f"p{i}", "kind": "tool", "methods": {"bench/echo": {}}},
-            namespace="/providers",
-        )
-        clients.append((sio, ack["instance_id"]))
-
-    async def beat(sio: socketio.AsyncClient, instance_id: str) -> None:
-        while True:
-            await asyncio.sleep(5.0)
-            await sio.emit(
-                "heartbeat", {"instance_id": instance_id, "in_flight": 0}, namespace="/providers"
-            )
-
-    await asyncio.gather(*(beat(s, i) for s, i in clients))
-
-
 def run() -> dict:
     import tempfile
 
@@ -240,8 +209,3 @@ def run() -> dict:
         "dashboard_busy_pushes_per_s": round(d["busy_pushes_per_s"], 2),
         "target_ok": ratio >= 0.9 and page_cpu <= 0.05 and d["busy_pushes_per_s"] <= 4,
     }
-
-
-if __name__ == "__main__":
-    if sys.argv[1:2] == ["providers"]:
-        asyncio.run(_providers(sys.argv[2], int(sys.argv[3])))

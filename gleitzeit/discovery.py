@@ -1,14 +1,17 @@
 """Finding installed plugins (entry points) and importing the enabled ones.
 
-Listing reads package metadata only; nothing is imported until a plugin is loaded,
-and then only the plugins asked for, each on its own (stevedore filters by name
-before import), so one that fails to import cannot stop the others.
+The ``gleitzeit.plugins`` group is scanned once per process (and again only when
+``sys.path`` changes); listing reads package metadata only. Nothing is imported until
+a plugin is loaded, and then only the plugins asked for, each on its own through its
+own entry point (filter by name before import, as stevedore does), so one that fails
+to import cannot stop the others.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from typing import Any
 
 GROUP = "gleitzeit.plugins"
@@ -22,37 +25,96 @@ class InstalledPlugin:
     value: str
     distribution: str | None
     version: str | None
+    entry_point: importlib.metadata.EntryPoint | None = field(
+        default=None, compare=False, repr=False
+    )
+
+    def load(self) -> Any:
+        """Import the object behind the entry point; raise whatever the import raised."""
+        if self.entry_point is None:
+            raise LookupError(f"no entry point named {self.name!r} in group {GROUP!r}")
+        return self.entry_point.load()
+
+
+_scanned: tuple[tuple[str, ...], list[InstalledPlugin]] | None = None
 
 
 def installed_plugins() -> list[InstalledPlugin]:
     """Every plugin entry point installed in this environment, first one per name."""
+    global _scanned
+    path = tuple(sys.path)
+    if _scanned is not None and _scanned[0] == path:
+        return list(_scanned[1])
     seen: dict[str, InstalledPlugin] = {}
-    for ep in importlib.metadata.entry_points(group=GROUP):
-        if ep.name in seen:
+    for dist in _distributions():
+        # Most distributions have no plugin: their entry points are not parsed.
+        text = dist.read_text("entry_points.txt")
+        if not text or f"[{GROUP}]" not in text:
             continue
-        dist = getattr(ep, "dist", None)
-        seen[ep.name] = InstalledPlugin(
-            name=ep.name,
-            value=ep.value,
-            distribution=dist.metadata["Name"] if dist is not None else None,
-            version=dist.version if dist is not None else None,
-        )
-    return list(seen.values())
+        name, version = _name_and_version(dist)
+        for ep in _group_entry_points(text):
+            if ep.name not in seen:
+                seen[ep.name] = InstalledPlugin(ep.name, ep.value, name, version, ep)
+    _scanned = (path, list(seen.values()))
+    return list(_scanned[1])
+
+
+def _distributions() -> list[importlib.metadata.Distribution]:
+    """Every installed distribution once, the first on ``sys.path`` of each name (as
+    ``importlib.metadata.entry_points`` takes them)."""
+    found: dict[str, importlib.metadata.Distribution] = {}
+    for dist in importlib.metadata.distributions():
+        # The normalised name importlib.metadata itself goes by, from the folder's
+        # name; the metadata file is read only where there is no such name.
+        key = getattr(dist, "_normalized_name", None) or str(dist.metadata["Name"]).lower()
+        found.setdefault(key, dist)
+    return list(found.values())
+
+
+def _group_entry_points(text: str) -> list[importlib.metadata.EntryPoint]:
+    """The entry points of the ``gleitzeit.plugins`` section of an ``entry_points.txt``
+    (an ini file of ``name = module:attr`` lines), without reading the file again."""
+    found = []
+    section = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip()
+        elif section == GROUP:
+            name, sep, value = line.partition("=")
+            if sep:
+                found.append(
+                    importlib.metadata.EntryPoint(
+                        name=name.strip(), value=value.strip(), group=GROUP
+                    )
+                )
+    return found
+
+
+def _name_and_version(dist: importlib.metadata.Distribution) -> tuple[str | None, str | None]:
+    """The distribution's Name and Version, read from the headers of its metadata file
+    (``dist.metadata`` parses the whole file, description included, as an email)."""
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line:
+            break  # the end of the headers
+        key, sep, value = line.partition(":")
+        if sep and key in ("Name", "Version") and key not in found:
+            found[key] = value.strip()
+            if len(found) == 2:
+                break
+    if len(found) < 2:
+        meta = dist.metadata
+        return meta["Name"], meta["Version"]
+    return found["Name"], found["Version"]
 
 
 def import_plugin(name: str) -> Any:
     """Import the object behind entry point ``name``; raise whatever the import raised."""
-    from stevedore import NamedExtensionManager
-
-    failure: list[BaseException] = []
-    manager: NamedExtensionManager = NamedExtensionManager(
-        GROUP,
-        names=[name],
-        on_load_failure_callback=lambda _mgr, _ep, exc: failure.append(exc),
-        on_missing_entrypoints_callback=None,
-    )
-    if failure:
-        raise failure[0]
-    if name not in manager.names():
-        raise LookupError(f"no entry point named {name!r} in group {GROUP!r}")
-    return manager[name].plugin
+    for plugin in installed_plugins():
+        if plugin.name == name:
+            return plugin.load()
+    raise LookupError(f"no entry point named {name!r} in group {GROUP!r}")

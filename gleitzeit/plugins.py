@@ -13,6 +13,7 @@ import inspect
 import os
 import sys
 import time
+import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from gleitzeit import hookspecs
 from gleitzeit.config import Config
-from gleitzeit.discovery import import_plugin, installed_plugins
+from gleitzeit.discovery import installed_plugins
 from gleitzeit.errors import PluginError
 from gleitzeit.health import HealthCheck
 from gleitzeit.methods import KINDS
@@ -44,6 +45,34 @@ _REGISTRATION_HOOKS = (
     "gleitzeit_register_routers",
     "gleitzeit_register_health_checks",
 )
+
+
+#: The hook specifications alone: each plugin gets a manager of its own, and pluggy reads
+#: every attribute of what it is given (the module's imports too) to find them.
+_SPECS = types.ModuleType(hookspecs.__name__, hookspecs.__doc__)
+_SPEC_NAMES = frozenset(n for n in dir(hookspecs) if n.startswith("gleitzeit_"))
+for _name in _SPEC_NAMES:
+    setattr(_SPECS, _name, getattr(hookspecs, _name))
+
+
+class _Manager(pluggy.PluginManager):
+    """pluggy's manager, finding the hooks of a module plugin with a look into the
+    module's namespace: pluggy's own search reads every attribute through
+    ``inspect.getattr_static``, which is most of what registering a plugin costs."""
+
+    def __init__(self) -> None:
+        super().__init__(hookspecs.PROJECT)
+        self._marker = hookspecs.PROJECT + "_impl"
+
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
+        if type(plugin) is types.ModuleType:
+            value = plugin.__dict__.get(name)
+            if inspect.isfunction(value):  # a module's def: what getattr_static finds
+                opts = getattr(value, self._marker, None)
+                return opts if isinstance(opts, dict) else None
+            if not isinstance(value, (staticmethod, classmethod, types.MethodType)):
+                return None  # data, classes, modules: never hooks
+        return super().parse_hookimpl_opts(plugin, name)
 
 
 TRUTHY = frozenset({"1", "true", "yes", "on"})
@@ -122,8 +151,8 @@ class Plugins:
 
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or Config()
-        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
-        self.pm.add_hookspecs(hookspecs)
+        self.pm: pluggy.PluginManager = _Manager()
+        self.pm.add_hookspecs(_SPECS)
         self.records: dict[str, PluginRecord] = {}
         self.provider_types: dict[str, ProviderType] = {}
         self.transports: dict[str, type[Transport]] = {}
@@ -184,7 +213,7 @@ class Plugins:
                     self.records[ep.name] = rec
                     continue
                 try:
-                    obj = import_plugin(ep.name)
+                    obj = ep.load()
                 except BaseException as exc:
                     if isinstance(exc, KeyboardInterrupt):
                         raise
@@ -242,8 +271,9 @@ class Plugins:
         self._forget(rec)
 
     def _own_manager(self, name: str, obj: Any) -> pluggy.PluginManager:
-        own = pluggy.PluginManager(hookspecs.PROJECT)
-        own.add_hookspecs(hookspecs)
+        # No specifications here: self.pm checked the plugin's implementations against
+        # them already (and none has options), and this manager only calls them.
+        own = _Manager()
         own.register(obj, name=name)
         if self.trace:
             _trace_calls(own, name)
@@ -272,10 +302,13 @@ class Plugins:
         except pluggy.PluginValidationError as exc:
             self._fail(rec, f"invalid hook implementation: {exc}")
             return rec
-        callers = self.pm.get_hookcallers(obj) or []
-        unknown = [hc.name for hc in callers if not hc.has_spec()]
+        # The plugin's hooks, read from its own manager: asking the host's manager
+        # walks every plugin's implementations, which grows with the plugins installed.
+        rec.caller = self._own_manager(rec.name, obj)
+        callers = rec.caller.get_hookcallers(obj) or []
+        unknown = [hc.name for hc in callers if hc.name not in _SPEC_NAMES]
         if unknown:
-            specs = [n for n in dir(hookspecs) if n.startswith("gleitzeit_")]
+            specs = sorted(_SPEC_NAMES)
             parts = []
             for n in unknown:
                 near = suggest(n, specs)
@@ -286,7 +319,7 @@ class Plugins:
             hc.name
             for hc in callers
             for impl in hc.get_hookimpls()
-            if impl.plugin is obj and (impl.wrapper or impl.hookwrapper)
+            if impl.wrapper or impl.hookwrapper
         ]
         if wrapped:
             self._fail(
@@ -298,7 +331,6 @@ class Plugins:
             )
             return rec
         rec.hooks = sorted(hc.name for hc in callers)
-        rec.caller = self._own_manager(rec.name, obj)
         # A plugin declares its settings once: through the config-schema hook, or as
         # the Settings model of the provider class it registers. In the second case
         # the classes are registered first (their hook gets settings=None) and the
@@ -458,7 +490,10 @@ class Plugins:
     def _impl_for(self, rec: PluginRecord, hook: str) -> pluggy.HookImpl | None:
         if rec.caller is None:
             return None
-        impls = getattr(rec.caller.hook, hook).get_hookimpls()
+        caller = getattr(rec.caller.hook, hook, None)
+        if caller is None:  # the plugin does not implement it
+            return None
+        impls = caller.get_hookimpls()
         return impls[0] if impls else None
 
     def _call_one(self, rec: PluginRecord, hook: str, kwargs: dict[str, Any]) -> Any:

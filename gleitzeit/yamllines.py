@@ -6,10 +6,9 @@ from typing import Any
 
 import yaml
 
-Loc = tuple[Any, ...]
+from gleitzeit.yamlread import SafeLoader, load
 
-#: libyaml's C parser when PyYAML was built with it (about 10x faster), else Python's.
-SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+Loc = tuple[Any, ...]
 
 
 def line_map(text: str) -> dict[Loc, int]:
@@ -107,7 +106,7 @@ def load_mapping(text: str, label: str, error: type[Exception]) -> dict[str, Any
                     f"{label}: YAML aliases expand to more than {MAX_EXPANDED_NODES:,} nodes "
                     "(an alias bomb?); write the values out or use fewer aliases"
                 )
-        data = yaml.load(text, Loader=SafeLoader)  # noqa: S506 - a safe loader
+        data = load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{label}:{mark.line + 1}:{mark.column + 1}" if mark else label

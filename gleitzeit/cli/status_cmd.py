@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import click
@@ -37,6 +36,8 @@ def status(ctx: click.Context, server_url: str | None, token: str | None, as_jso
             counts["healthy"] += row["status"] != "unhealthy"
         data["providers"] = by_name
         return data
+
+    import asyncio  # not at import: every command's start-up would pay for it
 
     data = asyncio.run(go())
     down = [n for n, c in data["providers"].items() if not c["healthy"]]

@@ -13,8 +13,9 @@ from gleitzeit.errors import WorkflowError
 from gleitzeit.validation import describe_errors, suggest
 from gleitzeit.workflows import v4
 from gleitzeit.workflows.models import TaskSpec, WorkflowSpec
-from gleitzeit.workflows.references import REF, SPECIAL, WHOLE, has_markers, references
+from gleitzeit.workflows.references import REF, SPECIAL, WHOLE, marked_strings
 from gleitzeit.yamllines import Lines, load_mapping
+from gleitzeit.yamlread import gc_paused
 
 
 @dataclass
@@ -54,6 +55,14 @@ def load_workflow(path: str | Path) -> Workflow:
 
 
 def parse_workflow(text: str, source: Path | None = None) -> Workflow:
+    """Read and check a workflow file's text; every problem found is reported at once,
+    each with its file:line."""
+    # Everything built here is kept: collections would only walk it, again and again.
+    with gc_paused():
+        return _parse(text, source)
+
+
+def _parse(text: str, source: Path | None) -> Workflow:
     label = str(source) if source else "<workflow>"
     data = load_mapping(text, label, WorkflowError)
     lines = Lines(text)
@@ -100,6 +109,7 @@ def parse_workflow(text: str, source: Path | None = None) -> Workflow:
         index[task.id] = i
     declared_inputs = set(spec.inputs)
     reads: dict[str, list[str]] = {}
+    with_refs: set[str] = set()
     for task_id, task in tasks.items():
         i = index[task_id]
         for dep in task.dependencies:
@@ -113,21 +123,24 @@ def parse_workflow(text: str, source: Path | None = None) -> Workflow:
                     f"{where(('tasks', i, 'dependencies'))}task {task_id!r}: unknown dependency "
                     f"{dep!r}" + (f"; did you mean {near!r}?" if near else "")
                 )
-        checked: list[tuple[str, Any]] = [("parameters", task.parameters)]
+        marked = marked_strings(task.parameters)
+        if marked:
+            with_refs.add(task_id)
+        checked: list[tuple[str, list[str]]] = [("parameters", marked)]
         if isinstance(task.for_each, str):
             if not WHOLE.match(task.for_each):
                 problems.append(
                     f"{where(('tasks', i, 'for_each'))}task {task_id!r}: for_each must be one "
                     f"reference such as '${{other_task.items}}', a list, or {{glob: ...}}"
                 )
-            checked.append(("for_each", task.for_each))
+            checked.append(("for_each", [task.for_each]))
         elif isinstance(task.for_each, list):
-            checked.append(("for_each", task.for_each))
+            checked.append(("for_each", marked_strings(task.for_each)))
         read = list(dict.fromkeys(task.dependencies))
         reads[task_id] = read
         earlier: set[str] | None = None
-        for fieldname, value in checked:
-            for root, path in references(value):
+        for fieldname, strings in checked:
+            for root, path in (m.groups() for text in strings for m in REF.finditer(text)):
                 at = ("tasks", i, fieldname)
                 ref = f"${{{root}{path}}}"
                 if root == "inputs":
@@ -173,7 +186,8 @@ def parse_workflow(text: str, source: Path | None = None) -> Workflow:
                             f"{where(at)}task {task_id!r}: {ref} refers to task {root!r}, which is "
                             f"not among its dependencies; add it to dependencies"
                         )
-    cycle = _find_cycle(tasks)
+    order, left = _kahn(tasks)
+    cycle = _find_cycle(tasks, left) if left else None
     if cycle:
         first = index[cycle[0]]
         problems.append(
@@ -193,8 +207,8 @@ def parse_workflow(text: str, source: Path | None = None) -> Workflow:
         source=source,
         tasks=tasks,
         dependents=dependents,
-        order=_topological(tasks),
-        with_refs={t for t, spec in tasks.items() if has_markers(spec.parameters)},
+        order=order,
+        with_refs=with_refs,
         reads=reads,
         format=form,
         notes=notes,
@@ -248,11 +262,9 @@ def _kahn(tasks: dict[str, TaskSpec]) -> tuple[list[str], set[str]]:
     return order, set(tasks) - set(order)
 
 
-def _find_cycle(tasks: dict[str, TaskSpec]) -> list[str] | None:
-    """One cycle, as ``a -> b -> ... -> a`` where each task depends on the next."""
-    _, left = _kahn(tasks)
-    if not left:
-        return None
+def _find_cycle(tasks: dict[str, TaskSpec], left: set[str]) -> list[str]:
+    """One cycle among ``left`` (the tasks :func:`_kahn` could not order), as
+    ``a -> b -> ... -> a`` where each task depends on the next."""
     # Every leftover task has a leftover dependency; walking them must come back round.
     node = min(left)
     seen: dict[str, int] = {}
@@ -262,10 +274,6 @@ def _find_cycle(tasks: dict[str, TaskSpec]) -> list[str] | None:
         path.append(node)
         node = next(d for d in tasks[node].dependencies if d in left)
     return path[seen[node] :] + [node]
-
-
-def _topological(tasks: dict[str, TaskSpec]) -> list[str]:
-    return _kahn(tasks)[0]
 
 
 __all__ = ["REF", "Workflow", "WorkflowError", "load_workflow", "parse_workflow"]

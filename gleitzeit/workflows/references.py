@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from gleitzeit.errors import TaskReferenceError
@@ -25,29 +25,24 @@ def parse_path(path: str) -> list[str | int]:
     return [m.group(1) if m.group(1) is not None else int(m.group(2)) for m in _PART.finditer(path)]
 
 
-def has_markers(value: Any) -> bool:
-    """Whether ``value`` holds any ``${`` (a reference, or an escaped ``$${``) and so
-    needs :func:`substitute`."""
-    if isinstance(value, str):
-        return "${" in value
-    if isinstance(value, Mapping):
-        return any(has_markers(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(has_markers(v) for v in value)
-    return False
+def marked_strings(value: Any) -> list[str]:
+    """Every string inside ``value`` that holds ``${`` (a reference, or an escaped
+    ``$${``): a value without any needs no :func:`substitute`."""
+    found: list[str] = []
+    _collect(value, found)
+    return found
 
 
-def references(value: Any) -> Iterator[tuple[str, str]]:
-    """Every (root, path) referenced anywhere inside ``value``."""
+def _collect(value: Any, found: list[str]) -> None:
     if isinstance(value, str):
-        for m in REF.finditer(value):
-            yield m.group(1), m.group(2)
+        if "${" in value:
+            found.append(value)
     elif isinstance(value, Mapping):
         for v in value.values():
-            yield from references(v)
+            _collect(v, found)
     elif isinstance(value, (list, tuple)):
         for v in value:
-            yield from references(v)
+            _collect(v, found)
 
 
 def _describe(value: Any) -> str:
