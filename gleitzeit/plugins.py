@@ -36,8 +36,10 @@ STRICT_ENV = "GLEITZEIT_STRICT_PLUGINS"
 ONLY_ENV = "GLEITZEIT_PLUGINS"
 TRACE_ENV = "GLEITZEIT_TRACE_HOOKS"
 
-#: (name, plugin object) pairs every load adds; see gleitzeit.testing.registered_plugin.
-REGISTERED_FOR_TESTS: list[tuple[str, Any]] = []
+#: The test kit's module: while a test registers plugins with
+#: ``gleitzeit.testing.registered_plugin``, every load adds them. The list lives there;
+#: nothing is looked up unless the test kit was imported.
+_TEST_KIT = "gleitzeit.testing.helpers"
 
 _REGISTRATION_HOOKS = (
     "gleitzeit_register_providers",
@@ -221,7 +223,9 @@ class Plugins:
                     self.records[ep.name] = rec
                     continue
                 self.add(rec, obj)
-        for name, obj in [*(extra or []), *REGISTERED_FOR_TESTS]:
+        kit = sys.modules.get(_TEST_KIT)
+        registered = kit.registered_plugins() if kit is not None else []
+        for name, obj in [*(extra or []), *registered]:
             self.add(PluginRecord(name=name), obj)
         if installed and only:
             self._note_unknown_only(only)

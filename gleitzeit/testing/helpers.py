@@ -19,19 +19,25 @@ from pydantic import SecretStr
 from gleitzeit.config import Config, parse_config
 from gleitzeit.tokens import mint
 
+_registered: list[tuple[str, Any]] = []
+
+
+def registered_plugins() -> list[tuple[str, Any]]:
+    """The ``(name, plugin)`` pairs :func:`registered_plugin` holds now; every plugin
+    load in this process adds them."""
+    return list(_registered)
+
 
 @contextmanager
 def registered_plugin(plugin: Any, name: str | None = None) -> Iterator[str]:
     """Register ``plugin`` (a module or object with hook implementations) until the
     block ends. Yields the name it is registered under."""
-    from gleitzeit.plugins import REGISTERED_FOR_TESTS
-
     entry = (name or getattr(plugin, "__name__", None) or type(plugin).__name__, plugin)
-    REGISTERED_FOR_TESTS.append(entry)
+    _registered.append(entry)
     try:
         yield entry[0]
     finally:
-        REGISTERED_FOR_TESTS.remove(entry)
+        _registered.remove(entry)
 
 
 def _config(config: Config | str | None) -> Config:
