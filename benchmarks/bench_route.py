@@ -16,9 +16,9 @@ PICKS = 20_000
 
 
 def _registry(n: int):  # noqa: ANN202
+    from gleitzeit._registry import Registry
     from gleitzeit.instance import ProviderInstance
     from gleitzeit.methods import MethodDescription
-    from gleitzeit.registry import Registry
 
     registry = Registry()
     for i in range(n):

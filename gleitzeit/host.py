@@ -17,24 +17,24 @@ import os
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from gleitzeit._dispatch import CallListener, Dispatcher
+from gleitzeit._factory import build_providers
+from gleitzeit._local import LocalInstance
+from gleitzeit._registry import Registry
+from gleitzeit._validation import suggest
 from gleitzeit.aliases import METHOD_ALIASES
 from gleitzeit.builtins.inprocess import InProcessTransport
 from gleitzeit.config import Config, load_config
-from gleitzeit.dispatch import CallListener, Dispatcher
 from gleitzeit.errors import ConfigError, MethodNotFoundError, PluginError
-from gleitzeit.factory import build_providers
 from gleitzeit.files import FILE_KEYS, apply_file_inputs
 from gleitzeit.health import health_row, run_checks
 from gleitzeit.instance import ProviderInstance
-from gleitzeit.local import LocalInstance
 from gleitzeit.plugins import STRICT_ENV, TRUTHY, Plugins
 from gleitzeit.provider import Provider
-from gleitzeit.registry import Registry
 from gleitzeit.request import CALL_ID, Request
 from gleitzeit.routing import Router
 from gleitzeit.tools import wants_tool_loop
 from gleitzeit.transport import Transport
-from gleitzeit.validation import suggest
 
 log = logging.getLogger("gleitzeit.host")
 

@@ -12,7 +12,7 @@ from gleitzeit.health import HealthReport
 from gleitzeit.methods import MethodDescription
 
 if TYPE_CHECKING:
-    from gleitzeit.registry import Registry
+    from gleitzeit._registry import Registry
 
 _ids = itertools.count(1)
 

@@ -21,11 +21,11 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
-from gleitzeit.dispatch import CallListener
+from gleitzeit._dispatch import CallListener
 from gleitzeit.request import CALL_ID
 
 if TYPE_CHECKING:
-    from gleitzeit.dispatch import Call
+    from gleitzeit._dispatch import Call
     from gleitzeit.instance import ProviderInstance
 
 __all__ = [

@@ -22,15 +22,15 @@ import pluggy
 from pydantic import BaseModel, ValidationError
 
 from gleitzeit import hookspecs
+from gleitzeit._discovery import installed_plugins
+from gleitzeit._validation import describe_errors, short_repr, suggest
 from gleitzeit.config import Config
-from gleitzeit.discovery import installed_plugins
 from gleitzeit.errors import PluginError
 from gleitzeit.health import HealthCheck
 from gleitzeit.methods import KINDS
 from gleitzeit.provider import Provider
 from gleitzeit.routing import Router
 from gleitzeit.transport import Transport
-from gleitzeit.validation import describe_errors, short_repr, suggest
 
 STRICT_ENV = "GLEITZEIT_STRICT_PLUGINS"
 ONLY_ENV = "GLEITZEIT_PLUGINS"

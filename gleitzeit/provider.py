@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ValidationError
 
+from gleitzeit._validation import describe_errors, suggest
 from gleitzeit.errors import (
     ConfigError,
     GleitzeitError,
@@ -32,7 +33,6 @@ from gleitzeit.errors import (
 )
 from gleitzeit.methods import Kind, MethodDescription, MethodIndex
 from gleitzeit.results import collect_stream
-from gleitzeit.validation import describe_errors, suggest
 
 _MARK = "__gleitzeit_method__"
 

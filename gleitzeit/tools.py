@@ -35,8 +35,8 @@ from gleitzeit.errors import GleitzeitError, InvalidParamsError, ToolRoundsExcee
 from gleitzeit.request import Request
 
 if TYPE_CHECKING:
-    from gleitzeit.dispatch import Dispatcher
-    from gleitzeit.registry import Registry
+    from gleitzeit._dispatch import Dispatcher
+    from gleitzeit._registry import Registry
 
 __all__ = [
     "DEFAULT_MAX_TOOL_ROUNDS",

@@ -6,11 +6,11 @@ from __future__ import annotations
 import random
 import time
 
-from gleitzeit.candidates import fits, routable
+from gleitzeit._candidates import fits, routable
+from gleitzeit._registry import Registry
 from gleitzeit.health import HealthReport
 from gleitzeit.instance import ProviderInstance
 from gleitzeit.methods import MethodDescription
-from gleitzeit.registry import Registry
 
 METHODS = ["llm/chat", "llm/embed", "calc/add"]
 MODELS = ["a", "b", "c"]

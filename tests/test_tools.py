@@ -290,7 +290,7 @@ def test_providers_invoke_runs_provider_tools_and_aliases(run_cli):
 
 
 async def test_a_fallback_is_told_to_the_dispatchers_listeners():
-    from gleitzeit.dispatch import CallListener
+    from gleitzeit._dispatch import CallListener
 
     moved: list[tuple[str, str | None, str | None]] = []
 

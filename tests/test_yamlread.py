@@ -1,4 +1,4 @@
-"""gleitzeit.yamlread gives what PyYAML's safe loader gives, values and errors alike."""
+"""gleitzeit._yamlread gives what PyYAML's safe loader gives, values and errors alike."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gleitzeit import yamlread
+from gleitzeit import _yamlread as yamlread
 
 DOCUMENTS = [
     "",

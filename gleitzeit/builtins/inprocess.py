@@ -1,5 +1,5 @@
 """Built-in plugin: the in-process transport, for providers that run inside the host's
-event loop. The instances themselves (:class:`gleitzeit.local.LocalInstance`) load with
+event loop. The instances themselves (:class:`gleitzeit._local.LocalInstance`) load with
 the first provider attached, so listing plugins does not import asyncio."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from gleitzeit.hookspecs import hookimpl
 from gleitzeit.transport import InstanceSink, Transport
 
 if TYPE_CHECKING:
-    from gleitzeit.local import LocalInstance
+    from gleitzeit._local import LocalInstance
     from gleitzeit.provider import Provider
 
 log = logging.getLogger("gleitzeit.inprocess")
@@ -29,7 +29,7 @@ class InProcessTransport(Transport):
 
     def attach(self, provider: Provider, *, origin: str | None = None) -> LocalInstance:
         """Add a provider object as an instance (not started yet)."""
-        from gleitzeit.local import LocalInstance
+        from gleitzeit._local import LocalInstance
 
         inst = LocalInstance(provider, origin=origin)
         self.local.append(inst)

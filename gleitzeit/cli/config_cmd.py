@@ -83,8 +83,8 @@ def config_init(ctx: click.Context, path: str, force: bool) -> None:
 @click.pass_context
 def config_validate(ctx: click.Context) -> None:
     """Check the config and every enabled plugin's settings. Exit 0 when valid, 2 when not."""
+    from gleitzeit._factory import check_entries
     from gleitzeit.errors import ConfigError
-    from gleitzeit.factory import check_entries
     from gleitzeit.plugins import Plugins
 
     state = state_of(ctx)

@@ -65,7 +65,7 @@ def plugins_new(name: str, kind: str, directory: str, description: str | None) -
     point, hook implementations, a provider, a settings schema, tests and a README."""
     from pathlib import Path
 
-    from gleitzeit.scaffold import scaffold
+    from gleitzeit._scaffold import scaffold
 
     root = scaffold(name, kind, Path(directory), description=description)
     click.echo(f"wrote {root}/")
@@ -201,8 +201,8 @@ def plugins_uninstall(ctx: click.Context, names: tuple[str, ...]) -> None:
 def plugins_info(ctx: click.Context, name: str, as_json: bool) -> None:
     """One plugin: distribution, status, hooks, providers with their methods and
     parameter schemas, and the JSON Schema of its settings."""
+    from gleitzeit._validation import suggest
     from gleitzeit.errors import PluginError
-    from gleitzeit.validation import suggest
 
     plugins = state_of(ctx).plugins
     rec = plugins.records.get(name)

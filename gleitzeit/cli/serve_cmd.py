@@ -110,7 +110,7 @@ def provider_group() -> None:
 
 
 def _make_provider(state: Any, target: str, name: str | None, raw_settings: str | None) -> Any:
-    from gleitzeit.factory import build_provider
+    from gleitzeit._factory import build_provider
 
     settings: Any = None
     if raw_settings:

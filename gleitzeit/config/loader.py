@@ -8,12 +8,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from gleitzeit._validation import describe_errors, dotted
+from gleitzeit._yamllines import line_map, load_mapping
+from gleitzeit._yamllines import locate as find_line
 from gleitzeit.config.models import Config
 from gleitzeit.config.substitution import substitute
 from gleitzeit.errors import ConfigError
-from gleitzeit.validation import describe_errors, dotted
-from gleitzeit.yamllines import line_map, load_mapping
-from gleitzeit.yamllines import locate as find_line
 
 FILENAME = "gleitzeit.yaml"
 ENV_VAR = "GLEITZEIT_CONFIG"

@@ -5,7 +5,7 @@ logs with call ids, the live dashboard and chat sessions.
 routes (``/metrics``, ``/health``, ``/``, ``/chat``, ``/static/…``) to the aiohttp
 app, the ``/dashboard`` namespace and the chat events to the Socket.IO server, and
 hands the host the call listeners. This package is imported only by ``serve``: the
-core reports calls through :class:`gleitzeit.dispatch.CallListener` and never
+core reports calls through :class:`gleitzeit._dispatch.CallListener` and never
 imports prometheus-client.
 """
 

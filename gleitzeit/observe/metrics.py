@@ -25,12 +25,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from gleitzeit.dispatch import Call, CallListener
+from gleitzeit._dispatch import Call, CallListener
 from gleitzeit.instance import ProviderInstance
 from gleitzeit.logs import outcome_of
 
 if TYPE_CHECKING:
-    from gleitzeit.registry import Registry
+    from gleitzeit._registry import Registry
 
 __all__ = ["Metrics", "InstanceWindow"]
 

@@ -17,10 +17,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from gleitzeit._validation import describe_errors
 from gleitzeit.errors import GleitzeitError, InvalidMessage
 from gleitzeit.kinds import Kind
 from gleitzeit.methods import MethodDescription
-from gleitzeit.validation import describe_errors
 
 PROTOCOL_VERSION = 1
 PROVIDERS_NAMESPACE = "/providers"

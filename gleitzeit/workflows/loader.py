@@ -9,13 +9,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from gleitzeit._validation import describe_errors, suggest
+from gleitzeit._yamllines import Lines, load_mapping
+from gleitzeit._yamlread import gc_paused
 from gleitzeit.errors import WorkflowError
-from gleitzeit.validation import describe_errors, suggest
 from gleitzeit.workflows import v4
 from gleitzeit.workflows.models import TaskSpec, WorkflowSpec
 from gleitzeit.workflows.references import REF, SPECIAL, WHOLE, marked_strings
-from gleitzeit.yamllines import Lines, load_mapping
-from gleitzeit.yamlread import gc_paused
 
 
 @dataclass

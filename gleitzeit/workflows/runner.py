@@ -10,11 +10,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from gleitzeit._validation import suggest
 from gleitzeit.aliases import METHOD_ALIASES
 from gleitzeit.api import Api
 from gleitzeit.errors import ConfigError
 from gleitzeit.host import Host
-from gleitzeit.validation import suggest
 from gleitzeit.workflows.loader import Workflow, WorkflowError
 
 

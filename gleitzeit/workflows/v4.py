@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from gleitzeit.validation import describe_errors
+from gleitzeit._validation import describe_errors
 from gleitzeit.workflows.models import ID_PATTERN, PRIORITIES
 
 Loc = tuple[Any, ...]

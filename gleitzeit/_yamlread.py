@@ -13,7 +13,7 @@ result (or the error) is always the one ``yaml.safe_load`` gives. Without libyam
 is ``yaml.safe_load`` with the Python parser.
 
 Line numbers are not kept: an error that needs one parses again (see
-:mod:`gleitzeit.yamllines`), so a valid file never pays for them.
+:mod:`gleitzeit._yamllines`), so a valid file never pays for them.
 """
 
 from __future__ import annotations

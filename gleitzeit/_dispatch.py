@@ -11,7 +11,7 @@ the call in flight, records the outcome, and decides by the one rule of
   request's deadline allow, and — for a stream — only before its first chunk.
 
 An invoke has one deadline for all its attempts (one shared timer for every call, see
-:mod:`gleitzeit.deadlines`); a stream has a stall timeout between chunks.
+:mod:`gleitzeit._deadlines`); a stream has a stall timeout between chunks.
 
 Around that loop, and for every caller alike (CLI, workflows, Socket.IO clients, the
 HTTP gateway), the dispatcher applies what the request's names mean:
@@ -49,9 +49,11 @@ from time import perf_counter as _clock
 from types import TracebackType
 from typing import Any
 
+from gleitzeit._deadlines import Deadlines, Timed
+from gleitzeit._registry import Registry
+from gleitzeit._stall import StallWatch
 from gleitzeit.aliases import METHOD_ALIASES, ModelsConfig, falls_through, resolve, resolve_method
 from gleitzeit.config.models import RoutingConfig
-from gleitzeit.deadlines import Deadlines, Timed
 from gleitzeit.errors import (
     GleitzeitError,
     InstancesDownError,
@@ -61,10 +63,8 @@ from gleitzeit.errors import (
     RoutingError,
 )
 from gleitzeit.instance import ProviderInstance
-from gleitzeit.registry import Registry
 from gleitzeit.request import CALL_DEADLINE, CALL_ID, Request, new_call_id
 from gleitzeit.routing import Router
-from gleitzeit.stall import StallWatch
 from gleitzeit.tools import wants_tool_loop
 
 __all__ = ["CallListener", "Call", "Dispatcher"]

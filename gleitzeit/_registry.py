@@ -8,11 +8,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
-from gleitzeit.candidates import CandidateLists, fits, routable
+from gleitzeit._candidates import CandidateLists, fits, routable
+from gleitzeit._validation import suggest
 from gleitzeit.errors import InstancesDownError, MethodNotFoundError, RoutingError
 from gleitzeit.instance import ProviderInstance
 from gleitzeit.methods import MethodDescription, MethodIndex
-from gleitzeit.validation import suggest
 
 
 class Registry:

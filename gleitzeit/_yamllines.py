@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from gleitzeit.yamlread import SafeLoader, load
+from gleitzeit._yamlread import SafeLoader, load
 
 Loc = tuple[Any, ...]
 

@@ -16,12 +16,12 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from gleitzeit._validation import describe_errors, suggest
 from gleitzeit.config import Config
 from gleitzeit.config.models import ProviderInstanceConfig
 from gleitzeit.errors import ConfigError
 from gleitzeit.plugins import Plugins
 from gleitzeit.provider import Provider
-from gleitzeit.validation import describe_errors, suggest
 
 log = logging.getLogger("gleitzeit.host")
 
