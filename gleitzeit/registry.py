@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from gleitzeit.candidates import CandidateLists, fits, routable
@@ -29,6 +29,9 @@ class Registry:
         self._methods_of: dict[str, MethodIndex] = defaultdict(MethodIndex)
         # Candidate lists by request shape, kept up to date by the events below.
         self._lists = CandidateLists()
+        #: Told ``(event, instance)`` when an instance is added, removed, turns
+        #: (un)routable or starts cooling down (a cluster publishes from it).
+        self.watchers: list[Callable[[str, ProviderInstance], None]] = []
 
     # -- what instances tell the registry --------------------------------------------
 
@@ -38,10 +41,14 @@ class Registry:
             self._lists.left(instance)
         else:
             self._lists.joined(instance)
+        for watch in self.watchers:
+            watch("health", instance)
 
     def cooling(self, instance: ProviderInstance) -> None:
         """``instance`` rests until its ``cooldown_until``; it returns by itself."""
         self._lists.cooling(instance)
+        for watch in self.watchers:
+            watch("cooling", instance)
 
     def __len__(self) -> int:
         return len(self._instances)
@@ -56,6 +63,8 @@ class Registry:
         instance.registry = self
         self._index(instance)
         self._lists.joined(instance)
+        for watch in self.watchers:
+            watch("added", instance)
 
     def _index(self, inst: ProviderInstance) -> None:
         self._by_name[inst.name][inst.id] = inst
@@ -118,6 +127,8 @@ class Registry:
             self._lists.left(inst)
             self._unindex(inst)
             inst.registry = None
+            for watch in self.watchers:
+                watch("removed", inst)
         return inst
 
     def get(self, instance_id: str) -> ProviderInstance | None:

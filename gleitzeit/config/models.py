@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from gleitzeit.aliases import ModelsConfig
+from gleitzeit.cluster.settings import ClusterConfig, RedisUrl
 
 
 class StrictModel(BaseModel):
@@ -59,6 +60,11 @@ class ServerConfig(StrictModel):
     shutdown_grace: float = Field(
         10.0, ge=0, description="seconds in-flight calls may finish after SIGINT/SIGTERM"
     )
+    redis: RedisUrl | None = Field(
+        None,
+        description="Redis URL the nodes of a cluster share (docs/scaling.md); none: one node",
+    )
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
 
     def resolved_token(self) -> str | None:
         import os

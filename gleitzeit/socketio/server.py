@@ -44,6 +44,9 @@ class GleitzeitServer:
         self.bind = bind if bind is not None else cfg.host
         self.port = cfg.port if port is None else port
         self.token = cfg.resolved_token()
+        from gleitzeit.cluster import cluster_for
+
+        self.cluster = cluster_for(host.config, host.registry)  # None without server.redis
         # The engine's own limit drops the whole connection, so it sits well above ours:
         # a payload a little over the limit gets a clear error and the client stays.
         self.sio = socketio.AsyncServer(
@@ -52,6 +55,7 @@ class GleitzeitServer:
             ping_interval=10,
             ping_timeout=10,
             cors_allowed_origins=[],
+            client_manager=None if self.cluster is None else self.cluster.broadcasts(),
         )
         self.app = web.Application()
         self.sio.attach(self.app)
@@ -65,6 +69,8 @@ class GleitzeitServer:
             host.registry, sio=self.sio, authenticate=self.authenticate, config=cfg
         )
         host.add_transport(self.providers)
+        if self.cluster is not None:
+            host.add_transport(self.cluster)
         from gleitzeit.observe import attach_observability
 
         self.observability = attach_observability(
@@ -90,9 +96,15 @@ class GleitzeitServer:
     async def _healthz(self, request: Any) -> Any:
         from aiohttp import web
 
-        return web.json_response(
-            {"status": "draining" if self.draining else "ok", "instances": len(self.host.registry)}
-        )
+        body: dict[str, Any] = {
+            "status": "draining" if self.draining else "ok",
+            "instances": len(self.host.registry),
+        }
+        if self.cluster is not None:  # a node that lost Redis serves its own instances only
+            body["cluster"] = self.cluster.health()
+            if not self.cluster.up and not self.draining:
+                body["status"] = "degraded"
+        return web.json_response(body)
 
     @property
     def url(self) -> str:
@@ -139,6 +151,8 @@ class GleitzeitServer:
                 hint="choose another --port (or server.port), or stop what is using it",
             ) from None
         self.port = self._runner.addresses[0][1]
+        if self.cluster is not None:
+            self.cluster.advertised_url = self.url
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop taking work, let in-flight calls finish within ``grace``, tell providers,
