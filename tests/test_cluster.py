@@ -116,6 +116,8 @@ async def nodes(redis_server):
         config = parse_config(
             f"server: {{token: {TOKEN}, redis: '{redis_server.url}', "
             f"cluster: {{node: {name}, {TIMING}}}{extra}}}\n"
+            # A call lost by a bug fails the test within seconds instead of hanging it.
+            "routing: {timeout: 20}\n"
         )
         host = Host(config, plugins=Plugins.load(config, installed=False))
         server = GleitzeitServer(host, bind="127.0.0.1", port=0)

@@ -231,11 +231,10 @@ class Mirror:
                 self.drop(node, "its keys expired")
             return
         seq = int(info.get(b"seq", b"0"))
-        view = self.views.get(node)
-        if view is not None and seq < view.seq:
-            return
         records: dict[str, PublishedInstance] = {}
-        for raw in raw_instances.values():
+        for n, raw in enumerate(raw_instances.values()):
+            if n and n % 500 == 0:
+                await asyncio.sleep(0)  # thousands of instances: let heartbeats through
             try:
                 rec = PublishedInstance.model_validate(json.loads(raw))
             except (ValidationError, ValueError) as exc:
@@ -249,6 +248,9 @@ class Mirror:
             except (ValidationError, ValueError):
                 continue
             states[st.id] = st
+        view = self.views.get(node)
+        if view is not None and seq < view.seq:
+            return  # events newer than this snapshot arrived meanwhile
         if view is None:
             view = self.views[node] = NodeView(node)
             log.info("node %s joined the cluster (%d instance(s))", node, len(records))

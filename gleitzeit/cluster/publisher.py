@@ -215,7 +215,9 @@ class Publisher:
         )
         results = await pipe.execute()
         if self._static and not results[0]:
-            log.warning("Redis lost this node's instances (restarted?): publishing them again")
+            log.warning(
+                "Redis lost the instances of node %s (restarted?): publishing them again", node
+            )
             self.forget()
             await self.flush()
 

@@ -49,6 +49,8 @@ log = logging.getLogger("gleitzeit.cluster")
 MAX_EVENT_BYTES = 16 * 1024 * 1024
 BACKOFF_MIN = 0.2
 BACKOFF_MAX = 2.0
+#: Seconds each step of stopping may take.
+STOP_TIMEOUT = 5.0
 
 
 def default_node_name() -> str:
@@ -178,10 +180,7 @@ class ClusterTransport(Transport):
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await asyncio.wait({self._task}, timeout=STOP_TIMEOUT)
             self._task = None
         if self.up:
             try:
@@ -199,7 +198,11 @@ class ClusterTransport(Transport):
         if self.publisher.watch in self.registry.watchers:
             self.registry.watchers.remove(self.publisher.watch)
         if self.client is not None:
-            await self.client.aclose()
+            # Bounded: closing a connection Redis dropped mid-read must not hold the stop.
+            try:
+                await asyncio.wait_for(self.client.aclose(), STOP_TIMEOUT)
+            except (asyncio.TimeoutError, OSError) as exc:
+                log.debug("closing the Redis connections: %r", exc)
             self.client = None
 
     # -- the session with Redis ----------------------------------------------------------
