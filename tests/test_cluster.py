@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from gleitzeit.config import parse_config
+from gleitzeit.errors import InstancesDownError
 from gleitzeit.host import Host
 from gleitzeit.plugins import Plugins
 from gleitzeit.socketio.client import Client
@@ -414,3 +415,25 @@ def test_bad_redis_urls_are_refused_with_what_to_write(tmp_path):
         parse_config("server: {redis: 'http://127.0.0.1:6379'}")
     with pytest.raises(ConfigError, match="at least twice the heartbeat"):
         parse_config("server: {redis: 'redis://127.0.0.1:6379/0', cluster: {ttl: 1, heartbeat: 1}}")
+
+
+async def test_a_cool_down_decided_on_one_node_rests_the_instance_on_every_node(nodes, procs):
+    import time
+
+    import gleitzeit
+
+    a = await nodes("node-a")
+    b = await nodes("node-b")
+    procs.provider("remote_providers:Worker", a.url)
+    await wait_until(lambda: of(b, "worker", "cluster"), "node b to mirror the worker")
+    (own,) = of(a, "worker", "socketio")
+    async with Client(b.url, token=TOKEN) as client:
+        for _ in range(3):  # routing.failure_threshold: the third failure cools it down
+            with pytest.raises(gleitzeit.ProviderError, match="unexpected"):
+                await client.invoke("work/crash", provider="worker")
+        await wait_until(lambda: own.cooldown_until > time.monotonic(), "node a to rest it too")
+        with pytest.raises(InstancesDownError):
+            await client.invoke("work/do", {"id": 1}, provider="worker")
+    async with Client(a.url, token=TOKEN) as client:
+        with pytest.raises(InstancesDownError):
+            await client.invoke("work/do", {"id": 1}, provider="worker")

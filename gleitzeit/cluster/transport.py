@@ -48,7 +48,7 @@ log = logging.getLogger("gleitzeit.cluster")
 #: Largest event accepted from the events channel (a node's instances come in parts).
 MAX_EVENT_BYTES = 16 * 1024 * 1024
 BACKOFF_MIN = 0.2
-BACKOFF_MAX = 2.0
+BACKOFF_MAX = 1.0
 #: Seconds each step of stopping may take.
 STOP_TIMEOUT = 5.0
 
