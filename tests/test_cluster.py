@@ -30,6 +30,7 @@ from cluster_support import (  # noqa: E402
     redis_server_binary,
     start_node,
 )
+from observe_support import wait_until  # noqa: E402
 
 TOKEN = "cluster-token"
 #: Short enough for the tests to be quick, long enough for a busy 2-core machine.
@@ -44,15 +45,6 @@ def needs_redis() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return binary
-
-
-async def wait_until(predicate, what: str, timeout: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import asyncio
 import json
 from typing import Any
 
-from gleitzeit.errors import ProviderUnavailableError
+from gleitzeit.errors import PayloadTooLargeError, ProviderUnavailableError
 
 MAX_BATCH = 256
 
@@ -19,8 +19,10 @@ MAX_BATCH = 256
 class Outbox:
     """One writer task per node sends every ``PUBLISH`` it is handed."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, *, limit: int) -> None:
         self.client = client
+        #: Largest message the other nodes accept (they drop larger ones unread).
+        self.limit = limit
         self._queue: list[tuple[str, bytes, asyncio.Future[int] | None]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -43,14 +45,24 @@ class Outbox:
         """Queue ``message`` for ``channel``; the future gives how many nodes received
         it (0: nobody listens there), or the error that kept it from Redis."""
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._queue.append((channel, json.dumps(message, separators=(",", ":")).encode(), fut))
+        self._queue.append((channel, self._encode(message), fut))
         self._wake.set()
         return fut
 
     def post(self, channel: str, message: dict[str, Any]) -> None:
         """Queue ``message`` with nobody waiting for its outcome."""
-        self._queue.append((channel, json.dumps(message, separators=(",", ":")).encode(), None))
+        self._queue.append((channel, self._encode(message), None))
         self._wake.set()
+
+    def _encode(self, message: dict[str, Any]) -> bytes:
+        data = json.dumps(message, separators=(",", ":"), default=str).encode()
+        if len(data) > self.limit:
+            raise PayloadTooLargeError(
+                f"a {message.get('t', 'message')} of {len(data):,} bytes is more than another "
+                f"node accepts ({self.limit:,})",
+                hint="send less, or raise server.max_payload_bytes on every node",
+            )
+        return data
 
     def _fail(self, exc: BaseException) -> None:
         queued, self._queue = self._queue, []

@@ -21,6 +21,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from gleitzeit.cluster.keys import Keys
+from gleitzeit.cluster.node_instance import NodeInstance
 
 if TYPE_CHECKING:
     from gleitzeit.instance import ProviderInstance
@@ -84,14 +85,13 @@ class Publisher:
     # -- told by the registry -----------------------------------------------------------
 
     def watch(self, event: str, inst: ProviderInstance) -> None:
-        if inst.transport == "cluster":
+        if isinstance(inst, NodeInstance):
             # Another node's instance: only a cool-down decided here is news (for its
             # owner); what came from the owner is not sent back.
-            if event == "cooling" and not getattr(inst, "from_owner", True):
+            if event == "cooling" and not inst.from_owner:
                 left = inst.cooldown_until - time.monotonic()
                 if left > 0:
-                    owner = inst.node  # type: ignore[attr-defined]
-                    self.cool_requests.append((owner, inst.remote_id, left))  # type: ignore[attr-defined]
+                    self.cool_requests.append((inst.node, inst.remote_id, left))
                     self.dirty.set()
             return
         if event == "removed":

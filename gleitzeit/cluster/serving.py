@@ -145,11 +145,7 @@ class Serving:
                 ProviderTimeoutError(f"{msg.method} took longer than {msg.timeout:g}s"),
             )
         except Exception as exc:
-            if not isinstance(exc, GleitzeitError):
-                exc = ProviderError(
-                    f"{msg.method} on {msg.instance} failed: {type(exc).__name__}: {exc}"
-                )
-            self._answer_error(msg.reply_to, msg.id, False, exc)
+            self._answer_error(msg.reply_to, msg.id, False, _as_error(msg, exc))
         finally:
             CALL_ID.reset(token)
 
@@ -180,10 +176,14 @@ class Serving:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if not isinstance(exc, GleitzeitError):
-                exc = ProviderError(
-                    f"{msg.method} on {msg.instance} failed: {type(exc).__name__}: {exc}"
-                )
-            self._answer_error(msg.reply_to, msg.id, True, exc)
+            self._answer_error(msg.reply_to, msg.id, True, _as_error(msg, exc))
         finally:
             CALL_ID.reset(token)
+
+
+def _as_error(msg: ForwardedCall, exc: Exception) -> GleitzeitError:
+    """What to answer for ``exc``: itself when it is one of ours, else a provider error
+    that names the call."""
+    if isinstance(exc, GleitzeitError):
+        return exc
+    return ProviderError(f"{msg.method} on {msg.instance} failed: {type(exc).__name__}: {exc}")

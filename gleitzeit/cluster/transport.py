@@ -47,6 +47,8 @@ log = logging.getLogger("gleitzeit.cluster")
 
 #: Largest event accepted from the events channel (a node's instances come in parts).
 MAX_EVENT_BYTES = 16 * 1024 * 1024
+#: Room for the envelope of a request-channel message beside its payload.
+MESSAGE_OVERHEAD = 65536
 BACKOFF_MIN = 0.2
 BACKOFF_MAX = 1.0
 #: Seconds each step of stopping may take.
@@ -155,7 +157,7 @@ class ClusterTransport(Transport):
         except BaseException:
             await self.client.aclose()
             raise
-        self.outbox = Outbox(self.client)
+        self.outbox = Outbox(self.client, limit=self.max_payload_bytes + MESSAGE_OVERHEAD)
         self.outbox.start()
         self.calls = Calls(
             self.keys,
@@ -300,7 +302,7 @@ class ClusterTransport(Transport):
         assert self.mirror is not None and self.calls is not None and self.serving is not None
         events = self.keys.events.encode()
         mirror, calls, serving = self.mirror, self.calls, self.serving
-        limit = self.max_payload_bytes + 65536
+        limit = self.max_payload_bytes + MESSAGE_OVERHEAD
         while True:
             msg = await pubsub.get_message(timeout=None)
             if msg is None or msg.get("type") != "message":
