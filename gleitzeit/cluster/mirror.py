@@ -2,9 +2,10 @@
 
 Built from a snapshot of the hashes when this node joins (and whenever it rejoins
 after losing Redis), then kept current by the events channel, so routing stays a
-lookup in the local registry: no Redis round trip per call. A node that stops
-beating for one TTL, or says goodbye, leaves at once, and the calls waiting on it fail
-retryably. Every record is validated as a provider's registration would be.
+lookup in the local registry: no Redis round trip per call. A node that says
+goodbye leaves at once; one whose heartbeats stop leaves as soon as Redis says it no
+longer reads its request channel (a killed node's connections are closed), and after one
+TTL at the latest. The calls waiting on a node that leaves fail retryably. Every record is validated as a provider's registration would be.
 """
 
 from __future__ import annotations
@@ -177,6 +178,19 @@ class Mirror:
         for node, view in list(self.views.items()):
             if view.seen < limit:
                 self.drop(node, f"no heartbeat for {self.ttl:g}s")
+
+    async def probe(self, silent_for: float) -> None:
+        """Ask Redis whether the nodes silent for ``silent_for`` seconds still read
+        their request channel: a node that was killed has no connection left, so it
+        leaves now rather than when its TTL runs out."""
+        limit = time.monotonic() - silent_for
+        quiet = [node for node, view in self.views.items() if view.seen < limit]
+        if not quiet:
+            return
+        counts = await self.client.pubsub_numsub(*(self.keys.inbox(n) for n in quiet))
+        for node, (_, readers) in zip(quiet, counts, strict=True):
+            if readers == 0 and node in self.views:
+                self.drop(node, "its connection to Redis closed")
 
     # -- snapshots ------------------------------------------------------------------------
 

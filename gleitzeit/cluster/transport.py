@@ -290,6 +290,7 @@ class ClusterTransport(Transport):
                 next_beat = loop.time() + interval
                 await self.publisher.beat()
                 self.mirror.expire()
+                await self.mirror.probe(1.5 * interval)
                 silent = time.monotonic() - self.mirror.own_beat
                 if silent > self.settings.ttl:
                     raise ConnectionError(
