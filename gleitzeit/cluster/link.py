@@ -23,9 +23,15 @@ CONNECT_TIMEOUT = 5.0
 def make_client(url: str) -> Any:
     """A ``redis.asyncio.Redis`` for ``url`` (``rediss://`` for TLS; ``ssl_*`` options
     in the query string, as redis-py reads them), without retries of its own."""
-    import redis.asyncio as aioredis
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
+    try:
+        import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+    except ImportError:
+        raise ConfigError(
+            "server.redis is set, but the Redis client is not installed",
+            hint="pip install 'gleitzeit[redis]' (or unset server.redis / --redis)",
+        ) from None
 
     return aioredis.Redis.from_url(
         url,
