@@ -312,6 +312,12 @@ def test_two_node_processes_from_the_command_line(procs, redis_server):
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["result"] == 3
 
+    # A workflow run against node b: every task runs on a's calculator.
+    example = Path(__file__).resolve().parent.parent / "examples" / "calculator.yaml"
+    run = run_cli(procs, "run", str(example), "--input", "radius=2", "--server", b_url, "--json")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["tasks"]["ratio"]["result"]["result"] == 1.0
+
     status = run_cli(procs, "serve", "status", "--redis", redis_server.url, "--json")
     assert status.returncode == 0, status.stderr
     rows = {r["node"]: r for r in json.loads(status.stdout)}
@@ -429,3 +435,25 @@ async def test_a_cool_down_decided_on_one_node_rests_the_instance_on_every_node(
     async with Client(a.url, token=TOKEN) as client:
         with pytest.raises(InstancesDownError):
             await client.invoke("work/do", {"id": 1}, provider="worker")
+
+
+async def test_a_stream_from_a_node_that_dies_ends_with_an_error(nodes, procs, redis_server):
+    import gleitzeit
+
+    b = await nodes("node-b")
+    node_a, a_url = procs.node(redis_server.url, "node-a")
+    procs.provider("remote_providers:Ticker", a_url)
+    await wait_until(lambda: of(b, "ticker", "cluster"), "node b to mirror the ticker")
+    got = []
+    async with Client(b.url, token=TOKEN) as client:
+        with pytest.raises(gleitzeit.StreamError, match="node-a"):
+            async for chunk in client.stream(
+                "llm/generate", {"n": 100000, "delay": 0.005}, provider="ticker"
+            ):
+                got.append(chunk)
+                if len(got) == 20:
+                    node_a.send_signal(signal.SIGKILL)
+    assert 20 <= len(got) < 100000
+    await wait_until(lambda: not of(b, "ticker"), "node a to leave")
+    assert all(i.in_flight == 0 for i in b.host.registry)
+    assert b.cluster.calls.pending == 0
