@@ -4,6 +4,7 @@ for the cluster tests and the cluster benchmark."""
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -20,9 +21,19 @@ def redis_server_binary() -> str | None:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port below the kernel's ephemeral range: Redis is killed and started again
+    on it, and meanwhile the nodes keep connecting to it; a port from the ephemeral
+    range could be taken as the source port of one of those attempts (which on Linux
+    even connects to itself when nobody listens)."""
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32000")
 
 
 class RedisServer:

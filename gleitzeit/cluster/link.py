@@ -20,9 +20,13 @@ log = logging.getLogger("gleitzeit.cluster")
 CONNECT_TIMEOUT = 5.0
 
 
-def make_client(url: str) -> Any:
+def make_client(url: str, *, socket_timeout: float = CONNECT_TIMEOUT) -> Any:
     """A ``redis.asyncio.Redis`` for ``url`` (``rediss://`` for TLS; ``ssl_*`` options
-    in the query string, as redis-py reads them), without retries of its own."""
+    in the query string, as redis-py reads them), without retries of its own.
+
+    ``socket_timeout`` bounds every command's wait for its answer, so a connection that
+    went silent without closing fails instead of hanging (subscriptions are watched by
+    the node's own heartbeats coming back)."""
     try:
         import redis.asyncio as aioredis
         from redis.asyncio.retry import Retry
@@ -37,6 +41,7 @@ def make_client(url: str) -> Any:
         url,
         retry=Retry(NoBackoff(), 0),
         socket_connect_timeout=CONNECT_TIMEOUT,
+        socket_timeout=socket_timeout,
         socket_keepalive=True,
         max_connections=64,
     )

@@ -151,7 +151,9 @@ class ClusterTransport(Transport):
         from gleitzeit.logs import add_secret
 
         add_secret(password_of(self.url))
-        self.client = make_client(self.url)
+        self.client = make_client(
+            self.url, socket_timeout=max(CONNECT_TIMEOUT, 3 * self.settings.heartbeat)
+        )
         try:
             await check_connection(self.client, self.url)
         except BaseException:
