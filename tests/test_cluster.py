@@ -353,9 +353,11 @@ def test_a_wrong_redis_password_stops_the_node_from_starting(procs, tmp_path):
         status = run_cli(procs, "serve", "status", "--redis", server.url_with("nope-nope"))
         assert status.returncode == 2 and "wrong password" in status.stderr
         assert "nope-nope" not in status.stderr
-        # The right one joins.
+        # The right one joins; a second node of the same name does not.
         _, url = procs.node(server.url, "node-y")
         assert url.startswith("http://127.0.0.1:")
+        with pytest.raises(RuntimeError, match="Another live node of the cluster is named"):
+            procs.node(server.url, "node-y")
     finally:
         server.kill()
 

@@ -156,6 +156,7 @@ class ClusterTransport(Transport):
         )
         try:
             await check_connection(self.client, self.url)
+            await self._check_name()
         except BaseException:
             await self.client.aclose()
             raise
@@ -180,6 +181,18 @@ class ClusterTransport(Transport):
             log.warning("not joined the cluster yet (%s); serving meanwhile", self.last_error)
         else:
             log.info("node %s joined the cluster at %s", self.node, shown_url(self.url))
+
+    async def _check_name(self) -> None:
+        """Refuse a name that a live node holds (it reads its request channel); a node
+        that died under this name holds it no more."""
+        from gleitzeit.errors import ConfigError
+
+        ((_, readers),) = await self.client.pubsub_numsub(self.keys.inbox(self.node))
+        if readers:
+            raise ConfigError(
+                f"Another live node of the cluster is named {self.node!r}",
+                hint="give each node its own server.cluster.node (or leave it unset)",
+            )
 
     async def stop(self) -> None:
         if self._task is not None:
