@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from gleitzeit._candidates import CandidateLists, fits, routable
@@ -34,6 +34,9 @@ class Registry:
         # of them may wait for an instance to come back (routing.wait_for_instance).
         self._gone: dict[str, tuple[str, ...]] = {}
         self._waiters: list[asyncio.Future[None]] = []
+        #: Told ``(event, instance)`` when an instance is added, removed, turns
+        #: (un)routable or starts cooling down (a cluster publishes from it).
+        self.watchers: list[Callable[[str, ProviderInstance], None]] = []
 
     # -- what instances tell the registry --------------------------------------------
 
@@ -44,10 +47,14 @@ class Registry:
         else:
             self._lists.joined(instance)
             self._wake()
+        for watch in self.watchers:
+            watch("health", instance)
 
     def cooling(self, instance: ProviderInstance) -> None:
         """``instance`` rests until its ``cooldown_until``; it returns by itself."""
         self._lists.cooling(instance)
+        for watch in self.watchers:
+            watch("cooling", instance)
 
     # -- waiting for an instance -----------------------------------------------------
 
@@ -96,6 +103,8 @@ class Registry:
         self._index(instance)
         self._lists.joined(instance)
         self._wake()
+        for watch in self.watchers:
+            watch("added", instance)
 
     def _index(self, inst: ProviderInstance) -> None:
         self._gone.pop(inst.name, None)
@@ -166,6 +175,8 @@ class Registry:
                 if len(self._gone) > 1024:
                     del self._gone[next(iter(self._gone))]
             self._wake()
+            for watch in self.watchers:
+                watch("removed", inst)
         return inst
 
     def get(self, instance_id: str) -> ProviderInstance | None:

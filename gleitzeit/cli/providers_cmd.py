@@ -67,18 +67,22 @@ def providers_list(
         echo_json(data)
         return
     if server_url:
+        # A node of a cluster lists the other nodes' instances too: say where each lives.
+        nodes = any("node" in d for d in data)
         rows = [
             [
                 d["id"],
                 d["kind"],
                 d["transport"],
+                *([d.get("node", "(this node)")] if nodes else []),
                 d["status"],
                 d["in_flight"],
                 ", ".join(d["methods"]),
             ]
             for d in data
         ]
-        click.echo(table(["INSTANCE", "KIND", "TRANSPORT", "STATUS", "IN-FLIGHT", "METHODS"], rows))
+        head = ["INSTANCE", "KIND", "TRANSPORT", *(["NODE"] if nodes else [])]
+        click.echo(table([*head, "STATUS", "IN-FLIGHT", "METHODS"], rows))
     else:
         rows = [
             [d["name"], d["kind"], d["status"], ", ".join(d["methods"]), ", ".join(d["models"])]

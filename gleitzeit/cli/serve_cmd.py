@@ -47,7 +47,7 @@ def _asyncio():  # noqa: ANN202 - asyncio costs ~25 ms to import; only commands 
     return asyncio
 
 
-@click.command("serve")
+@click.group("serve", invoke_without_command=True)
 @click.option("--host", "bind", help="Address to bind (default: server.host, 127.0.0.1).")
 @click.option("--port", type=int, help="Port (default: server.port, 8000; 0 picks a free one).")
 @click.option(
@@ -55,6 +55,12 @@ def _asyncio():  # noqa: ANN202 - asyncio costs ~25 ms to import; only commands 
     is_flag=True,
     default=None,
     help="Allow binding a non-loopback address with no token or secret configured.",
+)
+@click.option(
+    "--redis",
+    "redis_url",
+    envvar="GLEITZEIT_REDIS",
+    help="Join the cluster of nodes sharing this Redis (default: server.redis); see docs/scaling.md.",
 )
 @click.option(
     "--provider-config",
@@ -69,6 +75,7 @@ def serve(
     bind: str | None,
     port: int | None,
     insecure: bool | None,
+    redis_url: str | None,
     provider_config: str | None,
     log_format: str,
     log_level: str | None,
@@ -80,7 +87,12 @@ def serve(
     report at /health. One log line per request at info (--log-format json for
     machines). SIGINT or SIGTERM stops taking work, lets in-flight calls finish
     (server.shutdown_grace), tells providers, and exits 0.
+
+    With --redis (or server.redis) the node shares one routing table with the other
+    nodes on that Redis; `gleitzeit serve status` lists them.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from gleitzeit.socketio.server import GleitzeitServer
 
     if provider_config is not None:
@@ -91,6 +103,10 @@ def serve(
         )
     _setup_logs(ctx, log_format, log_level, "info")
     state = state_of(ctx)
+    if redis_url:
+        from gleitzeit.cli.cluster_cmd import use_redis
+
+        use_redis(state.config, redis_url)
     host = state.host()
     server = GleitzeitServer(host, bind=bind, port=port, insecure=insecure)
 
@@ -98,6 +114,8 @@ def serve(
         local = len(srv.host.registry)
         auth = "no token" if srv.guard.credentials.open else "token required"
         click.echo(f"gleitzeit serving on {srv.url} ({local} local provider instance(s); {auth})")
+        if srv.cluster is not None:
+            click.echo(f"node {srv.cluster.node} of the cluster on {srv.cluster.describe()['url']}")
         click.echo("press Ctrl+C to stop", err=True)
 
     _asyncio().run(server.serve_forever(ready))
@@ -216,4 +234,7 @@ def provider_run(
         )
 
 
+from gleitzeit.cli.cluster_cmd import serve_status  # noqa: E402 - a subcommand of serve
+
+serve.add_command(serve_status)
 COMMANDS = [serve, provider_group]

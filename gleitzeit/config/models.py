@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from gleitzeit.aliases import ModelsConfig
+from gleitzeit.cluster.settings import ClusterConfig, RedisUrl
 
 
 class StrictModel(BaseModel):
@@ -131,6 +132,11 @@ class ServerConfig(StrictModel):
     shutdown_grace: float = Field(
         10.0, ge=0, description="seconds in-flight calls may finish after SIGINT/SIGTERM"
     )
+    redis: RedisUrl | None = Field(
+        None,
+        description="Redis URL the nodes of a cluster share (docs/scaling.md); none: one node",
+    )
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
 
     @field_validator("token")
     @classmethod

@@ -29,6 +29,10 @@ def _field_lines(model: type[BaseModel], indent: str, commented: bool) -> list[s
     lines = []
     for name, field in model.model_fields.items():
         default: Any = field.get_default(call_default_factory=True)
+        if isinstance(default, BaseModel):  # a nested section (server.cluster)
+            lines.append(f"{indent}{'# ' if commented else ''}{field.alias or name}:")
+            lines += _field_lines(type(default), indent + "  ", commented)
+            continue
         shown = "" if default is None else f" {_yaml_scalar(default)}"
         text = f"{field.alias or name}:{shown}"
         note = f"  # {field.description}" if field.description else ""

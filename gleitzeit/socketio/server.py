@@ -61,6 +61,9 @@ class GleitzeitServer:
         self.guard = Guard(
             credentials, OriginPolicy(cfg.allowed_origins, open_server=credentials.open)
         )
+        from gleitzeit.cluster import cluster_for
+
+        self.cluster = cluster_for(host.config, host.registry)  # None without server.redis
         # The engine's own limit drops the whole connection, so it sits well above ours:
         # a payload a little over the limit gets a clear error and the client stays.
         self.sio = socketio.AsyncServer(
@@ -69,6 +72,7 @@ class GleitzeitServer:
             ping_interval=cfg.ping_interval,
             ping_timeout=cfg.ping_timeout,
             cors_allowed_origins=self.guard.origins.engineio_check,
+            client_manager=None if self.cluster is None else self.cluster.broadcasts(),
         )
         self.app = web.Application(middlewares=[self.guard.middleware()])
         self.sio.attach(self.app)
@@ -80,6 +84,8 @@ class GleitzeitServer:
             host.registry, sio=self.sio, authenticate=self.authenticate, config=cfg
         )
         host.add_transport(self.providers)
+        if self.cluster is not None:
+            host.add_transport(self.cluster)
         from gleitzeit.observe import attach_observability
 
         self.observability = attach_observability(
@@ -106,9 +112,15 @@ class GleitzeitServer:
     async def _healthz(self, request: Any) -> Any:
         from aiohttp import web
 
-        return web.json_response(
-            {"status": "draining" if self.draining else "ok", "instances": len(self.host.registry)}
-        )
+        body: dict[str, Any] = {
+            "status": "draining" if self.draining else "ok",
+            "instances": len(self.host.registry),
+        }
+        if self.cluster is not None:  # a node that lost Redis serves its own instances only
+            body["cluster"] = self.cluster.health()
+            if not self.cluster.up and not self.draining:
+                body["status"] = "degraded"
+        return web.json_response(body)
 
     @property
     def url(self) -> str:
@@ -162,6 +174,8 @@ class GleitzeitServer:
                 hint="choose another --port (or server.port), or stop what is using it",
             ) from None
         self.port = self._runner.addresses[0][1]
+        if self.cluster is not None:
+            self.cluster.advertised_url = self.url
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop taking work, let in-flight calls finish within ``grace``, tell providers,
