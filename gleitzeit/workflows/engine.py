@@ -247,6 +247,12 @@ class _Run:
         self._all_done = asyncio.Event()
         self._outstanding = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        # Ready tasks beyond what may be under way at once wait here, most urgent first,
+        # as (-priority, order, task id): a 10,000-task file holds a few dozen asyncio
+        # tasks, not 10,000 of them each waiting for a slot.
+        self._ready: list[tuple[int, int, str]] = []
+        self._ready_order = itertools.count()
+        self._max_live = 64
         self._sem: PrioritySlots | None = None
         self._started_queue: deque[tuple[float, str]] = deque()
         self._running_timer: asyncio.TimerHandle | None = None
@@ -257,6 +263,7 @@ class _Run:
     async def execute(self, concurrency: int, resuming: bool) -> RunResult:
         started = time.time()
         self._sem = PrioritySlots(concurrency)
+        self._max_live = max(64, 4 * concurrency)
         self.emit(
             "run_started",
             run_id=self.run_id,
@@ -371,15 +378,22 @@ class _Run:
 
     def _launch(self, task_id: str) -> None:
         self._outstanding += 1
+        if len(self._tasks) >= self._max_live:
+            entry = (-self._priority(task_id), next(self._ready_order), task_id)
+            heapq.heappush(self._ready, entry)
+            return
         task = asyncio.ensure_future(self._run_chain(task_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _run_chain(self, task_id: str | None) -> None:
         # A finished task hands one newly ready dependent back to run here, in the same
-        # asyncio task: a chain of N tasks then costs no new asyncio tasks at all.
+        # asyncio task: a chain of N tasks then costs no new asyncio tasks at all. When
+        # it has none, the most urgent task waiting for room runs here next.
         while task_id is not None:
             task_id = await self._run_task(task_id)
+            if task_id is None and self._ready:
+                task_id = heapq.heappop(self._ready)[2]
 
     def _settled(self, task_id: str) -> str | None:
         """A task reached completed or failed: start what it unblocks, skip what it
