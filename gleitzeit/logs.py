@@ -16,12 +16,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import sys
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
 from gleitzeit._dispatch import CallListener
+from gleitzeit.config.secrets import looks_secret
 from gleitzeit.request import CALL_ID
 
 if TYPE_CHECKING:
@@ -54,9 +54,6 @@ def add_secret(value: str | None) -> None:
         _secrets.add(value)
 
 
-_SECRET_KEY = re.compile(r"key|token|secret|password|passwd|credential", re.IGNORECASE)
-
-
 def add_secrets_from(data: Any, key: str = "") -> None:
     """Mask, in every log line from now on, the values of secret-looking keys
     (``api_key``, ``token``...) of settings no model describes — the ones ``config
@@ -67,7 +64,7 @@ def add_secrets_from(data: Any, key: str = "") -> None:
     elif isinstance(data, list):
         for v in data:
             add_secrets_from(v, key)
-    elif key and isinstance(data, str) and _SECRET_KEY.search(key):
+    elif isinstance(data, str) and looks_secret(key):
         add_secret(data)
 
 

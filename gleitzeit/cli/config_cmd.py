@@ -11,8 +11,8 @@ import click
 from gleitzeit.cli.output import echo_json, warn
 from gleitzeit.cli.renamed import GroupWithRenames
 from gleitzeit.cli.state import state_of
+from gleitzeit.config.secrets import looks_secret
 
-_SECRET = re.compile(r"key|token|secret|password|passwd|credential", re.IGNORECASE)
 # user:password@ in a URL, and query parameters that carry credentials.
 _URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
 _URL_QUERY_SECRET = re.compile(
@@ -36,7 +36,7 @@ def mask_secrets(data: Any, key: str = "") -> Any:
         return {k: mask_secrets(v, str(k)) for k, v in data.items()}
     if isinstance(data, list):
         return [mask_secrets(v, key) for v in data]
-    if key and _SECRET.search(key) and data not in (None, ""):
+    if looks_secret(key) and data not in (None, ""):
         return "****"
     if isinstance(data, str) and "://" in data:
         return mask_url(data)

@@ -16,20 +16,20 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, SecretStr
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
-__all__ = ["MASK", "env_sources", "mask_by_name", "secret_values"]
-
-#: What a secret is shown as (pydantic's own rendering of a ``SecretStr``).
-MASK = "**********"
+__all__ = ["env_sources", "looks_secret", "secret_values"]
 
 _SECRET_NAME = re.compile(r"key|token|secret|password|passwd|credential", re.IGNORECASE)
 
 
 def secret_values(value: Any) -> Iterator[str]:
     """Every secret held by ``value``: its ``SecretStr`` fields, however deep."""
+    from pydantic import BaseModel, SecretStr
+
     if isinstance(value, SecretStr):
         secret = value.get_secret_value()
         if secret:
@@ -48,6 +48,8 @@ def secret_values(value: Any) -> Iterator[str]:
 def env_sources(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, str, bool]]:
     """``(dotted path, variable, secret)`` for each unset field of ``model`` (and its
     nested models) that an environment variable set now supplies."""
+    from pydantic import BaseModel
+
     for name, field in type(model).model_fields.items():
         value = getattr(model, name, None)
         path = f"{prefix}{field.alias or name}"
@@ -63,12 +65,6 @@ def _is_secret_field(annotation: Any) -> bool:
     return "SecretStr" in repr(annotation)
 
 
-def mask_by_name(data: Any, key: str = "") -> Any:
-    """Settings no model describes: mask values under secret-looking keys."""
-    if isinstance(data, dict):
-        return {k: mask_by_name(v, str(k)) for k, v in data.items()}
-    if isinstance(data, list):
-        return [mask_by_name(v, key) for v in data]
-    if key and isinstance(data, str) and data and _SECRET_NAME.search(key):
-        return MASK
-    return data
+def looks_secret(key: str) -> bool:
+    """The fallback for settings no model describes: a key whose name looks secret."""
+    return bool(key) and _SECRET_NAME.search(key) is not None
