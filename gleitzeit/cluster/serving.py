@@ -36,12 +36,19 @@ log = logging.getLogger("gleitzeit.cluster")
 
 
 class _Served:
-    __slots__ = ("task", "allowed", "credit")
+    __slots__ = ("task", "allowed", "credit", "expired")
 
     def __init__(self, window: int) -> None:
         self.task: asyncio.Task[None] | None = None
         self.allowed = window
         self.credit = asyncio.Event()
+        #: Set when the caller's deadline cancelled the task (not the caller, not a stop).
+        self.expired = False
+
+    def expire(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.expired = True
+            self.task.cancel()
 
 
 class Serving:
@@ -72,7 +79,7 @@ class Serving:
         entry = (msg.reply_to, msg.id)
         self._served[entry] = served
         served.task = asyncio.ensure_future(
-            self._stream(msg, served) if msg.t == "stream" else self._invoke(msg)
+            self._stream(msg, served) if msg.t == "stream" else self._invoke(msg, served)
         )
         served.task.add_done_callback(lambda _t: self._served.pop(entry, None))
 
@@ -127,17 +134,21 @@ class Serving:
                 inbox, {"t": "reply", "id": key, "ok": False, "error": error_payload(exc)}
             )
 
-    async def _invoke(self, msg: ForwardedCall) -> None:
+    async def _invoke(self, msg: ForwardedCall, served: _Served) -> None:
         token = CALL_ID.set(msg.checked_call_id())
         inbox = self.keys.inbox(msg.reply_to)
+        # The caller's deadline: a timer that cancels this task (no task of its own, as
+        # wait_for would start), told apart from a cancel by ``served.expired``.
+        timer = asyncio.get_running_loop().call_later(msg.timeout, served.expire)
         try:
             inst = self._instance(msg)
             with inst.track():
-                result = await asyncio.wait_for(inst.invoke(msg.method, msg.params), msg.timeout)
+                result = await inst.invoke(msg.method, msg.params)
+            timer.cancel()
             self.outbox.post(inbox, {"t": "reply", "id": msg.id, "ok": True, "result": result})
         except asyncio.CancelledError:
-            raise  # the caller cancelled, or this node stops: nobody waits for an answer
-        except asyncio.TimeoutError:
+            if not served.expired:
+                raise  # the caller cancelled, or this node stops: nobody waits for an answer
             self._answer_error(
                 msg.reply_to,
                 msg.id,
@@ -147,6 +158,7 @@ class Serving:
         except Exception as exc:
             self._answer_error(msg.reply_to, msg.id, False, _as_error(msg, exc))
         finally:
+            timer.cancel()
             CALL_ID.reset(token)
 
     async def _stream(self, msg: ForwardedCall, served: _Served) -> None:

@@ -250,6 +250,8 @@ class ClusterTransport(Transport):
         assert self.mirror is not None and self.serving is not None
         self.mirror.drop_all("this node lost Redis")
         self.serving.cancel_all()  # their answers could not be delivered
+        if self.outbox is not None:
+            self.outbox.reconnect()
 
     async def _session(self) -> None:
         assert self.mirror is not None
