@@ -142,3 +142,12 @@ class Bulk(gleitzeit.Provider):
         for _ in range(p.n):
             yield gleitzeit.token_chunk(block)
         yield gleitzeit.final_chunk()
+
+
+class Ailing(Worker):
+    """A worker whose own health check says it is unhealthy."""
+
+    name = "ailing"
+
+    async def health(self) -> dict:
+        return {"status": "unhealthy", "detail": "disk full"}

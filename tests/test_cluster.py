@@ -465,3 +465,24 @@ async def test_a_stream_from_a_node_that_dies_ends_with_an_error(nodes, procs, r
     await wait_until(lambda: not of(b, "ticker"), "node a to leave")
     assert all(i.in_flight == 0 for i in b.host.registry)
     assert b.cluster.calls.pending == 0
+
+
+async def test_a_health_check_on_the_owner_shows_on_every_node(nodes, procs):
+    a = await nodes("node-a")
+    b = await nodes("node-b")
+    procs.provider("remote_providers:Ailing", a.url)
+    await wait_until(lambda: of(b, "ailing", "cluster"), "node b to mirror the instance")
+    (own,) = of(a, "ailing", "socketio")
+    (mirrored,) = of(b, "ailing", "cluster")
+    await a.host.check_health("ailing")
+    assert (own.health.status, own.health.detail) == ("unhealthy", "disk full")
+    await wait_until(
+        lambda: (mirrored.health.status, mirrored.health.detail) == ("unhealthy", "disk full"),
+        "node b to show the owner's health",
+    )
+    # node b's own check of a mirrored instance reads what the owner published
+    await b.host.check_health("ailing")
+    assert (mirrored.health.status, mirrored.health.detail) == ("unhealthy", "disk full")
+    async with Client(b.url, token=TOKEN) as client:
+        (row,) = [p for p in await client.providers() if p["name"] == "ailing"]
+        assert (row["status"], row["health_detail"]) == ("unhealthy", "disk full")
