@@ -342,13 +342,19 @@ class Host:
 
     # -- health ----------------------------------------------------------------------
 
-    async def check_health(self, name: str | None = None) -> list[ProviderInstance]:
-        """Run the health checks now against every instance (or those named ``name``)."""
+    async def check_health(
+        self, name: str | None = None, *, scheduled: bool = False
+    ) -> list[ProviderInstance]:
+        """Run the health checks now against every instance (or those named ``name``);
+        ``scheduled``: a periodic round, which leaves out the instances checked
+        elsewhere (another cluster node's, whose owner publishes its checks)."""
         if not self._started:
             await self.start()
         instances = self.registry.instances(name)
         if name is not None and not instances:
             self.registry.resolve_method("?", name)  # raises the unknown-provider error
+        if scheduled:
+            instances = [i for i in instances if not i.checked_elsewhere]
         if self.lazy:
             await self.ensure_started(provider=name)
         checks = self.plugins.health_checks
@@ -383,6 +389,6 @@ class Host:
         while True:
             await asyncio.sleep(self.config.health.interval)
             try:
-                await self.check_health()
+                await self.check_health(scheduled=True)
             except Exception:
                 log.warning("health checks failed", exc_info=True)

@@ -26,6 +26,10 @@ class ProviderInstance:
     """
 
     transport: str = "?"
+    #: True when another party runs this instance's scheduled health checks and shares
+    #: the outcome (a cluster node's mirror of another node's instance): the host's
+    #: periodic checks leave it out; checks asked for now still run.
+    checked_elsewhere: bool = False
 
     def __init__(
         self,

@@ -144,10 +144,13 @@ class Bulk(gleitzeit.Provider):
         yield gleitzeit.final_chunk()
 
 
-class Ailing(Worker):
-    """A worker whose own health check says it is unhealthy."""
+class Flaky(Worker):
+    """A worker whose own health check says unhealthy while a file SICK is in its working
+    directory."""
 
-    name = "ailing"
+    name = "flaky"
 
     async def health(self) -> dict:
-        return {"status": "unhealthy", "detail": "disk full"}
+        if os.path.exists("SICK"):
+            return {"status": "unhealthy", "detail": "SICK flag present"}
+        return {"status": "healthy", "detail": "fine"}

@@ -467,22 +467,36 @@ async def test_a_stream_from_a_node_that_dies_ends_with_an_error(nodes, procs, r
     assert b.cluster.calls.pending == 0
 
 
-async def test_a_health_check_on_the_owner_shows_on_every_node(nodes, procs):
+async def test_health_checks_run_on_the_owner_and_show_on_every_node(nodes, procs, tmp_path):
     a = await nodes("node-a")
     b = await nodes("node-b")
-    procs.provider("remote_providers:Ailing", a.url)
-    await wait_until(lambda: of(b, "ailing", "cluster"), "node b to mirror the instance")
-    (own,) = of(a, "ailing", "socketio")
-    (mirrored,) = of(b, "ailing", "cluster")
-    await a.host.check_health("ailing")
-    assert (own.health.status, own.health.detail) == ("unhealthy", "disk full")
-    await wait_until(
-        lambda: (mirrored.health.status, mirrored.health.detail) == ("unhealthy", "disk full"),
-        "node b to show the owner's health",
-    )
-    # node b's own check of a mirrored instance reads what the owner published
-    await b.host.check_health("ailing")
-    assert (mirrored.health.status, mirrored.health.detail) == ("unhealthy", "disk full")
+    procs.provider("remote_providers:Flaky", a.url)  # its working directory: tmp_path
+    await wait_until(lambda: of(b, "flaky", "cluster"), "node b to mirror the instance")
+    (own,) = of(a, "flaky", "socketio")
+    (mirrored,) = of(b, "flaky", "cluster")
+
+    def shown(inst) -> tuple:
+        return (inst.health.status, inst.health.detail)
+
+    # A check on the owner shows on the other node (published with the instance's state).
+    (tmp_path / "SICK").touch()
+    await a.host.check_health("flaky")
+    assert shown(own) == ("unhealthy", "SICK flag present")
+    await wait_until(lambda: shown(mirrored) == shown(own), "node b to show the owner's check")
     async with Client(b.url, token=TOKEN) as client:
-        (row,) = [p for p in await client.providers() if p["name"] == "ailing"]
-        assert (row["status"], row["health_detail"]) == ("unhealthy", "disk full")
+        (row,) = [p for p in await client.providers() if p["name"] == "flaky"]
+        assert (row["status"], row["health_detail"]) == ("unhealthy", "SICK flag present")
+
+    # A check asked for on node b runs on the owner now, not from what was last published.
+    (tmp_path / "SICK").unlink()
+    async with Client(b.url, token=TOKEN) as client:
+        (row,) = await client.health("flaky")
+    assert (row["status"], row["detail"]) == ("healthy", "fine")
+    assert shown(own) == ("healthy", "fine")  # the owner keeps (and publishes) it
+
+    # Node b's scheduled rounds leave another node's instances to their owner.
+    (tmp_path / "SICK").touch()
+    await b.host.check_health(scheduled=True)
+    assert shown(mirrored) == ("healthy", "fine")
+    (row,) = await b.host.health("flaky")
+    assert (row["status"], row["detail"]) == ("unhealthy", "SICK flag present")

@@ -26,20 +26,33 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from gleitzeit._registry import Registry
     from gleitzeit.cluster.transport import ClusterTransport
     from gleitzeit.config.models import Config
+    from gleitzeit.health import HealthCheck, HealthReport
+    from gleitzeit.instance import ProviderInstance
 
 __all__ = ["cluster_for"]
 
 
-def cluster_for(config: Config, registry: Registry) -> ClusterTransport | None:
+def cluster_for(
+    config: Config, registry: Registry, health_checks: Mapping[str, HealthCheck]
+) -> ClusterTransport | None:
     """The cluster transport of a node configured with ``server.redis``, built but not
-    started (the host starts it); ``None`` for a single node."""
+    started (the host starts it); ``None`` for a single node. ``health_checks``: the
+    node's checks, which it runs on its own instances when another node asks."""
     url = config.server.redis
     if not url:
         return None
     from gleitzeit.cluster.transport import ClusterTransport
+    from gleitzeit.health import run_checks
+
+    timeout = config.health.timeout
+
+    async def check_health(inst: ProviderInstance) -> HealthReport:
+        return await run_checks(inst, health_checks, timeout)
 
     return ClusterTransport(
         registry,
@@ -47,4 +60,5 @@ def cluster_for(config: Config, registry: Registry) -> ClusterTransport | None:
         settings=config.server.cluster,
         max_payload_bytes=config.server.max_payload_bytes,
         call_timeout=config.routing.timeout,
+        check_health=check_health,
     )

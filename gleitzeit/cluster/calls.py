@@ -138,6 +138,33 @@ class Calls:
             return reply.result or {}
         raise error_from_dict(reply.error or {})
 
+    async def health(self, node: str, instance: str) -> dict[str, Any]:
+        """Have ``node`` run its health checks on ``instance`` now; the report (status,
+        detail, latency_ms) as the owner computed it. The caller bounds the wait."""
+        key = f"h{next(self._ids):x}"
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._invokes[key] = (node, instance, fut)
+        answered = False
+        try:
+            sent = await self.outbox.publish(
+                self.keys.inbox(node),
+                {"t": "health", "id": key, "reply_to": self.node, "instance": instance},
+            )
+            if sent == 0:
+                raise self._gone(node, instance, " (nobody reads its request channel)")
+            raw = await fut
+            answered = True
+        finally:
+            self._invokes.pop(key, None)
+            if not answered:
+                self.outbox.post(
+                    self.keys.inbox(node), {"t": "cancel", "id": key, "reply_to": self.node}
+                )
+        reply = parse(InvokeReply, raw, "health reply from another node")
+        if reply.ok:
+            return reply.result or {}
+        raise error_from_dict(reply.error or {})
+
     async def stream(
         self, node: str, instance: str, method: str, params: dict[str, Any]
     ) -> AsyncGenerator[dict[str, Any], None]:

@@ -22,6 +22,7 @@ MAX_BATCH = 10_000
 
 __all__ = [
     "ForwardedCall",
+    "HealthAsk",
     "InstanceState",
     "NodeEvent",
     "PublishedInstance",
@@ -91,3 +92,13 @@ class ForwardedCall(_Msg):
     def checked_call_id(self) -> str | None:
         """The call id when it may name the call in log lines."""
         return valid_call_id(self.call_id)
+
+
+class HealthAsk(_Msg):
+    """``t: health``: run the health checks of one instance of the receiving node now
+    (``providers health`` on another node), answered as an invoke is, under ``id``."""
+
+    t: Literal["health"]
+    id: str = Field(pattern=CALL_KEY_PATTERN)
+    reply_to: str = Field(pattern=NODE_PATTERN)
+    instance: str = Field(pattern=ID_PATTERN)

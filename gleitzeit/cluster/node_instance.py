@@ -24,6 +24,7 @@ class NodeInstance(ProviderInstance):
     """One instance of another node."""
 
     transport = "cluster"
+    checked_elsewhere = True  # the owner checks it every health.interval and publishes
 
     def __init__(self, record: PublishedInstance, node: str, calls: Calls) -> None:
         super().__init__(
@@ -73,8 +74,9 @@ class NodeInstance(ProviderInstance):
         return self._calls.stream(self.node, self.remote_id, method, params)
 
     async def check_health(self) -> dict[str, Any]:
-        # The owner runs the checks against its own instances and publishes the outcome.
-        return {"status": self.health.status, "detail": self.health.detail}
+        # The owner runs its checks against its own instance now (as `providers health`
+        # on the owner would) and answers with the report, which it also publishes.
+        return await self._calls.health(self.node, self.remote_id)
 
     def describe(self, *, schemas: bool = False) -> dict[str, Any]:
         data = super().describe(schemas=schemas)

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from gleitzeit.cluster.keys import Keys
-from gleitzeit.cluster.messages import ForwardedCall
+from gleitzeit.cluster.messages import ForwardedCall, HealthAsk
 from gleitzeit.cluster.outbox import Outbox
 from gleitzeit.errors import (
     GleitzeitError,
@@ -30,7 +31,11 @@ from gleitzeit.socketio.wire import error_payload, parse
 
 if TYPE_CHECKING:
     from gleitzeit._registry import Registry
+    from gleitzeit.health import HealthReport
     from gleitzeit.instance import ProviderInstance
+
+#: Runs this node's health checks against one of its instances.
+CheckHealth = Callable[["ProviderInstance"], Awaitable["HealthReport"]]
 
 log = logging.getLogger("gleitzeit.cluster")
 
@@ -54,11 +59,19 @@ class _Served:
 class Serving:
     """Runs what other nodes ask of this node's instances."""
 
-    def __init__(self, keys: Keys, node: str, registry: Registry, outbox: Outbox) -> None:
+    def __init__(
+        self,
+        keys: Keys,
+        node: str,
+        registry: Registry,
+        outbox: Outbox,
+        check_health: CheckHealth,
+    ) -> None:
         self.keys = keys
         self.node = node
         self.registry = registry
         self.outbox = outbox
+        self.check_health = check_health
         self._served: dict[tuple[str, str], _Served] = {}
 
     @property
@@ -82,6 +95,37 @@ class Serving:
             self._stream(msg, served) if msg.t == "stream" else self._invoke(msg, served)
         )
         served.task.add_done_callback(lambda _t: self._served.pop(entry, None))
+
+    def health(self, data: dict[str, Any]) -> None:
+        """A ``health`` message: run the checks of one own instance now and answer with
+        the report (which the instance keeps, so every node sees it)."""
+        try:
+            msg = parse(HealthAsk, data, "health check from another node")
+        except GleitzeitError as exc:
+            log.warning("refused a health check from another node: %s", exc)
+            return
+        served = _Served(1)
+        entry = (msg.reply_to, msg.id)
+        self._served[entry] = served
+        served.task = asyncio.ensure_future(self._health(msg))
+        served.task.add_done_callback(lambda _t: self._served.pop(entry, None))
+
+    async def _health(self, msg: HealthAsk) -> None:
+        inbox = self.keys.inbox(msg.reply_to)
+        try:
+            inst = self.registry.get(msg.instance)
+            if inst is None or inst.transport == "cluster":
+                raise ProviderUnavailableError(
+                    f"Instance {msg.instance} is not on node {self.node} (any more)"
+                )
+            report = await self.check_health(inst)
+            inst.health = report
+            result = report.model_dump(include={"status", "detail", "latency_ms"})
+            self.outbox.post(inbox, {"t": "reply", "id": msg.id, "ok": True, "result": result})
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._answer_error(msg.reply_to, msg.id, False, _as_error_of(msg.instance, exc))
 
     def credit(self, reply_to: str, data: dict[str, Any]) -> None:
         served = self._served.get((reply_to, data.get("id")))  # type: ignore[arg-type]
@@ -196,6 +240,10 @@ class Serving:
 def _as_error(msg: ForwardedCall, exc: Exception) -> GleitzeitError:
     """What to answer for ``exc``: itself when it is one of ours, else a provider error
     that names the call."""
+    return _as_error_of(f"{msg.method} on {msg.instance}", exc)
+
+
+def _as_error_of(what: str, exc: Exception) -> GleitzeitError:
     if isinstance(exc, GleitzeitError):
         return exc
-    return ProviderError(f"{msg.method} on {msg.instance} failed: {type(exc).__name__}: {exc}")
+    return ProviderError(f"{what} failed: {type(exc).__name__}: {exc}")

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from gleitzeit.cluster.calls import Calls
     from gleitzeit.cluster.mirror import Mirror
     from gleitzeit.cluster.outbox import Outbox
-    from gleitzeit.cluster.serving import Serving
+    from gleitzeit.cluster.serving import CheckHealth, Serving
 
 log = logging.getLogger("gleitzeit.cluster")
 
@@ -75,6 +75,7 @@ class ClusterTransport(Transport):
         settings: ClusterConfig,
         max_payload_bytes: int,
         call_timeout: float,
+        check_health: CheckHealth,
     ) -> None:
         super().__init__(registry)
         from gleitzeit.cluster.publisher import Publisher
@@ -86,6 +87,8 @@ class ClusterTransport(Transport):
         self.keys = Keys(settings.prefix)
         self.max_payload_bytes = max_payload_bytes
         self.call_timeout = call_timeout
+        #: Runs this node's health checks on one of its own instances (for other nodes).
+        self.check_health = check_health
         self.publisher = Publisher(self.keys, self.node, ttl=settings.ttl)
         for inst in registry:
             self.publisher.watch("added", inst)
@@ -169,7 +172,7 @@ class ClusterTransport(Transport):
             timeout=lambda: self.call_timeout,
             window=self.settings.stream_window,
         )
-        self.serving = Serving(self.keys, self.node, self.registry, self.outbox)
+        self.serving = Serving(self.keys, self.node, self.registry, self.outbox, self.check_health)
         self.mirror = Mirror(
             self.keys, self.node, self.registry, self.calls, self.serving, ttl=self.settings.ttl
         )
@@ -357,6 +360,8 @@ class ClusterTransport(Transport):
                 calls.fail(body)
             elif t in ("invoke", "stream"):
                 serving.call(body)
+            elif t == "health":
+                serving.health(body)
             elif t == "credit" or t == "cancel":
                 sender = body.get("reply_to")
                 if isinstance(sender, str):

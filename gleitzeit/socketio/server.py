@@ -63,7 +63,8 @@ class GleitzeitServer:
         )
         from gleitzeit.cluster import cluster_for
 
-        self.cluster = cluster_for(host.config, host.registry)  # None without server.redis
+        # None without server.redis
+        self.cluster = cluster_for(host.config, host.registry, host.plugins.health_checks)
         # The engine's own limit drops the whole connection, so it sits well above ours:
         # a payload a little over the limit gets a clear error and the client stays.
         self.sio = socketio.AsyncServer(
