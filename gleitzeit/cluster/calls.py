@@ -116,40 +116,27 @@ class Calls:
     ) -> dict[str, Any]:
         """Call ``method`` on ``instance`` of ``node`` and return its result."""
         key = f"c{next(self._ids):x}"
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._invokes[key] = (node, instance, fut)
-        answered = False
-        try:
-            sent = await self.outbox.publish(
-                self.keys.inbox(node), self._message("invoke", key, instance, method, params)
-            )
-            if sent == 0:
-                raise self._gone(node, instance, " (nobody reads its request channel)")
-            raw = await fut
-            answered = True
-        finally:
-            self._invokes.pop(key, None)
-            if not answered:
-                self.outbox.post(
-                    self.keys.inbox(node), {"t": "cancel", "id": key, "reply_to": self.node}
-                )
-        reply = parse(InvokeReply, raw, "invoke reply from another node")
-        if reply.ok:
-            return reply.result or {}
-        raise error_from_dict(reply.error or {})
+        msg = self._message("invoke", key, instance, method, params)
+        return await self._ask(node, instance, key, msg, "invoke reply from another node")
 
     async def health(self, node: str, instance: str) -> dict[str, Any]:
         """Have ``node`` run its health checks on ``instance`` now; the report (status,
         detail, latency_ms) as the owner computed it. The caller bounds the wait."""
         key = f"h{next(self._ids):x}"
+        msg = {"t": "health", "id": key, "reply_to": self.node, "instance": instance}
+        return await self._ask(node, instance, key, msg, "health reply from another node")
+
+    async def _ask(
+        self, node: str, instance: str, key: str, msg: dict[str, Any], what: str
+    ) -> dict[str, Any]:
+        """Send ``msg`` to ``node`` and wait for its ``reply`` under ``key``: the result,
+        or the error the owner answered with (a ``cancel`` follows when the caller stops
+        waiting first)."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._invokes[key] = (node, instance, fut)
         answered = False
         try:
-            sent = await self.outbox.publish(
-                self.keys.inbox(node),
-                {"t": "health", "id": key, "reply_to": self.node, "instance": instance},
-            )
+            sent = await self.outbox.publish(self.keys.inbox(node), msg)
             if sent == 0:
                 raise self._gone(node, instance, " (nobody reads its request channel)")
             raw = await fut
@@ -160,7 +147,7 @@ class Calls:
                 self.outbox.post(
                     self.keys.inbox(node), {"t": "cancel", "id": key, "reply_to": self.node}
                 )
-        reply = parse(InvokeReply, raw, "health reply from another node")
+        reply = parse(InvokeReply, raw, what)
         if reply.ok:
             return reply.result or {}
         raise error_from_dict(reply.error or {})
