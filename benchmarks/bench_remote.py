@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from bench_util import Check, quick, summary, with_checks
+from remote_peers import CLIENTS, REQUEST
+from remote_peers import PROVIDERS as PROVIDERS_NS
 
 NAME = "remote"
 TARGET = (
@@ -103,16 +105,16 @@ class _RawOneHop:
         ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         state: dict[str, Any] = {}
 
-        @sio.on("ready")
+        @sio.on("ready", namespace=PROVIDERS_NS)
         async def on_ready(sid, data):
             if not ready.done():
                 ready.set_result(sid)
 
-        @sio.on("chunk")
+        @sio.on("chunk", namespace=PROVIDERS_NS)
         def on_chunk(sid, data):
             state["n"] += 1
 
-        @sio.on("end")
+        @sio.on("end", namespace=PROVIDERS_NS)
         def on_end(sid, data):
             state["end"].set()
 
@@ -124,19 +126,21 @@ class _RawOneHop:
         sid = await asyncio.wait_for(ready, 60)
         self.sio, self.sid = sio, sid
 
+        request = {"method": REQUEST["method"], "params": REQUEST["params"]}
+
         async def call() -> Any:
-            return await sio.call("echo", {"x": 1}, to=sid)
+            return await sio.call("invoke", request, to=sid, namespace=PROVIDERS_NS)
 
         async def stream(n: int) -> int:
             state["n"], state["end"] = 0, asyncio.Event()
-            await sio.emit("stream", {"n": n}, to=sid)
+            await sio.emit("stream", {"n": n}, to=sid, namespace=PROVIDERS_NS)
             await state["end"].wait()
             return int(state["n"])
 
         return call, stream
 
     async def stop(self) -> None:
-        await self.sio.emit("bye", {}, to=self.sid)
+        await self.sio.emit("bye", {}, to=self.sid, namespace=PROVIDERS_NS)
         await asyncio.to_thread(self.peer.wait, 30)
         await self.runner.cleanup()
 
@@ -152,32 +156,32 @@ class _RawTwoHop:
         client = socketio.AsyncClient(reconnection=False)
         state: dict[str, Any] = {"n": 0, "end": asyncio.Event()}
 
-        @client.on("chunk")
+        @client.on("chunk", namespace=CLIENTS)
         def on_chunk(data):
             state["n"] += 1
 
-        @client.on("end")
+        @client.on("end", namespace=CLIENTS)
         def on_end(data):
             state["end"].set()
 
-        await client.connect(url, transports=["websocket"])
+        await client.connect(url, namespaces=[CLIENTS], transports=["websocket"])
         self.client = client
-        while await client.call("invoke", {"x": 1}, timeout=60) is None:
+        while await client.call("invoke", REQUEST, namespace=CLIENTS, timeout=60) is None:
             await asyncio.sleep(0.05)  # until the provider has said it is ready
 
         async def call() -> Any:
-            return await client.call("invoke", {"x": 1})
+            return await client.call("invoke", REQUEST, namespace=CLIENTS)
 
         async def stream(n: int) -> int:
             state["n"], state["end"] = 0, asyncio.Event()
-            await client.emit("stream", {"n": n})
+            await client.emit("stream", {"n": n}, namespace=CLIENTS)
             await state["end"].wait()
             return int(state["n"])
 
         return call, stream
 
     async def stop(self) -> None:
-        await self.client.emit("bye", {})
+        await self.client.emit("bye", {}, namespace=CLIENTS)
         await asyncio.to_thread(self.peer.wait, 30)
         await self.client.disconnect()
         _stop(self.relay)
@@ -200,7 +204,9 @@ class _Gleitzeit:
             await asyncio.sleep(0.05)
 
         async def call() -> Any:
-            return await client.invoke("bench/echo", {"x": 1}, provider="bench")
+            return await client.invoke(
+                REQUEST["method"], REQUEST["params"], provider=REQUEST["provider"]
+            )
 
         async def stream(n: int) -> int:
             count = 0

@@ -41,29 +41,37 @@ class BenchProvider(gleitzeit.Provider):
         yield {"token": "", "done": True}
 
 
+#: The raw baselines use the namespaces and the request and reply shapes of Gleitzeit's
+#: protocol (docs/protocol.md), so they move the same JSON as a Gleitzeit call at least
+#: has to: a client's ``{"method", "params", "provider"}``, the provider's ``{"method",
+#: "params"}``, and ``{"ok", "result"}`` back.
+PROVIDERS, CLIENTS = "/providers", "/clients"
+REQUEST = {"method": "bench/echo", "params": {"x": 1}, "provider": "bench"}
+
+
 async def raw(url: str) -> None:
-    """The provider of the raw baselines: answers ``echo``, streams ``n`` chunks."""
+    """The provider of the raw baselines: answers ``invoke``, streams ``n`` chunks."""
     import socketio
 
     sio = socketio.AsyncClient(reconnection=False)
     done = asyncio.Event()
 
-    @sio.on("echo")
-    async def echo(data):
-        return data
+    @sio.on("invoke", namespace=PROVIDERS)
+    async def invoke(data):
+        return {"ok": True, "result": data["params"]}
 
-    @sio.on("stream")
+    @sio.on("stream", namespace=PROVIDERS)
     async def stream(data):
         for _ in range(data["n"]):
-            await sio.emit("chunk", {"token": "x", "done": False})
-        await sio.emit("end", {})
+            await sio.emit("chunk", {"token": "x", "done": False}, namespace=PROVIDERS)
+        await sio.emit("end", {}, namespace=PROVIDERS)
 
-    @sio.on("bye")
+    @sio.on("bye", namespace=PROVIDERS)
     async def bye(data=None):
         done.set()
 
-    await sio.connect(url, transports=["websocket"])
-    await sio.emit("ready", {})
+    await sio.connect(url, namespaces=[PROVIDERS], transports=["websocket"])
+    await sio.emit("ready", {}, namespace=PROVIDERS)
     await done.wait()
     await sio.disconnect()
 
@@ -86,8 +94,9 @@ async def _stdin_closed() -> None:
 
 
 async def relay() -> None:
-    """A raw two-hop relay: a client's ``invoke`` is ``call``ed on the provider, its
-    ``stream`` forwarded and each chunk sent back; nothing else."""
+    """A raw two-hop relay: a client's ``invoke`` on /clients is ``call``ed on the
+    provider (on /providers) with its method and params, and the provider's reply
+    returned; a ``stream`` is forwarded and each chunk sent back; nothing else."""
     import socketio
     from aiohttp import web
 
@@ -96,32 +105,33 @@ async def relay() -> None:
     sio.attach(app)
     state: dict[str, Any] = {"provider": None, "client": None}
 
-    @sio.on("ready")
+    @sio.on("ready", namespace=PROVIDERS)
     async def ready(sid, data):
         state["provider"] = sid
 
-    @sio.on("invoke")
+    @sio.on("invoke", namespace=CLIENTS)
     async def invoke(sid, data):
         if state["provider"] is None:
             return None  # not connected yet
-        return await sio.call("echo", data, to=state["provider"])
+        request = {"method": data["method"], "params": data["params"]}
+        return await sio.call("invoke", request, to=state["provider"], namespace=PROVIDERS)
 
-    @sio.on("stream")
+    @sio.on("stream", namespace=CLIENTS)
     async def stream(sid, data):
         state["client"] = sid
-        await sio.emit("stream", data, to=state["provider"])
+        await sio.emit("stream", data, to=state["provider"], namespace=PROVIDERS)
 
-    @sio.on("chunk")
+    @sio.on("chunk", namespace=PROVIDERS)
     async def chunk(sid, data):
-        await sio.emit("chunk", data, to=state["client"])
+        await sio.emit("chunk", data, to=state["client"], namespace=CLIENTS)
 
-    @sio.on("end")
+    @sio.on("end", namespace=PROVIDERS)
     async def end(sid, data):
-        await sio.emit("end", data, to=state["client"])
+        await sio.emit("end", data, to=state["client"], namespace=CLIENTS)
 
-    @sio.on("bye")
+    @sio.on("bye", namespace=CLIENTS)
     async def bye(sid, data=None):
-        await sio.emit("bye", {}, to=state["provider"])
+        await sio.emit("bye", {}, to=state["provider"], namespace=PROVIDERS)
 
     await _serve_until_stdin_closes(app)
 

@@ -112,10 +112,13 @@ class ServerConfig(StrictModel):
         15.0, gt=0, description="seconds without a heartbeat before an instance leaves routing"
     )
     ping_interval: float = Field(
-        10.0, gt=0, description="seconds between engine.io pings on every connection"
+        25.0,
+        gt=0,
+        description="seconds between engine.io pings on every connection (providers also "
+        "heartbeat every heartbeat_interval, so pings need not be frequent)",
     )
     ping_timeout: float = Field(
-        10.0, gt=0, description="seconds without a pong before a connection is dropped"
+        20.0, gt=0, description="seconds without a pong before a connection is dropped"
     )
     stream_window: int = Field(
         32,

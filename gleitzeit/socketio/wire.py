@@ -356,9 +356,14 @@ def error_payload(exc: BaseException) -> dict[str, Any]:
     return {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}", "retryable": False}
 
 
+#: ``json.dumps(data, separators=(",", ":"), default=str)`` without building an encoder
+#: per call.
+_compact_json = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
 def payload_size(data: Any) -> int:
     """Bytes of a payload as JSON (what the size limit counts)."""
-    return len(json.dumps(data, separators=(",", ":"), default=str))
+    return len(_compact_json(data))
 
 
 def schemas() -> dict[str, Any]:
