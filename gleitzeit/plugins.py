@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 from gleitzeit import hookspecs
 from gleitzeit._discovery import installed_plugins
 from gleitzeit._validation import describe_errors, short_repr, suggest
-from gleitzeit.config import Config
+from gleitzeit.config.plugin_view import DefaultPluginConfig, PluginConfig
 from gleitzeit.errors import PluginError
 from gleitzeit.health import HealthCheck
 from gleitzeit.methods import KINDS
@@ -151,8 +151,9 @@ class ProviderType:
 class Plugins:
     """The plugins of one host: records, the pluggy manager, and what they registered."""
 
-    def __init__(self, config: Config | None = None) -> None:
-        self.config = config or Config()
+    def __init__(self, config: PluginConfig | None = None) -> None:
+        #: The configuration's plugin sections (the defaults when there is no file).
+        self.config: PluginConfig = config if config is not None else DefaultPluginConfig()
         self.pm: pluggy.PluginManager = _Manager()
         self.pm.add_hookspecs(_SPECS)
         self.records: dict[str, PluginRecord] = {}
@@ -167,7 +168,7 @@ class Plugins:
     @classmethod
     def load(
         cls,
-        config: Config | None = None,
+        config: PluginConfig | None = None,
         *,
         builtins: bool = True,
         installed: bool = True,
