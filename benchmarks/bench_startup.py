@@ -29,6 +29,11 @@ TARGET = (
 RUNS = 11
 MANY = 1000  # installed plugins; 200 with --quick
 _LIBRARIES = "import click, pluggy, yaml, importlib.metadata; from pydantic import BaseModel"
+# What listing the three real plugins cannot do without, whatever the host does: their
+# provider modules (pydantic settings and parameter models among them).
+_PLUGIN_MODULES = (
+    "import gleitzeit_calculator.provider, gleitzeit_ollama.provider, gleitzeit_openai.provider"
+)
 
 
 def _env(home: str) -> dict[str, str]:
@@ -60,6 +65,7 @@ def run() -> dict:
         # What plugins list cannot do without: the libraries the config, the plugins'
         # entry modules and the command line stand on (pydantic for every model).
         "libraries": [str(few_bin / "python"), "-c", _LIBRARIES],
+        "plugin_modules": [str(few_bin / "python"), "-c", _PLUGIN_MODULES],
         "plugins_list_3": [str(few_bin / "gleitzeit"), "plugins", "list"],
         "help_3": [str(few_bin / "gleitzeit"), "--help"],
         f"plugins_list_{many}": [str(many_bin / "gleitzeit"), "plugins", "list"],
@@ -85,6 +91,7 @@ def run() -> dict:
         return summary([t / b for t, b in zip(times[key], base, strict=True)])
 
     out["libraries_over_pass"] = over("libraries")
+    out["plugin_modules_over_pass"] = over("plugin_modules")
     out["plugins_list_over_pass"] = over("plugins_list_3")
     out["help_over_pass"] = over("help_3")
     out[f"plugins_list_{many}_over_pass"] = over(f"plugins_list_{many}")

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 from gleitzeit import hookspecs
 from gleitzeit._discovery import installed_plugins
 from gleitzeit._validation import describe_errors, short_repr, suggest
-from gleitzeit.config import Config
+from gleitzeit.config.plugin_view import DefaultPluginConfig, PluginConfig
 from gleitzeit.errors import PluginError
 from gleitzeit.health import HealthCheck
 from gleitzeit.methods import KINDS
@@ -151,10 +151,18 @@ class ProviderType:
 class Plugins:
     """The plugins of one host: records, the pluggy manager, and what they registered."""
 
-    def __init__(self, config: Config | None = None) -> None:
-        self.config = config or Config()
+    def __init__(self, config: PluginConfig | None = None) -> None:
+        #: The configuration's plugin sections (the defaults when there is no file).
+        self.config: PluginConfig = config if config is not None else DefaultPluginConfig()
+        #: The hook specifications. Each plugin is checked against them here and then
+        #: unregistered (it is called through a manager of its own), so that adding a
+        #: plugin does not walk the implementations of every plugin added before it.
         self.pm: pluggy.PluginManager = _Manager()
         self.pm.add_hookspecs(_SPECS)
+        #: name -> plugin object, and id(object) -> name, of every plugin that passed that
+        #: check and has not failed since: a name, or an object, is added once.
+        self._registered: dict[str, Any] = {}
+        self._registered_ids: dict[int, str] = {}
         self.records: dict[str, PluginRecord] = {}
         self.provider_types: dict[str, ProviderType] = {}
         self.transports: dict[str, type[Transport]] = {}
@@ -167,7 +175,7 @@ class Plugins:
     @classmethod
     def load(
         cls,
-        config: Config | None = None,
+        config: PluginConfig | None = None,
         *,
         builtins: bool = True,
         installed: bool = True,
@@ -269,8 +277,9 @@ class Plugins:
 
     def _fail(self, rec: PluginRecord, reason: str) -> None:
         rec.status, rec.error = "failed", reason
-        if rec.obj is not None and self.pm.is_registered(rec.obj):
-            self.pm.unregister(rec.obj)
+        if rec.obj is not None and self._registered.get(rec.name) is rec.obj:
+            del self._registered[rec.name]
+            del self._registered_ids[id(rec.obj)]
         rec.caller = None
         self._forget(rec)
 
@@ -298,14 +307,23 @@ class Plugins:
         """Register one plugin object; on any failure the record says why."""
         self.records[rec.name] = rec
         rec.obj = obj
+        if rec.name in self._registered:
+            self._fail(rec, f"Plugin name already registered: {rec.name}={obj!r}")
+            return rec
+        if id(obj) in self._registered_ids:
+            self._fail(rec, f"Plugin already registered under a different name: {rec.name}={obj!r}")
+            return rec
         try:
-            self.pm.register(obj, name=rec.name)
-        except ValueError as exc:  # a name or object registered twice
+            self.pm.register(obj, name=rec.name)  # checks the implementations' arguments
+        except ValueError as exc:
             self._fail(rec, str(exc))
             return rec
         except pluggy.PluginValidationError as exc:
             self._fail(rec, f"invalid hook implementation: {exc}")
             return rec
+        self.pm.unregister(obj)
+        self._registered[rec.name] = obj
+        self._registered_ids[id(obj)] = rec.name
         # The plugin's hooks, read from its own manager: asking the host's manager
         # walks every plugin's implementations, which grows with the plugins installed.
         rec.caller = self._own_manager(rec.name, obj)

@@ -157,3 +157,21 @@ def test_broken_config_is_exit_code_2_for_every_command(run_cli):
         result = run_cli(*args)
         assert result.code == 2, args
         assert "routing.retries" in result.err and "'many'" in result.err
+
+
+@pytest.mark.parametrize(
+    ("xdg", "home"),
+    [(None, "/home/u"), ("/xdg", "/home/u"), ("", "/home/u"), ("relative", "/home/u"), (None, "")],
+)
+def test_user_config_path_is_platformdirs_one(monkeypatch, xdg, home):
+    import platformdirs
+
+    from gleitzeit.config.paths import user_config_path
+
+    for var, value in (("XDG_CONFIG_HOME", xdg), ("HOME", home)):
+        if value is None:
+            monkeypatch.delenv(var, raising=False)
+        else:
+            monkeypatch.setenv(var, value)
+    expected = Path(platformdirs.user_config_dir("gleitzeit")) / "gleitzeit.yaml"
+    assert user_config_path() == expected

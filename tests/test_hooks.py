@@ -16,7 +16,7 @@ import gleitzeit
 from gleitzeit import hookspecs
 from gleitzeit.config import Config, parse_config
 from gleitzeit.host import Host
-from gleitzeit.plugins import Plugins
+from gleitzeit.plugins import PluginRecord, Plugins
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -306,3 +306,27 @@ async def test_a_wrapper_implementation_is_refused_with_the_reason(option):
     async with Host(Config(), plugins=plugins):
         pass
     assert ran == ["plain"]  # never 'loaded' and silently skipped, never half-run
+
+
+def test_a_plugin_object_or_name_is_added_once():
+    plugin = _marked("gleitzeit_startup", lambda host: None)
+    other = _marked("gleitzeit_startup", lambda host: None)
+    plugins = Plugins.load(
+        Config(), installed=False, extra=[("one", plugin), ("two", plugin), ("echo", other)]
+    )
+    assert plugins.records["one"].status == "loaded"
+    assert plugins.records["two"].status == "failed"
+    assert "already registered under a different name" in plugins.records["two"].error
+    assert plugins.records["echo"].status == "failed"
+    assert "Plugin name already registered: echo" in plugins.records["echo"].error
+
+
+def test_a_failed_plugin_frees_its_name():
+    def gleitzeit_register_providers(register):
+        raise RuntimeError("boom")
+
+    broken = _marked("gleitzeit_register_providers", gleitzeit_register_providers)
+    fine = _marked("gleitzeit_startup", lambda host: None)
+    plugins = Plugins(Config())
+    assert plugins.add(PluginRecord(name="p"), broken).status == "failed"
+    assert plugins.add(PluginRecord(name="p"), fine).status == "loaded"

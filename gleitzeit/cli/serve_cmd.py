@@ -4,7 +4,6 @@ providers as separate processes that connect to it."""
 from __future__ import annotations
 
 import json
-import signal
 from typing import Any
 
 import click
@@ -184,6 +183,8 @@ def provider_run(
     runner = ProviderRunner(provider, url, token=token)
 
     async def go() -> None:
+        import signal  # its enums cost more to build than the rest of this module
+
         loop = _asyncio().get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:

@@ -34,9 +34,16 @@ class CliState:
     @property
     def plugins(self) -> Plugins:
         if self._plugins is None:
+            from gleitzeit.config.paths import find_config_path
             from gleitzeit.plugins import Plugins
 
-            self._plugins = Plugins.load(self.config)
+            if (
+                self._config is None
+                and find_config_path(self.config_path, self.config_origin) is None
+            ):
+                self._plugins = Plugins.load()  # no file: the defaults, no model to build
+            else:
+                self._plugins = Plugins.load(self.config)
         return self._plugins
 
     def host(self, *, lazy: bool = False) -> Host:

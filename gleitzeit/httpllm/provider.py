@@ -11,7 +11,6 @@ its methods, built on :meth:`~HttpLLMProvider.post`,
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
@@ -168,6 +167,8 @@ class HttpLLMProvider(Provider, Generic[S]):
     async def probe(self) -> str:
         """One cheap request (within ``health_timeout``); returns what health shows.
         By default the model list is fetched again (and kept, unless fixed)."""
+        import asyncio  # here: importing the provider (plugins list) needs no event loop
+
         seconds = self.cfg.health_timeout
         try:
             found = await asyncio.wait_for(self.discover_models(), seconds)
@@ -376,6 +377,8 @@ class HttpLLMProvider(Provider, Generic[S]):
     ) -> GleitzeitError:
         """The Gleitzeit error for a failure below HTTP: a timeout, a refused or lost
         connection. ``chunks``: messages received before, inside a stream."""
+        import asyncio
+
         import aiohttp
 
         if isinstance(exc, GleitzeitError):

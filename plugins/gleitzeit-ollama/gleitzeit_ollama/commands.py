@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import click
 
 
@@ -17,6 +15,8 @@ def ollama_group() -> None:
 @click.pass_context
 def models(ctx: click.Context, as_json: bool) -> None:
     """List the models the Ollama server has (GET /api/tags)."""
+    import asyncio  # here: `gleitzeit --help` imports this module, and needs no loop
+
     from gleitzeit.cli.output import echo_json, table
     from gleitzeit.cli.state import state_of
     from gleitzeit_ollama.provider import OllamaProvider
