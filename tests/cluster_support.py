@@ -122,6 +122,7 @@ def start_node(
     assert proc.stdout is not None
     for line in proc.stdout:  # ends when the node exits
         if line.startswith("gleitzeit serving on "):
+            proc.serving_line = line  # type: ignore[attr-defined]
             return proc, line.split()[3]
     proc.wait(10)
     raise RuntimeError(f"the node did not start: {log.read_text()[-2000:]}")

@@ -297,8 +297,11 @@ def run_cli(procs: Processes, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_two_node_processes_from_the_command_line(procs, redis_server):
-    _, a_url = procs.node(redis_server.url, "node-a")
-    _, b_url = procs.node(redis_server.url, "node-b")
+    a, a_url = procs.node(redis_server.url, "node-a")
+    b, b_url = procs.node(redis_server.url, "node-b")
+    # each counts its own instances only (b already mirrors a's when it says so)
+    assert "(1 local provider instance(s)" in a.serving_line  # the built-in echo
+    assert "(1 local provider instance(s)" in b.serving_line
     procs.provider("calculator", a_url)
 
     deadline = 60.0
@@ -333,6 +336,11 @@ def test_two_node_processes_from_the_command_line(procs, redis_server):
         "calculator"
     ]
     table = run_cli(procs, "serve", "status", "--redis", redis_server.url).stdout
+    # the table, one blank line, then one line per node with providers
+    lines = table.splitlines()
+    per_node = lines[lines.index("") + 1 :]
+    assert "" not in per_node
+    assert any(line.startswith("node-a: calculator") for line in per_node)
     assert table.splitlines()[0].split() == [
         "NODE",
         "URL",

@@ -74,10 +74,13 @@ def serve_status(ctx: click.Context, redis_url: str | None, as_json: bool) -> No
             ],
         )
     )
+    lines = []
     for r in rows:
         if r["instances"]:
             names: dict[str, int] = {}
             for inst in r["instances"]:
                 names[inst["name"]] = names.get(inst["name"], 0) + 1
             shown = ", ".join(f"{n} x{c}" if c > 1 else n for n, c in sorted(names.items()))
-            click.echo(f"\n{r['node']}: {shown}")
+            lines.append(f"{r['node']}: {shown}")
+    if lines:  # one blank line between the table and the providers per node
+        click.echo("\n" + "\n".join(lines))

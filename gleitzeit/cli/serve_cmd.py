@@ -110,7 +110,8 @@ def serve(
     server = GleitzeitServer(host, bind=bind, port=port, insecure=insecure)
 
     def ready(srv: GleitzeitServer) -> None:
-        local = len(srv.host.registry)
+        # this node's own instances, not the other nodes' ones it mirrors
+        local = sum(1 for i in srv.host.registry if i.transport != "cluster")
         auth = "no token" if srv.guard.credentials.open else "token required"
         click.echo(f"gleitzeit serving on {srv.url} ({local} local provider instance(s); {auth})")
         if srv.cluster is not None:
