@@ -147,17 +147,25 @@ def run(
 
         run_id = run_id or new_run_id()
 
-        async def go() -> Any:
+        outcome: list[Any] = []
+
+        async def go() -> None:
             async with api:
                 await check_methods(workflow, api)
-                return await engine.run(
-                    workflow, given, run_id=run_id, completed=completed, target=server_url
+                outcome.append(
+                    await engine.run(
+                        workflow, given, run_id=run_id, completed=completed, target=server_url
+                    )
                 )
+            # Returned through ``outcome``, not as the coroutine's value: on its way out
+            # asyncio.run (3.11) may format the main task's repr, result included, which
+            # for a run of 10,000 tasks is a string of megabytes built for nothing.
 
         try:
             # With --json, stdout carries the JSON alone: what tasks print goes to stderr.
             with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
-                result = _asyncio().run(go())
+                _asyncio().run(go())
+            result = outcome[0]
         except KeyboardInterrupt:
             _interrupted(store, run_id, db, as_json)
         except StoreWriteError as exc:

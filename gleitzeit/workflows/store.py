@@ -6,7 +6,8 @@ on the disk). The writer thread takes the queued batch itself, at the moment it 
 it, so a batch is never held anywhere but the queue or an open transaction; a
 transaction that fails puts its batch back at the front of the queue. While a run is
 going, :meth:`RunStore.start` keeps one writer task that wakes when something is queued
-and commits whatever piled up during the previous commit (group commit, no timer);
+and commits whatever piled up during the previous commit and the short gathering pause
+after it (group commit: a commit per :data:`GATHER` seconds at most, not one per task);
 :meth:`RunStore.stop` waits for everything queued to be on disk and raises
 :class:`StoreWriteError` when it cannot be.
 
@@ -151,6 +152,14 @@ def _migrate(conn: sqlite3.Connection) -> None:
 
 _Statement = tuple[str, Any, bool]
 
+#: Seconds the writer lets rows gather after a commit before it starts the next one.
+GATHER = 0.05
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
 
 class RunStore:
     """One SQLite file of runs.
@@ -172,6 +181,7 @@ class RunStore:
         self._wake: asyncio.Event | None = None
         self._stopping = False
         self._writer: asyncio.Task[None] | None = None
+        self._hold: asyncio.Future[None] | None = None
         self._executor.submit(self._open).result()
 
     def _open(self) -> None:
@@ -298,6 +308,8 @@ class RunStore:
             return
         self._stopping = True
         wake.set()
+        if self._hold is not None:
+            _resolve(self._hold)
         try:
             # Shielded: a second Ctrl-C must not abandon the final commit half-way.
             await asyncio.shield(writer)
@@ -309,6 +321,7 @@ class RunStore:
     async def _write_loop(self) -> None:
         assert self._wake is not None
         wake = self._wake
+        loop = asyncio.get_running_loop()
         while True:
             await wake.wait()
             wake.clear()
@@ -322,6 +335,17 @@ class RunStore:
                         return
             if self._stopping and not self._pending:
                 return
+            if not self._stopping:
+                # Let rows gather for a moment before the next commit: a commit per
+                # GATHER seconds, not one per task, whatever the tasks' pace. stop()
+                # ends the wait at once.
+                hold = self._hold = loop.create_future()
+                timer = loop.call_later(GATHER, _resolve, hold)
+                try:
+                    await hold
+                finally:
+                    timer.cancel()
+                    self._hold = None
 
     # -- the run's record ------------------------------------------------------------
 
