@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import sys
@@ -128,6 +129,9 @@ def run(
             given = parse_inputs(inputs)
         check_execute(workflow, state.config.workflows.allow_execute)
         import_task_modules(workflow)
+        # What is loaded now (modules, the workflow) lives through the run: out of the
+        # collector's sight (until the run is over), full collections stop walking it.
+        gc.freeze()
 
         api: Api = state.api(server_url, token)
         if server_url:  # python tasks run here, where their functions are
@@ -175,6 +179,7 @@ def run(
                 _report(exc.result, as_json, stored=False, names=_names(workflow))
             raise
     finally:
+        gc.unfreeze()
         store.close()
     _report(result, as_json, names=_names(workflow), resume=_resume_command(result.run_id, db))
     if result.status != "completed":

@@ -266,7 +266,7 @@ class RunStore:
         try:
             for sql, rows in groups:
                 # Results are serialised here, on the writer thread, not the loop.
-                self._conn.executemany(sql, [tuple(_encode(p) for p in row) for row in rows])
+                self._conn.executemany(sql, map(_encoded, rows))
             self._conn.execute("COMMIT")
         except BaseException:
             self._conn.execute("ROLLBACK")
@@ -632,8 +632,13 @@ class _Json:
         self.value = value
 
 
-def _encode(param: Any) -> Any:
-    return json.dumps(param.value, default=str) if type(param) is _Json else param
+#: json.dumps(value, default=str), without building an encoder for every value.
+_dumps = json.JSONEncoder(default=str).encode
+
+
+def _encoded(row: Any) -> tuple[Any, ...]:
+    """A row's parameters with each :class:`_Json` value encoded."""
+    return tuple([_dumps(p.value) if type(p) is _Json else p for p in row])
 
 
 def default_database() -> Path:
