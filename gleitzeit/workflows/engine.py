@@ -40,6 +40,8 @@ NO_RETRY = RetryPolicy(max_attempts=1)
 #: A priority's rank: larger for more urgent work.
 RANK = {name: rank for rank, name in enumerate(PRIORITIES)}
 RUNNING_ROW_AFTER = 0.2  # seconds
+#: A worker whose tasks never wait hands the event loop back after this many of them.
+YIELD_EVERY = 64
 #: Error codes that mean "ran out of time", whichever side raised them.
 TIMEOUT_CODES = ("timeout", "execution_timeout")
 
@@ -72,10 +74,16 @@ class PrioritySlots:
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
 
-    async def acquire(self, priority: int) -> None:
-        """Wait for a slot; ``priority`` is larger for more urgent work."""
+    def take(self) -> bool:
+        """Take a free slot if there is one and nobody waits for it (no await)."""
         if self._free > 0 and not self._waiters:
             self._free -= 1
+            return True
+        return False
+
+    async def acquire(self, priority: int) -> None:
+        """Wait for a slot; ``priority`` is larger for more urgent work."""
+        if self.take():
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (-priority, next(self._order), future))
@@ -399,11 +407,18 @@ class _Run:
         # asyncio task: a chain of N tasks then costs no new asyncio tasks at all. When
         # it has none, the most urgent task waiting for room runs here next. As many of
         # these run as there are slots, so a call rarely waits for one.
+        done = 0
         try:
             while task_id is not None:
                 task_id = await self._run_task(task_id)
                 if task_id is None and self._ready:
                     task_id = heapq.heappop(self._ready)[2]
+                done += 1
+                if done % YIELD_EVERY == 0 and task_id is not None:
+                    # Tasks that finish without waiting (in-process calls) would hold
+                    # the event loop for the whole chain: let the store's writer, the
+                    # progress output and Ctrl-C in now and then.
+                    await asyncio.sleep(0)
         finally:
             self._busy -= 1
 
@@ -647,7 +662,8 @@ class _Run:
     ) -> Any:
         policy = spec.retry or NO_RETRY
         attempt = 0
-        assert self._sem is not None
+        sem = self._sem
+        assert sem is not None
         if spec.tools:  # provider tools: the dispatcher runs the calls the model makes
             params = {**params, "tools": [*(params.get("tools") or []), *spec.tools]}
             if spec.max_tool_rounds is not None:
@@ -657,7 +673,8 @@ class _Run:
             state.attempts = max(state.attempts, attempt)
             began = time.time()
             try:
-                await self._sem.acquire(RANK[spec.priority])
+                if not sem.take():
+                    await sem.acquire(RANK[spec.priority])
                 try:
                     # Method and model aliases, fallback chains and provider tools are
                     # the dispatcher's: the api applies them, wherever it runs.
@@ -669,7 +686,7 @@ class _Run:
                         timeout=spec.timeout,
                     )
                 finally:
-                    self._sem.release()
+                    sem.release()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -31,6 +31,8 @@ def _preview(result: Any, width: int = 60) -> str:
 
 #: Seconds plain lines may wait to be written together (a frame, not a line, per write).
 FRAME = 0.1
+#: Lines gathered at most: written at once beyond that, even within a frame.
+MAX_LINES = 256
 
 
 class PlainProgress:
@@ -94,7 +96,7 @@ class PlainProgress:
             line = f"run {data['run_id']} {data['status']} in {data['duration']:.2f}s"
         if line is not None:
             self._lines.append(line)
-        if event == "run_finished":
+        if event == "run_finished" or len(self._lines) >= MAX_LINES:
             self.flush()
         elif line is not None:
             self._later()
