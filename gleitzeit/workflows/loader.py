@@ -150,7 +150,10 @@ def _parse(text: str, source: Path | None) -> Workflow:
             checked.append(("for_each", [task.for_each]))
         elif isinstance(task.for_each, list):
             checked.append(("for_each", marked_strings(task.for_each)))
-        read = list(dict.fromkeys(task.dependencies))
+        deps = task.dependencies
+        # Most tasks read just their dependencies: the same list serves (copied when
+        # a reference adds a task to it, or when a dependency is listed twice).
+        read = deps if len(deps) < 2 or len(set(deps)) == len(deps) else list(dict.fromkeys(deps))
         reads[task_id] = read
         earlier: set[str] | None = None
         for fieldname, strings in checked:
@@ -194,6 +197,8 @@ def _parse(text: str, source: Path | None) -> Workflow:
                         earlier = _ancestors(task_id, tasks)
                     if root in earlier:
                         if root not in read:
+                            if read is deps:
+                                read = reads[task_id] = list(deps)
                             read.append(root)
                     else:
                         problems.append(
