@@ -33,7 +33,7 @@ from gleitzeit.errors import (
 )
 from gleitzeit.workflows.loader import Workflow, WorkflowError
 from gleitzeit.workflows.models import PRIORITIES, GlobSpec, RetryPolicy, TaskSpec
-from gleitzeit.workflows.references import Template, compile_refs, substitute
+from gleitzeit.workflows.references import compile_refs, substitute
 from gleitzeit.workflows.store import RunStore
 
 NO_RETRY = RetryPolicy(max_attempts=1)
@@ -251,6 +251,11 @@ class _Run:
         self.inputs = inputs
         self.run_id = run_id
         self.states = {t: TaskState(t) for t in workflow.tasks}
+        #: Each task's parameters as a template, for the tasks whose hold references.
+        self._templates = workflow.templates
+        for task_id in workflow.with_refs - workflow.templates.keys():
+            # A Workflow built by hand: its references are compiled here, once.
+            self._templates[task_id] = compile_refs(workflow.tasks[task_id].parameters)
         self.store = engine.store
         self.emit = engine.on_event
         self.warnings: list[str] = []
@@ -450,13 +455,18 @@ class _Run:
                     # The most urgent first; the others queue for room by priority.
                     ready.sort(key=lambda t: -self._priority(t))
                 first = ready[0]
-                # It runs on here, at once, unless a task that was ready before it is at
-                # least as urgent: then that one runs here, and it queues behind.
-                if not self._ready or -self._ready[0][0] < self._priority(first):
+                rank = self._priority(first)
+                heap = self._ready
+                if not heap or -heap[0][0] < rank:
+                    # It runs on here, at once.
                     keep = first
                     states[first].status = "running"  # claimed; not launched twice
-                    ready = ready[1:]
-                for nxt in ready:
+                else:
+                    # A task ready before it and at least as urgent runs here instead;
+                    # it queues behind (the outstanding count passes from one to the
+                    # other unchanged).
+                    keep = heapq.heappushpop(heap, (-rank, next(self._ready_order), first))[2]
+                for nxt in ready[1:]:
                     self._launch(nxt)
         else:
             self._skip_dependents(task_id)
@@ -524,7 +534,7 @@ class _Run:
         self.emit("task_started", task=task_id)
         try:
             if spec.for_each is None:
-                template = self._template(task_id)
+                template = self._templates.get(task_id)
                 params = (
                     spec.parameters
                     if template is None
@@ -534,7 +544,7 @@ class _Run:
             else:
                 scope = self._scope(task_id, spec)
                 items = self._items(spec, scope)
-                template = self._template(task_id) or compile_refs(spec.parameters)
+                template = self._templates.get(task_id) or compile_refs(spec.parameters)
                 calls = [
                     self._attempts(
                         spec,
@@ -577,24 +587,12 @@ class _Run:
             self.emit("task_failed", task=task_id, error=state.error)
         return self._settled(task_id)
 
-    def _template(self, task_id: str) -> Template | None:
-        """The task's parameters as a template, or None when they hold no reference."""
-        if task_id not in self.workflow.with_refs:
-            return None
-        template = self.workflow.templates.get(task_id)
-        if template is None:  # a Workflow built by hand: compiled on first use
-            template = self.workflow.templates[task_id] = compile_refs(
-                self.workflow.tasks[task_id].parameters
-            )
-        return template
-
     def _scope(self, task_id: str, spec: TaskSpec) -> dict[str, Any]:
         """What the task's references may name: the results it reads, inputs, env."""
         states = self.states
-        reads = self.workflow.reads.get(task_id, spec.dependencies)
-        scope: dict[str, Any] = {d: states[d].result for d in reads}
-        scope["inputs"] = self.inputs
-        scope["env"] = os.environ
+        scope: dict[str, Any] = {"inputs": self.inputs, "env": os.environ}
+        for read in self.workflow.reads.get(task_id, spec.dependencies):
+            scope[read] = states[read].result
         return scope
 
     def _glob(self, task_id: str, pattern: str) -> list[str]:
