@@ -199,6 +199,22 @@ class _Dict(Template):
         return out
 
 
+class _DictOne(Template):
+    """A mapping with one templated item (the usual ``{a: ${task.result}, ...}``)."""
+
+    __slots__ = ("base", "key", "template")
+
+    def __init__(self, base: dict[Any, Any], key: Any, template: Template) -> None:
+        self.base = base  # shared with the workflow's task, never changed
+        self.key = key
+        self.template = template
+
+    def render(self, scope: Mapping[str, Any], task_id: str) -> Any:
+        out = dict(self.base)
+        out[self.key] = self.template.render(scope, task_id)
+        return out
+
+
 class _List(Template):
     __slots__ = ("base", "filled")
 
@@ -237,9 +253,10 @@ def _compile(value: Any) -> Template | None:
     """None for a value that renders as itself (held by no template: it costs nothing)."""
     kind = type(value)
     if kind is dict:
-        return _Dict(
-            value, tuple((k, t) for k, v in value.items() if (t := _compile(v)) is not None)
-        )
+        filled = tuple((k, t) for k, v in value.items() if (t := _compile(v)) is not None)
+        if len(filled) == 1:
+            return _DictOne(value, *filled[0])
+        return _Dict(value, filled)
     if kind is list:
         return _List(
             value, tuple((i, t) for i, v in enumerate(value) if (t := _compile(v)) is not None)
