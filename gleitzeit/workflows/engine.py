@@ -251,7 +251,7 @@ class _Run:
         self.inputs = inputs
         self.run_id = run_id
         self.states = {t: TaskState(t) for t in workflow.tasks}
-        #: Each task's parameters as a template, for the tasks whose hold references.
+        #: The parameters of the tasks whose parameters hold references, as templates.
         self._templates = workflow.templates
         for task_id in workflow.with_refs - workflow.templates.keys():
             # A Workflow built by hand: its references are compiled here, once.
