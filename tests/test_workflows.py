@@ -91,6 +91,47 @@ def test_missing_field_names_task_path_and_what_exists():
         substitute("${sum.parts[5]}", {"sum": {"parts": [1, 2]}}, "t")
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "${sum.result}",
+        " ${sum.parts} ",
+        "total: ${sum.result}",
+        "${sum.meta.tags[1]} in ${inputs.city}",
+        "$${literal} and ${sum.result}",
+        "$${literal}",
+        "no reference",
+        {"x": ["${sum.parts[0]}", {"y": "${sum.parts}"}], "n": 1, "z": None},
+        {"a": "${sum.result}", "b": 1},
+        [1, "${sum.result}", {"c": "text"}],
+    ],
+)
+def test_a_compiled_template_renders_what_substitute_gives(value):
+    from gleitzeit.workflows.references import compile_refs
+
+    scope = {
+        "sum": {"result": 5, "parts": [2, 3], "meta": {"tags": ["a", "b"]}},
+        "inputs": {"city": "Berlin"},
+    }
+    template = compile_refs(value)
+    assert template.render(scope, "t") == substitute(value, scope, "t")
+    assert template.render(scope, "t") == substitute(value, scope, "t")  # rendered again
+    if isinstance(value, dict):
+        assert template.render(scope, "t") is not value  # a copy, as substitute makes
+
+
+def test_a_compiled_template_reports_a_bad_reference_as_substitute_does():
+    from gleitzeit.workflows.references import compile_refs
+
+    scope = {"sum": {"result": 5, "expression": "2 + 3"}}
+    template = compile_refs({"a": "x ${sum.reslt}"})
+    with pytest.raises(TaskReferenceError) as info:
+        template.render(scope, "double")
+    with pytest.raises(TaskReferenceError) as expected:
+        substitute({"a": "x ${sum.reslt}"}, scope, "double")
+    assert str(info.value) == str(expected.value)
+
+
 # -- loading -----------------------------------------------------------------------------
 
 
@@ -530,6 +571,30 @@ async def test_the_same_workflow_against_a_server_with_a_remote_provider(tmp_pat
         proc.kill()
         proc.wait(10)
         await server.stop(grace=0)
+
+
+async def test_plain_progress_shows_a_started_task_without_waiting_for_the_next_event():
+    import io
+
+    from gleitzeit.workflows.progress import PlainProgress
+
+    out = io.StringIO()
+    plain = PlainProgress(out)
+    plain("run_started", run_id="r1", workflow="w", tasks=["a", "b"], resumed=False)
+    plain("task_started", task="a")
+    for _ in range(500):  # a long task: its line is out within a frame
+        if "▶ a" in out.getvalue():
+            break
+        await asyncio.sleep(0.01)
+    assert out.getvalue() == "running 'w' (2 tasks) as run r1\n  ▶ a\n"
+    plain("task_completed", task="a", duration=0.1, result={"result": 5})
+    plain("task_failed", task="b", error="ToolError: no")
+    plain("run_finished", run_id="r1", status="failed", duration=0.2)
+    assert out.getvalue().splitlines()[2:] == [
+        "  ✓ a (0.10s) 5",
+        "  ✗ b: ToolError: no",
+        "run r1 failed in 0.20s",
+    ]
 
 
 def test_live_progress_redraws_in_place():

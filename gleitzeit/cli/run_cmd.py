@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import sys
@@ -128,6 +129,9 @@ def run(
             given = parse_inputs(inputs)
         check_execute(workflow, state.config.workflows.allow_execute)
         import_task_modules(workflow)
+        # What is loaded now (modules, the workflow) lives through the run: out of the
+        # collector's sight (until the run is over), full collections stop walking it.
+        gc.freeze()
 
         api: Api = state.api(server_url, token)
         if server_url:  # python tasks run here, where their functions are
@@ -147,17 +151,25 @@ def run(
 
         run_id = run_id or new_run_id()
 
-        async def go() -> Any:
+        outcome: list[Any] = []
+
+        async def go() -> None:
             async with api:
                 await check_methods(workflow, api)
-                return await engine.run(
-                    workflow, given, run_id=run_id, completed=completed, target=server_url
+                outcome.append(
+                    await engine.run(
+                        workflow, given, run_id=run_id, completed=completed, target=server_url
+                    )
                 )
+            # Returned through ``outcome``, not as the coroutine's value: on its way out
+            # asyncio.run (3.11) may format the main task's repr, result included, which
+            # for a run of 10,000 tasks is a string of megabytes built for nothing.
 
         try:
             # With --json, stdout carries the JSON alone: what tasks print goes to stderr.
             with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
-                result = _asyncio().run(go())
+                _asyncio().run(go())
+            result = outcome[0]
         except KeyboardInterrupt:
             _interrupted(store, run_id, db, as_json)
         except StoreWriteError as exc:
@@ -167,6 +179,7 @@ def run(
                 _report(exc.result, as_json, stored=False, names=_names(workflow))
             raise
     finally:
+        gc.unfreeze()
         store.close()
     _report(result, as_json, names=_names(workflow), resume=_resume_command(result.run_id, db))
     if result.status != "completed":

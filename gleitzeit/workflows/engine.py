@@ -33,11 +33,15 @@ from gleitzeit.errors import (
 )
 from gleitzeit.workflows.loader import Workflow, WorkflowError
 from gleitzeit.workflows.models import PRIORITIES, GlobSpec, RetryPolicy, TaskSpec
-from gleitzeit.workflows.references import substitute
+from gleitzeit.workflows.references import compile_refs, substitute
 from gleitzeit.workflows.store import RunStore
 
 NO_RETRY = RetryPolicy(max_attempts=1)
+#: A priority's rank: larger for more urgent work.
+RANK = {name: rank for rank, name in enumerate(PRIORITIES)}
 RUNNING_ROW_AFTER = 0.2  # seconds
+#: A worker whose tasks never wait hands the event loop back after this many of them.
+YIELD_EVERY = 64
 #: Error codes that mean "ran out of time", whichever side raised them.
 TIMEOUT_CODES = ("timeout", "execution_timeout")
 
@@ -70,10 +74,16 @@ class PrioritySlots:
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
 
-    async def acquire(self, priority: int) -> None:
-        """Wait for a slot; ``priority`` is larger for more urgent work."""
+    def take(self) -> bool:
+        """Take a free slot if there is one and nobody waits for it (no await)."""
         if self._free > 0 and not self._waiters:
             self._free -= 1
+            return True
+        return False
+
+    async def acquire(self, priority: int) -> None:
+        """Wait for a slot; ``priority`` is larger for more urgent work."""
+        if self.take():
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (-priority, next(self._order), future))
@@ -94,7 +104,7 @@ class PrioritySlots:
         self._free += 1
 
 
-@dataclass
+@dataclass(slots=True)
 class TaskState:
     id: str
     status: str = "pending"  # pending | running | completed | failed | skipped
@@ -241,6 +251,11 @@ class _Run:
         self.inputs = inputs
         self.run_id = run_id
         self.states = {t: TaskState(t) for t in workflow.tasks}
+        #: The parameters of the tasks whose parameters hold references, as templates.
+        self._templates = workflow.templates
+        for task_id in workflow.with_refs - workflow.templates.keys():
+            # A Workflow built by hand: its references are compiled here, once.
+            self._templates[task_id] = compile_refs(workflow.tasks[task_id].parameters)
         self.store = engine.store
         self.emit = engine.on_event
         self.warnings: list[str] = []
@@ -248,11 +263,13 @@ class _Run:
         self._outstanding = 0
         self._tasks: set[asyncio.Task[None]] = set()
         # Ready tasks beyond what may be under way at once wait here, most urgent first,
-        # as (-priority, order, task id): a 10,000-task file holds a few dozen asyncio
-        # tasks, not 10,000 of them each waiting for a slot.
+        # as (-priority, order, task id): a 10,000-task file holds as many asyncio tasks
+        # as it has slots, not 10,000 of them each waiting for one.
         self._ready: list[tuple[int, int, str]] = []
         self._ready_order = itertools.count()
-        self._max_live = 64
+        self._max_live = 8
+        #: Workers running a task (not waiting to try one again).
+        self._busy = 0
         self._sem: PrioritySlots | None = None
         self._started_queue: deque[tuple[float, str]] = deque()
         self._running_timer: asyncio.TimerHandle | None = None
@@ -263,7 +280,7 @@ class _Run:
     async def execute(self, concurrency: int, resuming: bool) -> RunResult:
         started = time.time()
         self._sem = PrioritySlots(concurrency)
-        self._max_live = max(64, 4 * concurrency)
+        self._max_live = concurrency
         self.emit(
             "run_started",
             run_id=self.run_id,
@@ -339,7 +356,7 @@ class _Run:
         return result
 
     def _priority(self, task_id: str) -> int:
-        return PRIORITIES.index(self.workflow.tasks[task_id].priority)
+        return RANK[self.workflow.tasks[task_id].priority]
 
     async def _time_out(self, timeout: float) -> None:
         """The workflow's timeout ran out: cancel what runs, and record every task that
@@ -378,10 +395,14 @@ class _Run:
 
     def _launch(self, task_id: str) -> None:
         self._outstanding += 1
-        if len(self._tasks) >= self._max_live:
+        if self._busy >= self._max_live:
             entry = (-self._priority(task_id), next(self._ready_order), task_id)
             heapq.heappush(self._ready, entry)
             return
+        self._start_worker(task_id)
+
+    def _start_worker(self, task_id: str) -> None:
+        self._busy += 1
         task = asyncio.ensure_future(self._run_chain(task_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -389,11 +410,32 @@ class _Run:
     async def _run_chain(self, task_id: str | None) -> None:
         # A finished task hands one newly ready dependent back to run here, in the same
         # asyncio task: a chain of N tasks then costs no new asyncio tasks at all. When
-        # it has none, the most urgent task waiting for room runs here next.
-        while task_id is not None:
-            task_id = await self._run_task(task_id)
-            if task_id is None and self._ready:
-                task_id = heapq.heappop(self._ready)[2]
+        # it has none, the most urgent task waiting for room runs here next. As many of
+        # these run as there are slots, so a call rarely waits for one.
+        done = 0
+        try:
+            while task_id is not None:
+                task_id = await self._run_task(task_id)
+                if task_id is None and self._ready:
+                    task_id = heapq.heappop(self._ready)[2]
+                done += 1
+                if done % YIELD_EVERY == 0 and task_id is not None:
+                    # Tasks that finish without waiting (in-process calls) would hold
+                    # the event loop for the whole chain: let the store's writer, the
+                    # progress output and Ctrl-C in now and then.
+                    await asyncio.sleep(0)
+        finally:
+            self._busy -= 1
+
+    def _lend(self) -> None:
+        """A task waits before its next try, holding no slot: a waiting ready task may
+        run meanwhile (call :meth:`_unlend` when the wait is over)."""
+        self._busy -= 1
+        while self._ready and self._busy < self._max_live:
+            self._start_worker(heapq.heappop(self._ready)[2])
+
+    def _unlend(self) -> None:
+        self._busy += 1
 
     def _settled(self, task_id: str) -> str | None:
         """A task reached completed or failed: start what it unblocks, skip what it
@@ -402,17 +444,29 @@ class _Run:
         keep: str | None = None
         if state.status == "completed":
             ready = []
+            waiting = self._waiting
+            states = self.states
             for nxt in self.workflow.dependents[task_id]:
-                self._waiting[nxt] -= 1
-                if self._waiting[nxt] == 0 and self.states[nxt].status == "pending":
+                waiting[nxt] -= 1
+                if waiting[nxt] == 0 and states[nxt].status == "pending":
                     ready.append(nxt)
-            # The most urgent runs on here, at once; the others queue for slots by priority.
-            ready.sort(key=lambda t: -self._priority(t))
-            for nxt in ready:
-                if keep is None:
-                    keep = nxt
-                    self.states[nxt].status = "running"  # claimed; not launched twice
+            if ready:
+                if len(ready) > 1:
+                    # The most urgent first; the others queue for room by priority.
+                    ready.sort(key=lambda t: -self._priority(t))
+                first = ready[0]
+                rank = self._priority(first)
+                heap = self._ready
+                if not heap or -heap[0][0] < rank:
+                    # It runs on here, at once.
+                    keep = first
+                    states[first].status = "running"  # claimed; not launched twice
                 else:
+                    # A task ready before it and at least as urgent runs here instead;
+                    # it queues behind (the outstanding count passes from one to the
+                    # other unchanged).
+                    keep = heapq.heappushpop(heap, (-rank, next(self._ready_order), first))[2]
+                for nxt in ready[1:]:
                     self._launch(nxt)
         else:
             self._skip_dependents(task_id)
@@ -473,31 +527,29 @@ class _Run:
         spec = self.workflow.tasks[task_id]
         state = self.states[task_id]
         state.status = "running"
-        state.started = time.time()
-        if self.store is not None:
-            self._note_running(task_id, state.started)
+        state.started = started = time.time()
+        store = self.store
+        if store is not None:
+            self._note_running(task_id, started)
         self.emit("task_started", task=task_id)
         try:
-            reads = self.workflow.reads.get(task_id, spec.dependencies)
-            scope: dict[str, Any] = {d: self.states[d].result for d in reads}
-            scope["inputs"] = self.inputs
-            scope["env"] = os.environ
             if spec.for_each is None:
+                template = self._templates.get(task_id)
                 params = (
-                    substitute(spec.parameters, scope, task_id)
-                    if task_id in self.workflow.with_refs
-                    else spec.parameters
+                    spec.parameters
+                    if template is None
+                    else template.render(self._scope(task_id, spec), task_id)
                 )
                 state.result = await self._attempts(spec, state, params)
             else:
+                scope = self._scope(task_id, spec)
                 items = self._items(spec, scope)
+                template = self._templates.get(task_id) or compile_refs(spec.parameters)
                 calls = [
                     self._attempts(
                         spec,
                         state,
-                        substitute(
-                            spec.parameters, {**scope, "item": item, "item_index": i}, task_id
-                        ),
+                        template.render({**scope, "item": item, "item_index": i}, task_id),
                         item_index=i,
                     )
                     for i, item in enumerate(items)
@@ -517,22 +569,31 @@ class _Run:
             state.status = "failed"
             state.error = _describe(exc)
         state.finished = time.time()
-        if self.store is not None:
-            self.store.task_done(
+        completed = state.status == "completed"
+        if store is not None:
+            store.task_done(
                 self.run_id,
                 task_id,
                 state.status,
-                result=state.result if state.status == "completed" else None,
+                result=state.result if completed else None,
                 error=state.error,
                 attempts=state.attempts,
-                started=state.started,
+                started=started,
                 finished=state.finished,
             )
-        if state.status == "completed":
+        if completed:
             self.emit("task_completed", task=task_id, duration=state.duration, result=state.result)
         else:
             self.emit("task_failed", task=task_id, error=state.error)
         return self._settled(task_id)
+
+    def _scope(self, task_id: str, spec: TaskSpec) -> dict[str, Any]:
+        """What the task's references may name: the results it reads, inputs, env."""
+        states = self.states
+        scope: dict[str, Any] = {"inputs": self.inputs, "env": os.environ}
+        for read in self.workflow.reads.get(task_id, spec.dependencies):
+            scope[read] = states[read].result
+        return scope
 
     def _glob(self, task_id: str, pattern: str) -> list[str]:
         """Files matching ``pattern`` inside ``files.allowed_roots``, at most
@@ -599,7 +660,8 @@ class _Run:
     ) -> Any:
         policy = spec.retry or NO_RETRY
         attempt = 0
-        assert self._sem is not None
+        sem = self._sem
+        assert sem is not None
         if spec.tools:  # provider tools: the dispatcher runs the calls the model makes
             params = {**params, "tools": [*(params.get("tools") or []), *spec.tools]}
             if spec.max_tool_rounds is not None:
@@ -609,7 +671,8 @@ class _Run:
             state.attempts = max(state.attempts, attempt)
             began = time.time()
             try:
-                await self._sem.acquire(self._priority(spec.id))
+                if not sem.take():
+                    await sem.acquire(RANK[spec.priority])
                 try:
                     # Method and model aliases, fallback chains and provider tools are
                     # the dispatcher's: the api applies them, wherever it runs.
@@ -621,7 +684,7 @@ class _Run:
                         timeout=spec.timeout,
                     )
                 finally:
-                    self._sem.release()
+                    sem.release()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -641,7 +704,14 @@ class _Run:
                     raise _Failed(text) from None
                 delay = policy.delay(attempt, self.engine.rand())
                 self.emit("task_retry", task=spec.id, attempt=attempt, error=text, delay=delay)
-                await asyncio.sleep(delay)
+                if item_index is None:
+                    self._lend()
+                    try:
+                        await asyncio.sleep(delay)
+                    finally:
+                        self._unlend()
+                else:
+                    await asyncio.sleep(delay)
                 continue
             if self.store is not None and (attempt > 1 or policy.max_attempts > 1):
                 self.store.attempt_done(

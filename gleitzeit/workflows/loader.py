@@ -15,7 +15,14 @@ from gleitzeit._yamlread import gc_paused
 from gleitzeit.errors import WorkflowError
 from gleitzeit.workflows import v4
 from gleitzeit.workflows.models import TaskSpec, WorkflowSpec
-from gleitzeit.workflows.references import REF, SPECIAL, WHOLE, marked_strings
+from gleitzeit.workflows.references import (
+    REF,
+    SPECIAL,
+    WHOLE,
+    Template,
+    compile_refs,
+    marked_strings,
+)
 
 
 @dataclass
@@ -30,6 +37,8 @@ class Workflow:
     order: list[str] = field(default_factory=list)
     #: Tasks whose parameters hold references (the others are passed as they are).
     with_refs: set[str] = field(default_factory=set)
+    #: The parameters of the tasks in ``with_refs``, their references found once.
+    templates: dict[str, Template] = field(default_factory=dict)
     #: task -> the tasks whose results it reads: its dependencies and any earlier task
     #: (a dependency of a dependency) that its references name.
     reads: dict[str, list[str]] = field(default_factory=dict)
@@ -88,6 +97,9 @@ def _parse(text: str, source: Path | None) -> Workflow:
         found = describe_errors(exc, model=WorkflowSpec, source=label, locate=locate)
         named = [_name_task(problem, data) for problem in found]
         raise WorkflowError(f"Invalid workflow {label}", problems=named) from None
+    # The models hold copies of what they need: the parsed tree goes now, so what is
+    # built next reuses its memory instead of adding to the peak.
+    del data
 
     problems: list[str] = []
     tasks: dict[str, TaskSpec] = {}
@@ -110,6 +122,7 @@ def _parse(text: str, source: Path | None) -> Workflow:
     declared_inputs = set(spec.inputs)
     reads: dict[str, list[str]] = {}
     with_refs: set[str] = set()
+    templates: dict[str, Template] = {}
     for task_id, task in tasks.items():
         i = index[task_id]
         for dep in task.dependencies:
@@ -126,6 +139,7 @@ def _parse(text: str, source: Path | None) -> Workflow:
         marked = marked_strings(task.parameters)
         if marked:
             with_refs.add(task_id)
+            templates[task_id] = compile_refs(task.parameters)
         checked: list[tuple[str, list[str]]] = [("parameters", marked)]
         if isinstance(task.for_each, str):
             if not WHOLE.match(task.for_each):
@@ -136,7 +150,10 @@ def _parse(text: str, source: Path | None) -> Workflow:
             checked.append(("for_each", [task.for_each]))
         elif isinstance(task.for_each, list):
             checked.append(("for_each", marked_strings(task.for_each)))
-        read = list(dict.fromkeys(task.dependencies))
+        deps = task.dependencies
+        # Most tasks read just their dependencies: the same list serves (copied when
+        # a reference adds a task to it, or when a dependency is listed twice).
+        read = deps if len(deps) < 2 or len(set(deps)) == len(deps) else list(dict.fromkeys(deps))
         reads[task_id] = read
         earlier: set[str] | None = None
         for fieldname, strings in checked:
@@ -180,6 +197,8 @@ def _parse(text: str, source: Path | None) -> Workflow:
                         earlier = _ancestors(task_id, tasks)
                     if root in earlier:
                         if root not in read:
+                            if read is deps:
+                                read = reads[task_id] = list(deps)
                             read.append(root)
                     else:
                         problems.append(
@@ -209,6 +228,7 @@ def _parse(text: str, source: Path | None) -> Workflow:
         dependents=dependents,
         order=order,
         with_refs=with_refs,
+        templates=templates,
         reads=reads,
         format=form,
         notes=notes,

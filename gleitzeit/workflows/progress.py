@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from typing import Any, TextIO
@@ -28,11 +29,46 @@ def _preview(result: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+#: Seconds plain lines may wait to be written together (a frame, not a line, per write).
+FRAME = 0.1
+#: Lines gathered at most: written at once beyond that, even within a frame.
+MAX_LINES = 256
+
+
 class PlainProgress:
-    """One line per event: for logs, pipes and CI."""
+    """One line per event: for logs, pipes and CI.
+
+    Inside a running event loop, lines are gathered and written together at most
+    :data:`FRAME` seconds after the first of them, and at once when the run finishes:
+    a run of thousands of short tasks makes a write per frame, not two per task.
+    """
 
     def __init__(self, out: TextIO | None = None) -> None:
         self.out = out or sys.stderr
+        self._lines: list[str] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    def flush(self) -> None:
+        """Write the lines gathered so far."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._lines:
+            text = "\n".join(self._lines) + "\n"
+            self._lines.clear()
+            self.out.write(text)
+            self.out.flush()
+
+    def _later(self) -> None:
+        """Write at the end of this frame, or now when no event loop runs."""
+        if self._timer is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        self._timer = loop.call_later(FRAME, self.flush)
 
     def __call__(self, event: str, **data: Any) -> None:
         line = None
@@ -59,7 +95,11 @@ class PlainProgress:
         elif event == "run_finished":
             line = f"run {data['run_id']} {data['status']} in {data['duration']:.2f}s"
         if line is not None:
-            print(line, file=self.out, flush=True)
+            self._lines.append(line)
+        if event == "run_finished" or len(self._lines) >= MAX_LINES:
+            self.flush()
+        elif line is not None:
+            self._later()
 
 
 class LiveProgress:

@@ -55,6 +55,17 @@ def _describe(value: Any) -> str:
 
 def lookup(root: str, path: str, scope: Mapping[str, Any], task_id: str) -> Any:
     """The value at ``root`` + ``path``; an error names the task, the path and what exists."""
+    return _walk(root, path, None, scope, task_id)
+
+
+def _walk(
+    root: str,
+    path: str,
+    parts: tuple[str | int, ...] | None,
+    scope: Mapping[str, Any],
+    task_id: str,
+) -> Any:
+    """:func:`lookup`, with ``path`` already split into ``parts`` when compiled."""
     if root == "env":
         # Never list the environment in an error: it may hold secrets.
         name = path.lstrip(".")
@@ -70,8 +81,10 @@ def lookup(root: str, path: str, scope: Mapping[str, Any], task_id: str) -> Any:
             f"task {task_id!r}: ${{{root}{path}}} refers to {root!r}, which has no value here"
         )
     value = scope[root]
+    if not path:
+        return value
     walked = root
-    for part in parse_path(path):
+    for part in parse_path(path) if parts is None else parts:
         if isinstance(part, int):
             if not isinstance(value, list) or part >= len(value):
                 raise TaskReferenceError(
@@ -119,3 +132,151 @@ def substitute(value: Any, scope: Mapping[str, Any], task_id: str) -> Any:
     if isinstance(value, list):
         return [substitute(v, scope, task_id) for v in value]
     return value
+
+
+# -- compiled once, rendered per run ---------------------------------------------------
+
+
+class Template:
+    """A value whose references are found once (when the workflow is read) and filled in
+    for each run: :meth:`render` gives what :func:`substitute` gives, without walking
+    the parts that hold no reference or matching any string again."""
+
+    __slots__ = ()
+
+    def render(self, scope: Mapping[str, Any], task_id: str) -> Any:
+        raise NotImplementedError
+
+
+_PATHS: dict[str, tuple[str, tuple[str | int, ...]]] = {}
+
+
+class _Whole(Template):
+    """A string that is exactly one reference: the value, its type kept."""
+
+    __slots__ = ("root", "path", "parts")
+
+    def __init__(self, root: str, path: str) -> None:
+        self.root = root
+        # Thousands of tasks read the same path (".result"): one copy of it serves all.
+        shared = _PATHS.get(path)
+        if shared is None:
+            shared = _PATHS[path] = (path, tuple(parse_path(path)))
+        self.path, self.parts = shared
+
+    def render(self, scope: Mapping[str, Any], task_id: str) -> Any:
+        return _walk(self.root, self.path, self.parts, scope, task_id)
+
+
+class _Text(Template):
+    """A string with references inside: rendered as text."""
+
+    __slots__ = ("pieces",)
+
+    def __init__(self, pieces: tuple[str | _Whole, ...]) -> None:
+        self.pieces = pieces
+
+    def render(self, scope: Mapping[str, Any], task_id: str) -> Any:
+        text = "".join(
+            p if isinstance(p, str) else _text(p.render(scope, task_id)) for p in self.pieces
+        )
+        return text.replace(ESCAPE, "${") if ESCAPE in text else text
+
+
+class _Dict(Template):
+    """A mapping: a copy of it with the templated items filled in."""
+
+    __slots__ = ("base", "filled")
+
+    def __init__(self, base: dict[Any, Any], filled: tuple[tuple[Any, Template], ...]) -> None:
+        self.base = base  # shared with the workflow's task, never changed
+        self.filled = filled
+
+    def render(self, scope: Mapping[str, Any], task_id: str) -> Any:
+        out = dict(self.base)
+        for key, template in self.filled:
+            out[key] = template.render(scope, task_id)
+        return out
+
+
+class _DictOne(Template):
+    """A mapping with one templated item (the usual ``{a: ${task.result}, ...}``)."""
+
+    __slots__ = ("base", "key", "template")
+
+    def __init__(self, base: dict[Any, Any], key: Any, template: Template) -> None:
+        self.base = base  # shared with the workflow's task, never changed
+        self.key = key
+        self.template = template
+
+    def render(self, scope: Mapping[str, Any], task_id: str) -> Any:
+        out = dict(self.base)
+        out[self.key] = self.template.render(scope, task_id)
+        return out
+
+
+class _List(Template):
+    __slots__ = ("base", "filled")
+
+    def __init__(self, base: list[Any], filled: tuple[tuple[int, Template], ...]) -> None:
+        self.base = base
+        self.filled = filled
+
+    def render(self, scope: Mapping[str, Any], task_id: str) -> Any:
+        out = list(self.base)
+        for index, template in self.filled:
+            out[index] = template.render(scope, task_id)
+        return out
+
+
+class _Later(Template):
+    """A value of another type: substituted as :func:`substitute` does, when rendered."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def render(self, scope: Mapping[str, Any], task_id: str) -> Any:
+        return substitute(self.value, scope, task_id)
+
+
+def compile_refs(value: Any) -> Template:
+    """``value`` as a :class:`Template`; its :meth:`~Template.render` equals
+    ``substitute(value, scope, task_id)`` (values without references inside are
+    shared, not copied, except dicts and lists: a copy of each, as substitute makes)."""
+    template = _compile(value)
+    return _Later(value) if template is None else template
+
+
+def _compile(value: Any) -> Template | None:
+    """None for a value that renders as itself (held by no template: it costs nothing)."""
+    kind = type(value)
+    if kind is dict:
+        filled = tuple((k, t) for k, v in value.items() if (t := _compile(v)) is not None)
+        if len(filled) == 1:
+            return _DictOne(value, *filled[0])
+        return _Dict(value, filled)
+    if kind is list:
+        return _List(
+            value, tuple((i, t) for i, v in enumerate(value) if (t := _compile(v)) is not None)
+        )
+    if kind is str:
+        if "${" not in value:
+            return None
+        whole = WHOLE.match(value)
+        if whole:
+            return _Whole(whole.group(1), whole.group(2))
+        pieces: list[str | _Whole] = []
+        at = 0
+        for m in REF.finditer(value):
+            if m.start() > at:
+                pieces.append(value[at : m.start()])
+            pieces.append(_Whole(m.group(1), m.group(2)))
+            at = m.end()
+        if at < len(value):
+            pieces.append(value[at:])
+        return _Text(tuple(pieces))
+    if kind in (int, float, bool) or value is None:
+        return None
+    return _Later(value)

@@ -6,7 +6,8 @@ on the disk). The writer thread takes the queued batch itself, at the moment it 
 it, so a batch is never held anywhere but the queue or an open transaction; a
 transaction that fails puts its batch back at the front of the queue. While a run is
 going, :meth:`RunStore.start` keeps one writer task that wakes when something is queued
-and commits whatever piled up during the previous commit (group commit, no timer);
+and commits whatever piled up during the previous commit and the short gathering pause
+after it (group commit: a commit per :data:`GATHER` seconds at most, not one per task);
 :meth:`RunStore.stop` waits for everything queued to be on disk and raises
 :class:`StoreWriteError` when it cannot be.
 
@@ -151,6 +152,14 @@ def _migrate(conn: sqlite3.Connection) -> None:
 
 _Statement = tuple[str, Any, bool]
 
+#: Seconds the writer lets rows gather after a commit before it starts the next one.
+GATHER = 0.05
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
 
 class RunStore:
     """One SQLite file of runs.
@@ -172,12 +181,16 @@ class RunStore:
         self._wake: asyncio.Event | None = None
         self._stopping = False
         self._writer: asyncio.Task[None] | None = None
+        self._hold: asyncio.Future[None] | None = None
         self._executor.submit(self._open).result()
 
     def _open(self) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.busy_timeout)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        # 512 KiB of page cache rather than 2 MiB: rows are appended, and a run's
+        # workflow text would otherwise stay cached for nothing.
+        conn.execute("PRAGMA cache_size=-512")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.executescript(SCHEMA)
         _migrate(conn)
@@ -256,7 +269,7 @@ class RunStore:
         try:
             for sql, rows in groups:
                 # Results are serialised here, on the writer thread, not the loop.
-                self._conn.executemany(sql, [tuple(_encode(p) for p in row) for row in rows])
+                self._conn.executemany(sql, map(_encoded, rows))
             self._conn.execute("COMMIT")
         except BaseException:
             self._conn.execute("ROLLBACK")
@@ -298,6 +311,8 @@ class RunStore:
             return
         self._stopping = True
         wake.set()
+        if self._hold is not None:
+            _resolve(self._hold)
         try:
             # Shielded: a second Ctrl-C must not abandon the final commit half-way.
             await asyncio.shield(writer)
@@ -309,6 +324,7 @@ class RunStore:
     async def _write_loop(self) -> None:
         assert self._wake is not None
         wake = self._wake
+        loop = asyncio.get_running_loop()
         while True:
             await wake.wait()
             wake.clear()
@@ -322,6 +338,17 @@ class RunStore:
                         return
             if self._stopping and not self._pending:
                 return
+            if not self._stopping:
+                # Let rows gather for a moment before the next commit: a commit per
+                # GATHER seconds, not one per task, whatever the tasks' pace. stop()
+                # ends the wait at once.
+                hold = self._hold = loop.create_future()
+                timer = loop.call_later(GATHER, _resolve, hold)
+                try:
+                    await hold
+                finally:
+                    timer.cancel()
+                    self._hold = None
 
     # -- the run's record ------------------------------------------------------------
 
@@ -608,8 +635,13 @@ class _Json:
         self.value = value
 
 
-def _encode(param: Any) -> Any:
-    return json.dumps(param.value, default=str) if type(param) is _Json else param
+#: json.dumps(value, default=str), without building an encoder for every value.
+_dumps = json.JSONEncoder(default=str).encode
+
+
+def _encoded(row: Any) -> tuple[Any, ...]:
+    """A row's parameters with each :class:`_Json` value encoded."""
+    return tuple([_dumps(p.value) if type(p) is _Json else p for p in row])
 
 
 def default_database() -> Path:
