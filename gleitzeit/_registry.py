@@ -200,7 +200,7 @@ class Registry:
 
     def resolve_method(self, method: str, provider: str | None = None) -> str:
         """The full method name; ``chat`` means ``llm/chat`` where that is unambiguous."""
-        if provider is None and method in self._methods:  # the common case
+        if provider is None and method in self._by_method:  # the common case (a full name)
             return method
         if provider is not None and provider not in self._by_name:
             self._unknown_provider(provider)
