@@ -400,7 +400,10 @@ class Dispatcher:
             underway = _Underway(t0, coro, coro.send(None), None)
         except StopIteration as done:
             inst.in_flight -= 1
-            inst.record_success(_clock() - t0)
+            # inst.record_success, inline (this runs for every call)
+            inst.consecutive_failures = 0
+            seconds, last = _clock() - t0, inst.latency_ewma
+            inst.latency_ewma = seconds if last is None else 0.2 * seconds + 0.8 * last
             return done.value
         except BaseException as exc:
             underway = _Underway(t0, None, None, exc)
@@ -417,13 +420,19 @@ class Dispatcher:
         """The instance for the request's first attempt, or ``None`` where picking
         needs more than a look-up (the loop's :meth:`_call_now` then says why)."""
         registry = self.registry
-        try:
-            request.method = registry.resolve_method(request.method, request.provider)
-        except GleitzeitError:
-            return None
-        candidates = registry.candidates(
-            request.method, request.provider, request.model, request.capability
-        )
+        provider, model, capability = request.provider, request.model, request.capability
+        # A method that has candidates under its own name is a full name: resolving it
+        # would give it back (the common case, one look-up).
+        candidates = registry.candidates(request.method, provider, model, capability)
+        if not candidates:
+            try:
+                method = registry.resolve_method(request.method, provider)
+            except GleitzeitError:
+                return None
+            if method == request.method:
+                return None
+            request.method = method
+            candidates = registry.candidates(method, provider, model, capability)
         if len(candidates) == 1:
             return candidates[0]
         return self.router.pick(candidates, request) if candidates else None

@@ -242,7 +242,10 @@ class Registry:
         The list is cached and shared: do not change it.
         """
         shape = (method, provider, model, capability)
-        found = self._lists.get(shape)
+        lists = self._lists
+        if lists.cooling_heap:  # (inline: this runs for every request)
+            lists.wake_due()
+        found = lists.items.get(shape)
         if found is not None:
             return found
         # The first request of this shape: build its list once; events keep it current.
