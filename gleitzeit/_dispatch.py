@@ -13,6 +13,11 @@ the call in flight, records the outcome, and decides by the one rule of
 An invoke has one deadline for all its attempts (one shared timer for every call, see
 :mod:`gleitzeit._deadlines`); a stream has a stall timeout between chunks.
 
+The common invoke — no listener, an instance picked by one look-up, an in-process
+provider that answers without waiting — runs its only attempt step by step without a
+:class:`Call` object; an attempt of it that waits or fails is handed, under way, to the
+loop, which goes on from there by the same rule.
+
 Around that loop, and for every caller alike (CLI, workflows, Socket.IO clients, the
 HTTP gateway), the dispatcher applies what the request's names mean:
 
