@@ -75,27 +75,34 @@ class CandidateLists:
 
     def __init__(self) -> None:
         self._lists: dict[Shape, _List] = {}
+        #: Each shape's list as the router gets it (``_List.items``, the same object):
+        #: read by :meth:`Registry.candidates` itself, after :meth:`wake_due`.
+        self.items: dict[Shape, list[ProviderInstance]] = {}
         self._shapes_of: dict[str, set[Shape]] = defaultdict(set)
-        # (cool-down end, order, instance): instances to put back when their rest ends.
-        self._cooling: list[tuple[float, int, ProviderInstance]] = []
+        #: (cool-down end, order, instance): instances to put back when their rest ends.
+        self.cooling_heap: list[tuple[float, int, ProviderInstance]] = []
         self._order = itertools.count()
 
-    def get(self, shape: Shape) -> list[ProviderInstance] | None:
-        if self._cooling and self._cooling[0][0] <= time.monotonic():
+    def wake_due(self) -> None:
+        """Put back the instances whose rest is over (cheap when none rests)."""
+        if self.cooling_heap and self.cooling_heap[0][0] <= time.monotonic():
             self._wake()
-        found = self._lists.get(shape)
-        return None if found is None else found.items
+
+    def get(self, shape: Shape) -> list[ProviderInstance] | None:
+        self.wake_due()
+        return self.items.get(shape)
 
     def put(self, shape: Shape, items: list[ProviderInstance]) -> list[ProviderInstance]:
         if len(self._lists) >= MAX_SHAPES:
-            self._lists.clear()
-            self._shapes_of.clear()
+            self.clear()
         self._lists[shape] = _List(items)
+        self.items[shape] = items
         self._shapes_of[shape[0]].add(shape)
         return items
 
     def clear(self) -> None:
         self._lists.clear()
+        self.items.clear()
         self._shapes_of.clear()
 
     # -- events ----------------------------------------------------------------------
@@ -120,11 +127,11 @@ class CandidateLists:
     def cooling(self, inst: ProviderInstance) -> None:
         """``inst`` rests until ``inst.cooldown_until``; it comes back by itself."""
         self.left(inst)
-        heapq.heappush(self._cooling, (inst.cooldown_until, next(self._order), inst))
+        heapq.heappush(self.cooling_heap, (inst.cooldown_until, next(self._order), inst))
 
     def _wake(self) -> None:
         now = time.monotonic()
-        while self._cooling and self._cooling[0][0] <= now:
-            _, _, inst = heapq.heappop(self._cooling)
+        while self.cooling_heap and self.cooling_heap[0][0] <= now:
+            _, _, inst = heapq.heappop(self.cooling_heap)
             if inst.registry is not None and routable(inst, now):
                 self.joined(inst)

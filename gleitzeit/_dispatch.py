@@ -13,6 +13,11 @@ the call in flight, records the outcome, and decides by the one rule of
 An invoke has one deadline for all its attempts (one shared timer for every call, see
 :mod:`gleitzeit._deadlines`); a stream has a stall timeout between chunks.
 
+The common invoke — no listener, an instance picked by one look-up, an in-process
+provider that answers without waiting — runs its only attempt step by step without a
+:class:`Call` object; an attempt of it that waits or fails is handed, under way, to the
+loop, which goes on from there by the same rule.
+
 Around that loop, and for every caller alike (CLI, workflows, Socket.IO clients, the
 HTTP gateway), the dispatcher applies what the request's names mean:
 
@@ -378,30 +383,96 @@ class Dispatcher:
 
     async def _invoke_once(self, request: Request) -> dict[str, Any]:
         timeout = request.timeout if request.timeout is not None else self.routing.timeout
+        inst = None if self.listeners else self._pick_now(request)
+        if inst is None:
+            try:
+                call = self._call_now(request)
+            except _Gone as gone:
+                call = await self._call_later(gone)
+            return await self._attempts(call, timeout)
+        # The common case in one go, with no Call object: nobody watches, an instance
+        # was picked at once, and its coroutine (in-process) answers without waiting.
+        # What it does is the first attempt of the loop below, step by step; any other
+        # outcome — it waits, or fails — hands the attempt under way to that loop.
+        call_id = request.call_id or new_call_id()
+        token = CALL_ID.set(call_id)
+        deadline = CALL_DEADLINE.set(time.time() + timeout)
+        inst.in_flight += 1
+        inst.calls += 1
+        t0 = _clock()  # the call's start, and its first attempt's
         try:
-            call = self._call_now(request)
-        except _Gone as gone:
-            call = await self._call_later(gone)
+            coro = inst.invoke(request.method, request.params)
+            underway = _Underway(t0, coro, coro.send(None), None)
+        except StopIteration as done:
+            inst.in_flight -= 1
+            # inst.record_success, inline (this runs for every call)
+            inst.consecutive_failures = 0
+            seconds, last = _clock() - t0, inst.latency_ewma
+            inst.latency_ewma = seconds if last is None else 0.2 * seconds + 0.8 * last
+            return done.value
+        except BaseException as exc:
+            underway = _Underway(t0, None, None, exc)
+        finally:
+            CALL_DEADLINE.reset(deadline)
+            CALL_ID.reset(token)
+        inst.in_flight -= 1  # the loop enters the attempt again
+        inst.calls -= 1
+        call = Call(self, request, call_id, t0)
+        call.instance = inst
+        return await self._attempts(call, timeout, underway)
+
+    def _pick_now(self, request: Request) -> ProviderInstance | None:
+        """The instance for the request's first attempt, or ``None`` where picking
+        needs more than a look-up (the loop's :meth:`_call_now` then says why)."""
+        registry = self.registry
+        provider, model, capability = request.provider, request.model, request.capability
+        # A method that has candidates under its own name is a full name: resolving it
+        # would give it back (the common case, one look-up).
+        candidates = registry.candidates(request.method, provider, model, capability)
+        if not candidates:
+            try:
+                method = registry.resolve_method(request.method, provider)
+            except GleitzeitError:
+                return None
+            if method == request.method:
+                return None
+            request.method = method
+            candidates = registry.candidates(method, provider, model, capability)
+        if len(candidates) == 1:
+            return candidates[0]
+        return self.router.pick(candidates, request) if candidates else None
+
+    async def _attempts(
+        self, call: Call, timeout: float, underway: _Underway | None = None
+    ) -> dict[str, Any]:
+        """The attempt loop of an invoke; ``underway``: its first attempt was started
+        (and left) by the fast path of :meth:`_invoke_once`."""
+        request = call.request
         # While the call runs, its id and deadline are the context's: a remote instance
         # sends them on.
         token = CALL_ID.set(call.call_id)
-        deadline = CALL_DEADLINE.set(time.time() + timeout)
+        deadline = CALL_DEADLINE.set(time.time() + timeout - (_clock() - call.begun))
         result: dict[str, Any] | None = None
         error: BaseException | None = None
         try:
             try:
                 while True:
                     with call:
-                        # The instance's coroutine runs here until it first waits: an
-                        # in-process call that never waits is over before any deadline
-                        # had to be set. One that waits gets its deadline then, counted
-                        # from the call's start.
-                        coro = call.instance.invoke(request.method, request.params)
-                        try:
-                            waiting_on = coro.send(None)
-                        except StopIteration as done:
-                            result = done.value
-                            return result
+                        if underway is not None:
+                            first, underway = underway, None
+                            call.t0 = first.t0
+                            coro, waiting_on = first.go_on()
+                        else:
+                            # The instance's coroutine runs here until it first waits:
+                            # an in-process call that never waits is over before any
+                            # deadline had to be set. One that waits gets its deadline
+                            # then, counted from the call's start.
+                            coro = call.instance.invoke(request.method, request.params)
+                            try:
+                                waiting_on = coro.send(None)
+                            except StopIteration as done:
+                                result = done.value
+                                return result
                         if call.task is None:
                             self.deadlines.start(call, timeout, _clock() - call.begun)
                         result = await _resume(coro, waiting_on)
@@ -504,7 +575,13 @@ class Call(Timed):
         "observed",
     )
 
-    def __init__(self, dispatcher: Dispatcher, request: Request) -> None:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        request: Request,
+        call_id: str | None = None,
+        begun: float | None = None,
+    ) -> None:
         # Timed's fields are set here rather than through super(): this runs per call.
         self.task: asyncio.Task[object] | None = None
         self.when = self.timeout = math.inf
@@ -517,9 +594,9 @@ class Call(Timed):
         self.retry_error: GleitzeitError | None = None
         self.t0 = 0.0
         #: When the call began (``perf_counter``), for its whole duration.
-        self.begun = _clock()
+        self.begun = _clock() if begun is None else begun
         #: The caller's id for this call, or a new one.
-        self.call_id = request.call_id or new_call_id()
+        self.call_id = call_id or request.call_id or new_call_id()
         #: Free for a listener's own state of this call (metrics keep their series
         #: here, so each event costs no lookup).
         self.observed: Any = None
@@ -560,9 +637,7 @@ class Call(Timed):
         inst.in_flight -= 1
         dispatcher = self.dispatcher
         if exc is None:
-            inst.consecutive_failures = 0
-            seconds, last = _clock() - self.t0, inst.latency_ewma
-            inst.latency_ewma = seconds if last is None else 0.2 * seconds + 0.8 * last
+            inst.record_success(_clock() - self.t0)
             if dispatcher.listeners:
                 for listener in dispatcher.listeners:
                     listener.attempt_ended(self, None, False)
@@ -585,6 +660,30 @@ class Call(Timed):
         for listener in dispatcher.listeners:
             listener.attempt_ended(self, exc, retrying)
         return retrying
+
+
+class _Underway:
+    """An invoke's first attempt as the fast path left it: waiting on ``waiting_on``,
+    or failed with ``failed``."""
+
+    __slots__ = ("t0", "coro", "waiting_on", "failed")
+
+    def __init__(
+        self,
+        t0: float,
+        coro: Coroutine[Any, Any, Any] | None,
+        waiting_on: Any,
+        failed: BaseException | None,
+    ) -> None:
+        self.t0, self.coro, self.waiting_on, self.failed = t0, coro, waiting_on, failed
+
+    def go_on(self) -> tuple[Coroutine[Any, Any, Any], Any]:
+        """The coroutine and what it waits on; raises the attempt's error if it failed
+        (inside the attempt, so that the loop's rule records it)."""
+        if self.failed is not None:
+            raise self.failed
+        assert self.coro is not None
+        return self.coro, self.waiting_on
 
 
 class _Gone(Exception):

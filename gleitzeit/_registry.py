@@ -200,7 +200,7 @@ class Registry:
 
     def resolve_method(self, method: str, provider: str | None = None) -> str:
         """The full method name; ``chat`` means ``llm/chat`` where that is unambiguous."""
-        if provider is None and method in self._methods:  # the common case
+        if provider is None and method in self._by_method:  # the common case (a full name)
             return method
         if provider is not None and provider not in self._by_name:
             self._unknown_provider(provider)
@@ -242,7 +242,10 @@ class Registry:
         The list is cached and shared: do not change it.
         """
         shape = (method, provider, model, capability)
-        found = self._lists.get(shape)
+        lists = self._lists
+        if lists.cooling_heap:  # (inline: this runs for every request)
+            lists.wake_due()
+        found = lists.items.get(shape)
         if found is not None:
             return found
         # The first request of this shape: build its list once; events keep it current.

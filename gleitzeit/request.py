@@ -25,13 +25,13 @@ CALL_DEADLINE: ContextVar[float | None] = ContextVar("gleitzeit_call_deadline", 
 # A random prefix per process and a counter: unique enough across processes and
 # restarts, and far cheaper per call than uuid4.
 _PREFIX = os.urandom(4).hex()
-_counter = itertools.count(1)
+_ids = map(f"{_PREFIX}-%x".__mod__, itertools.count(1))
 _CALL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 
 
 def new_call_id() -> str:
     """A fresh call id, such as ``3f9c2a1b-1a``."""
-    return f"{_PREFIX}-{next(_counter):x}"
+    return next(_ids)
 
 
 def valid_call_id(value: object) -> str | None:

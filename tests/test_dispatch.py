@@ -115,3 +115,119 @@ async def test_a_call_past_its_deadline_times_out_and_the_host_goes_on():
         assert inst.in_flight == 0
         # The task that timed out is not left cancelled: it can await again.
         await asyncio.sleep(0)
+
+
+class Seen(gleitzeit.Provider):
+    """Answers at once, fails at once, or waits; records what the call's context holds
+    while it runs, and can call back into the host."""
+
+    name = "seen"
+    kind = "tool"
+
+    def __init__(self, settings: Any = None, *, name: str | None = None) -> None:
+        super().__init__(settings, name=name)
+        self.context: list[tuple[str | None, float | None]] = []
+        self.host: Any = None
+
+    def _note(self) -> None:
+        from gleitzeit.request import CALL_DEADLINE, CALL_ID
+
+        self.context.append((CALL_ID.get(), CALL_DEADLINE.get()))
+
+    @gleitzeit.method("tool/now")
+    async def now(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._note()
+        if params.get("fail") == "busy":
+            raise gleitzeit.ProviderUnavailableError(f"{self.name} is busy")
+        if params.get("fail") == "bad":
+            raise gleitzeit.InvalidParamsError("bad input")
+        if params.get("fail") == "bug":
+            raise KeyError("oops")
+        if params.get("wait"):
+            await asyncio.sleep(0)
+            self._note()
+        if params.get("nested"):
+            inner = await self.host.invoke("tool/now", {})
+            return {"result": "outer", "inner": inner["result"]}
+        return {"result": self.name}
+
+
+def _state(h: Any) -> list[tuple[str, int, int, int, int, bool]]:
+    return [
+        (
+            i.id.split("#")[0],
+            i.calls,
+            i.errors,
+            i.in_flight,
+            i.consecutive_failures,
+            i.latency_ewma is not None,
+        )
+        for i in sorted(h.registry.instances("seen"), key=lambda i: i.id)
+    ]
+
+
+async def _scenario(watched: bool) -> tuple[list[Any], list[Any], list[Any]]:
+    """The same calls, with and without a listener watching (which takes the loop's
+    general path for every call): what callers, instances and providers see."""
+    from gleitzeit._dispatch import CallListener
+
+    first, second = Seen(name="seen"), Seen(name="seen")
+    async with host(providers=[first, second]) as h:
+        first.host = second.host = h
+        if watched:
+            h.dispatcher.listeners.append(CallListener())
+        outcomes: list[Any] = []
+        for params in (
+            {},
+            {"wait": True},
+            {"fail": "bad"},
+            {"fail": "bug"},
+            {"nested": True},
+            {"fail": "busy"},
+        ):
+            try:
+                result = await h.invoke("tool/now", params, call_id="c1")
+                outcomes.append(sorted(result))
+            except gleitzeit.GleitzeitError as exc:
+                outcomes.append((type(exc).__name__, exc.call_id))
+        contexts = [
+            (call_id, deadline is not None)
+            for p in (first, second)
+            for call_id, deadline in p.context
+        ]
+        from gleitzeit.request import CALL_DEADLINE, CALL_ID
+
+        assert CALL_ID.get() is None and CALL_DEADLINE.get() is None
+        return outcomes, _state(h), sorted(contexts)
+
+
+async def test_the_unwatched_fast_path_does_what_the_attempt_loop_does():
+    assert await _scenario(watched=False) == await _scenario(watched=True)
+
+
+async def test_an_in_process_provider_sees_the_call_id_and_deadline_and_so_does_its_callback():
+    seen = Seen()
+    async with host(providers=[seen]) as h:
+        seen.host = h
+        await h.invoke("tool/now", {"nested": True}, timeout=30)
+        await h.invoke("tool/now", {"wait": True})
+        (outer, inner, waited, waited_later) = seen.context
+        assert outer[0] == inner[0] and outer[0] is not None  # the callback keeps the id
+        assert waited[0] == waited_later[0] != outer[0]  # a new call, the same id after waiting
+        assert all(deadline is not None for _, deadline in seen.context)
+        (inst,) = h.registry.instances("seen")
+        assert (inst.calls, inst.in_flight, inst.errors) == (3, 0, 0)
+
+
+async def test_a_first_attempt_that_fails_at_once_is_retried_on_another_instance():
+    first, second = Seen(name="seen"), Seen(name="seen")
+    async with host(providers=[first, second]) as h:
+        with pytest.raises(gleitzeit.ProviderUnavailableError, match="busy") as failed:
+            await h.invoke("tool/now", {"fail": "busy"})
+        assert failed.value.call_id is not None
+        # Both instances were tried, once each, and the failure counted against both.
+        assert sorted((i.calls, i.errors, i.in_flight) for i in h.registry.instances("seen")) == [
+            (1, 1, 0),
+            (1, 1, 0),
+        ]
+        assert len({call_id for p in (first, second) for call_id, _ in p.context}) == 1
