@@ -504,6 +504,7 @@ class Dispatcher:
         call = await self._call(request)
         last: dict[str, Any] | None = None
         error: BaseException | None = None
+        completed = False
         try:
             while True:
                 with call:
@@ -536,17 +537,27 @@ class Dispatcher:
                                 for listener in self.listeners:
                                     listener.first_chunk(call, _clock() - call.begun)
                             last = chunk
-                            yield chunk
                             if chunk.get("done"):
-                                break
+                                break  # handed over once the attempt is recorded
+                            yield chunk
                     finally:
                         watch.stop()
                         await agen.aclose()
                 if call.retry_error is None:
+                    if last is not None and last.get("done"):
+                        # The attempt is over and recorded: a consumer that stops
+                        # reading at the last chunk (as the gateway does) leaves a
+                        # completed call, not a cancelled one.
+                        try:
+                            yield last
+                        except GeneratorExit:
+                            completed = True
+                            raise
                     return
                 await self._next(call)
         except BaseException as exc:
-            error = exc
+            if not completed:
+                error = exc
             raise
         finally:
             if self.listeners or error is not None:

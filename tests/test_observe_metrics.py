@@ -239,3 +239,27 @@ def test_secret_values_of_the_config_are_masked_in_log_lines():
         "gleitzeit.x", logging.INFO, __file__, 1, "upstream said sk-very-secret-123", (), None
     )
     assert "sk-very-secret-123" not in JsonFormatter().format(record)
+
+
+async def test_a_gateway_stream_read_to_its_end_is_counted_ok(server):
+    (echo,) = server.host.registry.instances("echo")
+    labels = {"provider": "echo", "instance": echo.id, "method": "llm/chat"}
+    before = await scrape(server.url)
+    body = {"model": "echo", "stream": True, **MESSAGES}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            f"{server.url}/v1/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        ) as resp:
+            assert resp.status == 200
+            text = await resp.text()
+    assert text.rstrip().endswith("data: [DONE]")
+    after = await scrape(server.url)
+    ok = value(after, "gleitzeit_requests_total", outcome="ok", **labels) - value(
+        before, "gleitzeit_requests_total", outcome="ok", **labels
+    )
+    cancelled = value(after, "gleitzeit_requests_total", outcome="cancelled", **labels) - value(
+        before, "gleitzeit_requests_total", outcome="cancelled", **labels
+    )
+    assert (ok, cancelled) == (1, 0)
