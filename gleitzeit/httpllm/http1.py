@@ -141,7 +141,13 @@ class _Connection(asyncio.Protocol):
         self._read_timeout, self._deadline = read_timeout, deadline
         self._last_byte = now = self.loop.time()
         due = now + read_timeout if deadline is None else min(now + read_timeout, deadline)
-        self._timer = self.loop.call_at(due, self._check_time)
+        # One timer per connection, left armed between requests and moved on when it
+        # fires early: arming and cancelling one per request would cost more.
+        timer = self._timer
+        if timer is None or timer.when() > due:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self.loop.call_at(due, self._check_time)
         self.transport.write(data)
         return waiter
 
@@ -165,7 +171,6 @@ class _Connection(asyncio.Protocol):
         encoding = headers.get("content-encoding", "").lower()
         if "gzip" in encoding or "deflate" in encoding:
             body = _decompress(body, encoding)  # not asked for, but some send it anyway
-        self._stop_timer()
         self._waiter.set_result(Reply(status, headers, body))
 
     def _fail(self, exc: BaseException) -> None:
@@ -301,7 +306,10 @@ class ConnectionPool:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         fixed = {"Host": parts.netloc, **headers}
-        self._fixed = "".join(f"{k}: {v}\r\n" for k, v in fixed.items()).encode("latin-1")
+        for name, value in fixed.items():
+            if any(c in name + value for c in "\r\n\0"):
+                raise ValueError(f"header {name!r} has a line break or NUL in its value")
+        self._fixed = "".join(f"{k}: {v}\r\n" for k, v in fixed.items()).encode()
         self._idle: list[_Connection] = []
         self._closed = False
 

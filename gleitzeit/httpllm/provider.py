@@ -136,12 +136,15 @@ class HttpLLMProvider(Provider, Generic[S]):
         from gleitzeit.httpllm.http1 import ConnectionPool
 
         if ConnectionPool.usable(self.base_url, self._proxy):
-            self._pool = ConnectionPool(
-                self.base_url,
-                self.headers(),
-                connect_timeout=cfg.connect_timeout,
-                read_timeout=cfg.timeout,
-            )
+            try:
+                self._pool = ConnectionPool(
+                    self.base_url,
+                    self.headers(),
+                    connect_timeout=cfg.connect_timeout,
+                    read_timeout=cfg.timeout,
+                )
+            except ValueError:  # a header it will not write: aiohttp says why per request
+                self._pool = None
         if cfg.models is not None:
             self.models = self.model_names(cfg.models)
             return
