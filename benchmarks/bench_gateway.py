@@ -179,7 +179,7 @@ async def _measure(short: Upstream, long: Upstream, serve: Serve) -> dict:
         await c_short.chat.completions.create(model=model(side, "short"), messages=MESSAGES)
         await _stream(c_long, model(side, "long"))
         await _rps(c_short, model(side, "short"))
-    for _ in range(ROUNDS):  # interleaved, so drift affects both sides alike
+    for n in range(ROUNDS):  # interleaved, so drift affects both sides alike
         d, g, e = await _latencies(
             [
                 (sides["direct"][0], model("direct", "short")),
@@ -190,11 +190,16 @@ async def _measure(short: Upstream, long: Upstream, serve: Serve) -> dict:
         lat["direct"].append(d)
         lat["gleitzeit"].append(g)
         echo.append(e)
-        for side, (c_short, c_long, _) in sides.items():
-            tokens, first = await _stream(c_long, model(side, "long"))
+        # Each side's stream and 50-concurrent batch come right after the same kind of
+        # work on the other, and who goes first swaps every round: one stream per round
+        # is sensitive to what the processes did just before it.
+        order = list(sides) if n % 2 == 0 else list(reversed(sides))
+        for side in order:
+            tokens, first = await _stream(sides[side][1], model(side, "long"))
             rate[side].append(tokens)
             ttft[side].append(first)
-            rps[side].append(await _rps(c_short, model(side, "short")))
+        for side in order:
+            rps[side].append(await _rps(sides[side][0], model(side, "short")))
     for c_short, c_long, _ in sides.values():
         await c_short.close()
         await c_long.close()
