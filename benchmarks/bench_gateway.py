@@ -95,14 +95,17 @@ class Serve:
         self.dir.cleanup()
 
 
-async def _latency(client, model: str) -> float:
-    """Median seconds of one non-streamed request, over a batch in sequence."""
-    times = []
+async def _latencies(calls: list) -> list[float]:
+    """Median seconds of one non-streamed request for each (client, model), over a
+    batch in which the sides take turns request by request: what the machine does
+    meanwhile falls on every side alike."""
+    times: list[list[float]] = [[] for _ in calls]
     for _ in range(LATENCY_REQUESTS):
-        t0 = time.perf_counter()
-        await client.chat.completions.create(model=model, messages=MESSAGES)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for side, (client, model) in enumerate(calls):
+            t0 = time.perf_counter()
+            await client.chat.completions.create(model=model, messages=MESSAGES)
+            times[side].append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
 
 
 async def _stream(client, model: str) -> tuple[float, float]:
@@ -176,15 +179,27 @@ async def _measure(short: Upstream, long: Upstream, serve: Serve) -> dict:
         await c_short.chat.completions.create(model=model(side, "short"), messages=MESSAGES)
         await _stream(c_long, model(side, "long"))
         await _rps(c_short, model(side, "short"))
-    for _ in range(ROUNDS):  # interleaved, so drift affects both sides alike
-        for side, (c_short, c_long, _) in sides.items():
-            lat[side].append(await _latency(c_short, model(side, "short")))
-            if side == "gleitzeit":
-                echo.append(await _latency(c_short, "echo"))
-            tokens, first = await _stream(c_long, model(side, "long"))
+    for n in range(ROUNDS):  # interleaved, so drift affects both sides alike
+        d, g, e = await _latencies(
+            [
+                (sides["direct"][0], model("direct", "short")),
+                (sides["gleitzeit"][0], model("gleitzeit", "short")),
+                (sides["gleitzeit"][0], "echo"),
+            ]
+        )
+        lat["direct"].append(d)
+        lat["gleitzeit"].append(g)
+        echo.append(e)
+        # Each side's stream and 50-concurrent batch come right after the same kind of
+        # work on the other, and who goes first swaps every round: one stream per round
+        # is sensitive to what the processes did just before it.
+        order = list(sides) if n % 2 == 0 else list(reversed(sides))
+        for side in order:
+            tokens, first = await _stream(sides[side][1], model(side, "long"))
             rate[side].append(tokens)
             ttft[side].append(first)
-            rps[side].append(await _rps(c_short, model(side, "short")))
+        for side in order:
+            rps[side].append(await _rps(sides[side][0], model(side, "short")))
     for c_short, c_long, _ in sides.values():
         await c_short.close()
         await c_long.close()

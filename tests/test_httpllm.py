@@ -311,3 +311,150 @@ def test_the_environments_proxy_is_looked_up_once_and_no_proxy_is_honoured(monke
     assert _env_proxy("https://api.openai.com/v1") is None  # no HTTPS_PROXY
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     assert _env_proxy("http://127.0.0.1:8080/v1") is None
+
+
+# -- the HTTP/1.1 client of answers read whole ---------------------------------------------
+
+
+class RawServer:
+    """A TCP server on 127.0.0.1 that answers each request with the next scripted bytes
+    (None: close the connection without answering), recording the connections' ports."""
+
+    def __init__(self, *answers: bytes | None) -> None:
+        self.answers = list(answers)
+        self.requests: list[bytes] = []
+        self.ports: list[int] = []
+        self.server: Any = None
+
+    async def __aenter__(self) -> RawServer:
+        import asyncio
+
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/v1"
+
+    async def _serve(self, reader: Any, writer: Any) -> None:
+        self.ports.append(writer.get_extra_info("peername")[1])
+        try:
+            while self.answers:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = [
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ]
+                body = await reader.readexactly(length[0]) if length else b""
+                self.requests.append(head + body)
+                answer = self.answers.pop(0)
+                if answer is None:
+                    break
+                writer.write(answer)
+                await writer.drain()
+        except Exception:
+            pass
+        writer.close()
+
+
+async def test_the_http1_client_reads_length_chunked_and_closing_bodies_and_reuses_connections():
+    import gzip
+
+    from gleitzeit.httpllm.http1 import ConnectionPool
+
+    zipped = gzip.compress(b'{"z":1}')
+    answers = [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n" + b'{"a":1}',
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b'3\r\n{"b\r\n4;ext=1\r\n":2}\r\n0\r\nX-Trailer: t\r\n\r\n',
+        b"HTTP/1.1 429 Too Many\r\nRetry-After: 3\r\nretry-after: 4\r\nContent-Length: 2\r\n\r\n{}",
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: "
+        + str(len(zipped)).encode()
+        + b"\r\n\r\n"
+        + zipped,
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b'{"c":3}',
+    ]
+    async with RawServer(*answers) as server:
+        pool = ConnectionPool(
+            server.url, {"Authorization": "Bearer k"}, connect_timeout=1, read_timeout=1
+        )
+        try:
+            first = await pool.request("POST", "/chat", b'{"q":1}')
+            assert (first.status, first.body) == (200, b'{"a":1}')
+            assert (await pool.request("GET", "/models")).body == b'{"b":2}'
+            limited = await pool.request("GET", "/models")
+            assert limited.status == 429 and limited.headers["retry-after"] == "3, 4"
+            assert (await pool.request("GET", "/models")).body == b'{"z":1}'
+            assert (await pool.request("GET", "/models")).body == b'{"c":3}'
+        finally:
+            pool.close()
+    assert len(set(server.ports)) == 1  # one kept-alive connection for all five
+    assert server.requests[0].startswith(b"POST /v1/chat HTTP/1.1\r\n")
+    assert b"\r\nAuthorization: Bearer k\r\n" in server.requests[0]
+    assert server.requests[0].endswith(b'Content-Length: 7\r\n\r\n{"q":1}')
+
+
+async def test_the_http1_client_retries_once_when_a_kept_connection_was_closed_unread():
+    from gleitzeit.httpllm.http1 import ConnectionPool, ServerDisconnected
+
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+    async with RawServer(ok, None, ok, None, None) as server:
+        pool = ConnectionPool(server.url, {}, connect_timeout=1, read_timeout=1)
+        try:
+            assert (await pool.request("GET", "/a")).body == b"{}"
+            # The server drops the kept connection unanswered: the request goes again
+            # on a new connection, which answers.
+            assert (await pool.request("GET", "/a")).body == b"{}"
+            assert len(set(server.ports)) == 2
+            # Dropped again, and then on the new connection too: an error, not a loop.
+            with pytest.raises(ServerDisconnected):
+                await pool.request("GET", "/a")
+            assert len(set(server.ports)) == 3
+        finally:
+            pool.close()
+
+
+async def test_the_http1_client_times_out_between_bytes_and_in_total():
+    import asyncio
+
+    from gleitzeit.httpllm.http1 import ConnectFailed, ConnectionPool, ReadTimeout
+
+    async def slow(reader: Any, writer: Any) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n{")
+        for piece in (b'"', b"}", b"\n"):
+            await asyncio.sleep(0.15)
+            writer.write(piece)
+        await asyncio.sleep(1)
+        writer.close()
+
+    server = await asyncio.start_server(slow, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        pool = ConnectionPool(url, {}, connect_timeout=1, read_timeout=0.4)
+        assert (await pool.request("GET", "/")).body == b'{"}\n'  # each byte in time
+        pool = ConnectionPool(url, {}, connect_timeout=1, read_timeout=0.1)
+        with pytest.raises(ReadTimeout):
+            await pool.request("GET", "/")
+        pool = ConnectionPool(url, {}, connect_timeout=1, read_timeout=0.4)
+        with pytest.raises(ReadTimeout):
+            await pool.request("GET", "/", timeout=0.25)
+    finally:
+        server.close()
+        await server.wait_closed()
+    with pytest.raises(ConnectFailed) as refused:
+        await ConnectionPool(url, {}, connect_timeout=1, read_timeout=1).request("GET", "/")
+    assert isinstance(refused.value.os_error, ConnectionRefusedError)
+
+
+def test_only_plain_http_upstreams_without_a_proxy_take_the_http1_client():
+    from gleitzeit.httpllm.http1 import ConnectionPool
+
+    assert ConnectionPool.usable("http://127.0.0.1:11434", None)
+    assert not ConnectionPool.usable("https://api.openai.com/v1", None)
+    assert not ConnectionPool.usable("http://127.0.0.1:11434", "http://proxy:3128")

@@ -4,7 +4,8 @@ A new HTTP LLM plugin is a short file: subclass :class:`HttpLLMProvider` and
 :class:`HttpLLMSettings`, say where the upstream is and how it is named, and write the
 methods with :meth:`~HttpLLMProvider.post`, :meth:`~HttpLLMProvider.post_stream` (with
 :func:`sse_data` or :func:`ndjson_lines`) and :meth:`~HttpLLMProvider.decode`. The base
-opens one aiohttp session per provider on start and closes it on stop, applies the
+opens one aiohttp session per provider on start (and, for a plain ``http://`` upstream,
+a leaner keep-alive pool for the answers read whole) and closes them on stop, applies the
 timeouts, and turns every HTTP status, timeout, lost connection and malformed reply into
 a Gleitzeit error that names the upstream. See ``docs/writing-plugins.md``.
 

@@ -2,7 +2,8 @@
 
 It owns what every such provider repeats: one aiohttp ``ClientSession`` per provider
 (keep-alive, opened by :meth:`~HttpLLMProvider.start`, closed by
-:meth:`~HttpLLMProvider.stop`), the base URL and API key, per-request timeouts, model
+:meth:`~HttpLLMProvider.stop`) — beside it, for answers read whole from a plain
+``http://`` upstream, the leaner pool of :mod:`gleitzeit.httpllm.http1` — the base URL and API key, per-request timeouts, model
 discovery at start, and one mapping of HTTP statuses, connection failures, timeouts and
 malformed replies onto Gleitzeit's errors, each naming the upstream. A subclass adds
 its methods, built on :meth:`~HttpLLMProvider.post`,
@@ -37,6 +38,8 @@ from gleitzeit.provider import Provider
 
 if TYPE_CHECKING:
     import aiohttp
+
+    from gleitzeit.httpllm.http1 import ConnectionPool
 
 __all__ = ["Framing", "HttpLLMProvider"]
 
@@ -82,6 +85,8 @@ class HttpLLMProvider(Provider, Generic[S]):
             self.model_required = ("llm/chat", "llm/generate")
         self.base_url = self.cfg.resolved_base_url()
         self._session: aiohttp.ClientSession | None = None
+        #: Requests answered whole, to a plain-http upstream without a proxy.
+        self._pool: ConnectionPool | None = None
         self._proxy: str | None = None
 
     @property
@@ -127,6 +132,18 @@ class HttpLLMProvider(Provider, Generic[S]):
             # An API sets no cookies worth keeping; a jar is work on every request.
             cookie_jar=aiohttp.DummyCookieJar(),
         )
+        from gleitzeit.httpllm.http1 import ConnectionPool
+
+        if ConnectionPool.usable(self.base_url, self._proxy):
+            try:
+                self._pool = ConnectionPool(
+                    self.base_url,
+                    self.headers(),
+                    connect_timeout=cfg.connect_timeout,
+                    read_timeout=cfg.timeout,
+                )
+            except ValueError:  # a header it will not write: aiohttp says why per request
+                self._pool = None
         if cfg.models is not None:
             self.models = self.model_names(cfg.models)
             return
@@ -141,6 +158,9 @@ class HttpLLMProvider(Provider, Generic[S]):
     async def stop(self) -> None:
         """Close the session (and its kept-alive connections); harmless when stopped."""
         session, self._session = self._session, None
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
         if session is not None:
             await session.close()
 
@@ -201,6 +221,17 @@ class HttpLLMProvider(Provider, Generic[S]):
         self, method: str, path: str, body: Any, model: str | None, timeout: float | None
     ) -> bytes:
         session = self._open()
+        if self._pool is not None:
+            try:
+                reply = await self._pool.request(
+                    method, path, None if body is None else _dumps(body), timeout=timeout
+                )
+            except Exception as exc:
+                raise self.transport_error(exc, timeout=timeout) from None
+            if reply.status >= 400:
+                failure = UpstreamFailure.read(reply.status, reply.body, reply.headers)
+                raise self.status_error(failure, model)
+            return reply.body
         kw: dict[str, Any] = {"proxy": self._proxy}
         if body is not None:
             kw.update(data=_dumps(body), headers=_JSON)
@@ -381,11 +412,13 @@ class HttpLLMProvider(Provider, Generic[S]):
 
         import aiohttp
 
+        from gleitzeit.httpllm import http1
+
         if isinstance(exc, GleitzeitError):
             return exc
         where = self.where
         if isinstance(exc, asyncio.TimeoutError):
-            connecting = getattr(aiohttp, "ConnectionTimeoutError", ())
+            connecting = (http1.ConnectTimeout, getattr(aiohttp, "ConnectionTimeoutError", ()))
             if isinstance(exc, connecting):
                 return ProviderTimeoutError(
                     f"{where} did not accept a connection within {self.cfg.connect_timeout:g}s",
@@ -399,7 +432,7 @@ class HttpLLMProvider(Provider, Generic[S]):
                 f"{where} {what} within {seconds:g}s",
                 hint=f"raise {setting} under plugins.{self.name} in gleitzeit.yaml{reason}",
             )
-        if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc, (aiohttp.ClientConnectorError, http1.ConnectFailed)):
             return ProviderUnavailableError(
                 f"Cannot reach {where}: {type(exc.os_error).__name__}: {exc.os_error}",
                 hint=self.unreachable_hint,
