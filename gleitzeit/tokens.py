@@ -44,7 +44,12 @@ MIN_SECRET_LENGTH = 32
 
 class AuthFailed(Exception):
     """A connection or request presented no usable credential; the peer sees the
-    message (which never contains the token)."""
+    message (which never contains the token). ``reason`` is the message without the
+    command-line hint, for edges whose callers are not the CLI (the HTTP API)."""
+
+    def __init__(self, reason: str, cli_hint: str | None = None) -> None:
+        super().__init__(reason if cli_hint is None else f"{reason} ({cli_hint})")
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -183,7 +188,7 @@ class Credentials:
             return OPEN
         if given is None or given == "":
             raise AuthFailed(
-                "authentication failed: no token given (pass --token or set GLEITZEIT_TOKEN)"
+                "authentication failed: no token given", "pass --token or set GLEITZEIT_TOKEN"
             )
         if not isinstance(given, str) or len(given) > 8192:
             raise AuthFailed("authentication failed: the token must be a string")
@@ -194,5 +199,5 @@ class Credentials:
         if self.secret is not None and given.count(".") == 2:
             return _decode(self.secret, given)
         raise AuthFailed(
-            "authentication failed: missing or wrong token (set GLEITZEIT_TOKEN or pass --token)"
+            "authentication failed: missing or wrong token", "set GLEITZEIT_TOKEN or pass --token"
         )

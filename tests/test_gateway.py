@@ -209,6 +209,9 @@ def test_a_wrong_key_is_an_authentication_error(served):
     with pytest.raises(openai.AuthenticationError) as info:
         served.client(api_key="wrong").chat.completions.create(model="echo", messages=HI)
     assert info.value.code == "invalid_api_key"
+    # what an API caller can do about it, not the command line's options
+    assert "--token" not in info.value.message
+    assert "Authorization: Bearer" in info.value.message
 
 
 def test_an_unknown_model_is_not_found_and_the_message_lists_models(served):

@@ -127,7 +127,7 @@ class Gateway:
             if exc.status == 401:
                 raise HttpError(
                     401,
-                    f"Incorrect API key provided ({exc.message}): pass a client token as "
+                    f"Incorrect API key provided ({exc.reason}): pass a client token as "
                     "the API key (Authorization: Bearer $GLEITZEIT_TOKEN)",
                     code="invalid_api_key",
                 ) from None

@@ -26,13 +26,15 @@ Handler = Callable[[Any], Awaitable[Any]]
 
 
 class AccessDenied(Exception):
-    """An HTTP request refused: ``status`` 401 (no or bad credential) or 403."""
+    """An HTTP request refused: ``status`` 401 (no or bad credential) or 403.
+    ``reason``: the message without the command-line hint."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, reason: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.reason = message if reason is None else reason
 
 
 def bearer(headers: Any) -> str | None:
@@ -99,7 +101,7 @@ class Guard:
         try:
             principal = self.credentials.identify(bearer(request.headers))
         except AuthFailed as exc:
-            raise AccessDenied(401, "auth_refused", str(exc)) from None
+            raise AccessDenied(401, "auth_refused", str(exc), exc.reason) from None
         if not principal.has(role):
             raise AccessDenied(403, "forbidden", f"this credential does not have the {role} role")
         return principal
