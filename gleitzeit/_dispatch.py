@@ -156,6 +156,16 @@ class Dispatcher:
                 return [self._retarget(request, provider, bare)]
         return None
 
+    def _alias(self, request: Request) -> str | None:
+        """The model alias ``request`` names, if it names one."""
+        model = request.model
+        aliases = self.models.aliases
+        if model is None or not aliases:
+            return None
+        if model in aliases:
+            return model
+        return model[:-7] if model.endswith(":latest") and model[:-7] in aliases else None
+
     @staticmethod
     def _retarget(request: Request, provider: str | None, model: str) -> Request:
         params = {**request.params, "model": model}
@@ -312,23 +322,23 @@ class Dispatcher:
         targets = None if request.model is None else self._targets(request)
         if targets is None:  # the common case
             return self._invoke_once(request)
-        return self._invoke_chain(targets)
+        return self._invoke_chain(targets, self._alias(request))
 
     async def invoke_model(self, request: Request) -> dict[str, Any]:
         """Run the request on its model's targets in order (a fallback chain)."""
         targets = self._targets(request)
         if targets is None:
             return await self._invoke_once(request)
-        return await self._invoke_chain(targets)
+        return await self._invoke_chain(targets, self._alias(request))
 
-    async def _invoke_chain(self, targets: list[Request]) -> dict[str, Any]:
+    async def _invoke_chain(self, targets: list[Request], alias: str | None) -> dict[str, Any]:
         last = len(targets) - 1
         for i, target in enumerate(targets):
             try:
                 return await self._invoke_once(target)
             except GleitzeitError as exc:
                 if i == last or not falls_through(exc):
-                    raise
+                    raise _in_alias(alias, target, exc) from None
                 self._fell_back(target, targets[i + 1])
         raise AssertionError("unreachable")  # the last target returned or raised
 
@@ -357,6 +367,7 @@ class Dispatcher:
         """Stream from the model's targets in order: the next target is tried when one
         fails before its first chunk."""
         targets = self._targets(request)
+        alias = None if targets is None else self._alias(request)
         if targets is None:
             targets = [request]
         last = len(targets) - 1
@@ -369,7 +380,7 @@ class Dispatcher:
                     return
                 except GleitzeitError as exc:
                     if i == last or not falls_through(exc):
-                        raise
+                        raise _in_alias(alias, target, exc) from None
                     self._fell_back(target, targets[i + 1])
                     continue
                 yield first
@@ -722,3 +733,14 @@ def _resume(coro: Coroutine[Any, Any, Any], waiting_on: Any) -> Generator[Any, A
                 waiting_on = coro.send(sent)
             except StopIteration as done:
                 return done.value
+
+
+def _in_alias(alias: str | None, target: Request, exc: GleitzeitError) -> GleitzeitError:
+    """``exc`` naming the model alias whose target could not be routed at all (an
+    unknown provider or method), so the caller knows which configuration to change."""
+    if alias is not None and isinstance(exc, (RoutingError, MethodNotFoundError)):
+        where = f"{target.provider}/{target.model}" if target.provider else target.model
+        exc.message = f"Model alias {alias!r} -> {where}: {exc.message}"
+        exc.args = (exc.message,)
+        exc.hint = "change the alias in models.aliases" + (f"; {exc.hint}" if exc.hint else "")
+    return exc

@@ -268,6 +268,19 @@ async def test_a_chain_whose_every_target_fails_raises_the_last_failure():
                 await h.invoke("llm/chat", {"model": "only", "messages": ASK})
 
 
+async def test_an_alias_whose_target_cannot_be_routed_names_the_alias():
+    config = "models:\n  aliases:\n    broken: [nope/nothing]\n"
+    async with host(config=config) as h:
+        with pytest.raises(gleitzeit.RoutingError) as invoked:
+            await h.invoke("llm/chat", {"model": "broken", "messages": ASK})
+        with pytest.raises(gleitzeit.RoutingError) as streamed:
+            async for _ in h.stream("llm/chat", {"model": "broken", "messages": ASK}):
+                pass
+    for failed in (invoked, streamed):
+        assert "Model alias 'broken' -> nope/nothing: No provider named 'nope'" in str(failed.value)
+        assert "models.aliases" in str(failed.value)
+
+
 def test_providers_invoke_runs_provider_tools_and_aliases(run_cli):
     with ThreadedServer(FakeOpenAI()) as server:
         assert isinstance(server, FakeOpenAI)
