@@ -199,6 +199,11 @@ def provider_run(
                 )
                 while runner.registered.is_set():
                     await _asyncio().sleep(0.2)
+                if runner.stopping:
+                    return
+                click.echo(f"lost the connection to {url}; reconnecting", err=True)
+                await runner.registered.wait()
+                click.echo(f"reconnected to {url}", err=True)
 
         async def give_up() -> None:
             assert connect_timeout is not None

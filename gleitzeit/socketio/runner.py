@@ -119,6 +119,9 @@ class ProviderRunner:
         self._in_flight = 0
         self._fatal: GleitzeitError | None = None
         self._refused = ""
+        # Set once the first connect succeeded: a refusal after it is the library's
+        # reconnection (or ours) being refused.
+        self._connected_once = False
         # Stall detection (see the module docstring).
         self.skipped: deque[str] = deque(maxlen=1000)
         self._last_tick = 0.0
@@ -154,6 +157,16 @@ class ProviderRunner:
         self._refused = (
             str(data.get("message", data)) if isinstance(data, dict) else str(data or "")
         )
+        if self._connected_once and "authentication failed" in self._refused:
+            # A reconnection refused (the server came back with another token): as
+            # final as a refusal of the first connect, not retried forever.
+            self._give_up(ConnectFailed(f"{self.url} refused the provider: {self._refused}"))
+
+    def _give_up(self, exc: GleitzeitError) -> None:
+        """End :meth:`run` with ``exc``."""
+        if self._fatal is None:
+            self._fatal = exc
+        self._stop.set()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -177,13 +190,19 @@ class ProviderRunner:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
             try:
-                await self._sio.disconnect()
+                # shutdown() also ends the library's reconnection attempts, if under way.
+                await getattr(self._sio, "shutdown", self._sio.disconnect)()
             except Exception:
                 pass
             await self.provider.stop()
 
     def stop(self) -> None:
         self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called or the server refused this provider."""
+        return self._stop.is_set()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -203,6 +222,7 @@ class ProviderRunner:
                     transports=["websocket"],
                     wait_timeout=10,
                 )
+                self._connected_once = True
                 return
             except socketio.exceptions.ConnectionError as exc:
                 text = self._refused or str(exc)
@@ -219,7 +239,10 @@ class ProviderRunner:
             await self._sio.disconnect()
         except Exception:
             pass
-        await self._connect_first()
+        try:
+            await self._connect_first()
+        except ConnectFailed as exc:
+            self._give_up(exc)
 
     def _fits(self, payload: Any, method: str) -> None:
         """Refuse to send more than the server accepts: the server would drop the
@@ -310,10 +333,11 @@ class ProviderRunner:
             return
         if not ack.ok:
             log.error("%s refused the registration: %s", self.url, (ack.error or {}).get("message"))
-            self._fatal = ConnectFailed(
-                f"{self.url} refused the registration: {(ack.error or {}).get('message')}"
+            self._give_up(
+                ConnectFailed(
+                    f"{self.url} refused the registration: {(ack.error or {}).get('message')}"
+                )
             )
-            self._stop.set()
             return
         self.instance_id = ack.instance_id
         self.max_payload_bytes = ack.max_payload_bytes
