@@ -41,12 +41,14 @@ from gleitzeit.socketio.flow import Credit
 from gleitzeit.socketio.wire import (
     PROVIDERS_NAMESPACE,
     Invoke,
+    InvokeFields,
     RegisterAck,
     StreamCancel,
     StreamStart,
     error_payload,
     parse,
     payload_size,
+    plain_invoke,
 )
 
 log = logging.getLogger("gleitzeit.socketio.runner")
@@ -282,7 +284,7 @@ class ProviderRunner:
             self._noticed_stall()
             await asyncio.sleep(0.1)
 
-    def _abandoned(self, msg: Invoke) -> GleitzeitError | None:
+    def _abandoned(self, msg: Invoke | InvokeFields) -> GleitzeitError | None:
         """Why an invoke should not be started, or None."""
         if msg.deadline is not None and time.time() > msg.deadline:
             return ProviderTimeoutError(f"{msg.method}: its deadline passed before it started")
@@ -378,7 +380,7 @@ class ProviderRunner:
         token = CALL_ID.set(call_id if isinstance(call_id, str) else None)
         reply: dict[str, Any] = {"ok": False}
         try:
-            msg = parse(Invoke, data, "invoke")
+            msg = plain_invoke(data) or parse(Invoke, data, "invoke")
             method = msg.method
             why = self._abandoned(msg)
             if why is not None:
