@@ -14,7 +14,7 @@ import pytest
 
 import gleitzeit
 from gleitzeit.config import parse_config
-from gleitzeit.errors import AuthRefused
+from gleitzeit.errors import AuthRefused, ServerUnreachable
 from gleitzeit.host import Host
 from gleitzeit.plugins import Plugins
 from gleitzeit.socketio.client import Client
@@ -485,3 +485,16 @@ async def test_provider_run_says_when_its_connection_drops_and_is_back(serve, pr
     assert err.count(f"lost the connection to {server.url}; reconnecting") == 1
     assert err.count(f"reconnected to {server.url}") == 1
     assert out.count("registered with") == 2
+
+
+async def test_client_link_timeout_is_server_unreachable(serve, procs):
+    server = await serve()
+    procs.provider("remote_providers:Worker", server.url)
+    await wait_until(lambda: remote(server, "worker"), "registration")
+    async with Client(server.url, token=TOKEN) as client:
+        # The link's own guard (well above the invocation timeout in invoke()).
+        with pytest.raises(ServerUnreachable, match="invoke to .* TimeoutError"):
+            await client._call(
+                "invoke", {"method": "work/do", "params": {"id": 1, "delay": 2}}, 0.2
+            )
+        assert (await client.invoke("work/do", {"id": 2}))["result"] == 2
