@@ -469,6 +469,7 @@ async def test_provider_run_exits_when_the_restarted_server_refuses_it(serve, pr
     assert f"lost the connection to {server.url}; reconnecting" in err
     assert "refused the provider: authentication failed" in err
     assert not remote(again, "worker")
+    assert "Unclosed" not in err
 
 
 async def test_provider_run_says_when_its_connection_drops_and_is_back(serve, procs):

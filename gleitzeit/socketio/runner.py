@@ -191,11 +191,13 @@ class ProviderRunner:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-            try:
-                # shutdown() also ends the library's reconnection attempts, if under way.
-                await getattr(self._sio, "shutdown", self._sio.disconnect)()
-            except Exception:
-                pass
+            for close in ("shutdown", "disconnect"):
+                # shutdown() ends the library's reconnection attempts, if under way;
+                # disconnect() closes the engine's HTTP session in any case.
+                try:
+                    await getattr(self._sio, close)()
+                except Exception:
+                    pass
             await self.provider.stop()
 
     def stop(self) -> None:
