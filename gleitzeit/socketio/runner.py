@@ -23,7 +23,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from gleitzeit.errors import (
@@ -124,6 +124,8 @@ class ProviderRunner:
         # Set once the first connect succeeded: a refusal after it is the library's
         # reconnection (or ours) being refused.
         self._connected_once = False
+        #: Called when the connection to the server drops (not on :meth:`stop`).
+        self.on_drop: Callable[[], None] | None = None
         # Stall detection (see the module docstring).
         self.skipped: deque[str] = deque(maxlen=1000)
         self._last_tick = 0.0
@@ -202,11 +204,6 @@ class ProviderRunner:
 
     def stop(self) -> None:
         self._stop.set()
-
-    @property
-    def stopping(self) -> bool:
-        """True once :meth:`stop` was called or the server refused this provider."""
-        return self._stop.is_set()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -359,6 +356,8 @@ class ProviderRunner:
 
     async def _on_disconnect(self, *reason: Any) -> None:
         self.registered.clear()
+        if self.on_drop is not None and not self._stop.is_set():
+            self.on_drop()
         if reason and str(reason[0]) == "io server disconnect" and not self._stop.is_set():
             # The server dropped us on purpose; the client library will not reconnect
             # by itself after that, so do it here.
