@@ -14,7 +14,7 @@ import pytest
 
 import gleitzeit
 from gleitzeit.config import parse_config
-from gleitzeit.errors import AuthRefused
+from gleitzeit.errors import AuthRefused, ServerUnreachable
 from gleitzeit.host import Host
 from gleitzeit.plugins import Plugins
 from gleitzeit.socketio.client import Client
@@ -444,3 +444,58 @@ async def test_public_bind_without_token_warns(caplog):
         await server.start()
         await server.stop(grace=0)
     assert any("without a token" in r.getMessage() for r in caplog.records)
+
+
+async def test_provider_run_exits_when_the_restarted_server_refuses_it(serve, procs):
+    # The server comes back with another secret: the provider's credential no longer
+    # holds, and a refused reconnection ends `provider run` as a refused first connect.
+    server = await serve()
+    port = server.port
+    proc = procs.provider("remote_providers:Worker", server.url)
+    await wait_until(lambda: remote(server, "worker"), "registration")
+    await server.stop(grace=0)
+
+    config = parse_config(f"server: {{token: {TOKEN}, secret: '{'another-' + SECRET}'}}\n")
+    again = GleitzeitServer(
+        Host(config, plugins=Plugins.load(config, installed=False)), bind="127.0.0.1", port=port
+    )
+    await again.start()
+    try:
+        out, err = await asyncio.to_thread(proc.communicate, timeout=60)
+    finally:
+        await again.stop(grace=0)
+    assert proc.returncode == 2
+    assert "registered with" in out
+    assert f"lost the connection to {server.url}; reconnecting" in err
+    assert "refused the provider: authentication failed" in err
+    assert not remote(again, "worker")
+    assert "Unclosed" not in err
+
+
+async def test_provider_run_says_when_its_connection_drops_and_is_back(serve, procs):
+    server = await serve()
+    port = server.port
+    proc = procs.provider("remote_providers:Worker", server.url)
+    await wait_until(lambda: remote(server, "worker"), "registration")
+    await server.stop(grace=0)
+    again = await serve(port=port)
+    await wait_until(lambda: remote(again, "worker"), "re-registration", timeout=30)
+    await asyncio.sleep(0.5)  # the announcement polls
+    proc.send_signal(signal.SIGTERM)
+    out, err = await asyncio.to_thread(proc.communicate, timeout=30)
+    assert err.count(f"lost the connection to {server.url}; reconnecting") == 1
+    assert err.count(f"reconnected to {server.url}") == 1
+    assert out.count("registered with") == 2
+
+
+async def test_client_link_timeout_is_server_unreachable(serve, procs):
+    server = await serve()
+    procs.provider("remote_providers:Worker", server.url)
+    await wait_until(lambda: remote(server, "worker"), "registration")
+    async with Client(server.url, token=TOKEN) as client:
+        # The link's own guard (well above the invocation timeout in invoke()).
+        with pytest.raises(ServerUnreachable, match="invoke to .* TimeoutError"):
+            await client._call(
+                "invoke", {"method": "work/do", "params": {"id": 1, "delay": 2}}, 0.2
+            )
+        assert (await client.invoke("work/do", {"id": 2}))["result"] == 2

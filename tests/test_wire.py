@@ -274,3 +274,33 @@ async def test_malformed_acks_cool_the_instance_down(serve):  # noqa: F811
         assert inst.cooldown_until > 0 and inst.consecutive_failures >= 3
     finally:
         await prov.disconnect()
+
+
+def test_the_hand_checked_invoke_agrees_with_the_model():
+    import random
+
+    from gleitzeit.errors import InvalidMessage
+    from gleitzeit.socketio.wire import Invoke, parse, plain_invoke
+
+    values = [
+        None, True, 0, 1, -1, 0.5, 86400, 86401, float("nan"), float("inf"), "", "a",
+        "x" * 65, "x" * 161, "x" * 257, "calc/add", "a\n", "é", "1.5", [], {}, {"a": 1},
+    ]  # fmt: skip
+    keys = ["method", "params", "provider", "model", "capability", "timeout", "call_id"]
+    keys += ["deadline", "extra"]
+    rng = random.Random(7)
+    for _ in range(20_000):
+        data = {k: rng.choice(values) for k in rng.sample(keys, rng.randint(0, 4))}
+        if rng.random() < 0.7:
+            data["method"] = "calc/add"
+        if rng.random() < 0.5:
+            data["params"] = {"a": 1}
+        fast = plain_invoke(data)
+        if fast is None:
+            continue  # the model decides
+        try:
+            model = parse(Invoke, data, "invoke")
+        except InvalidMessage as exc:
+            raise AssertionError(f"accepted by hand, refused by the model: {data!r}") from exc
+        assert fast._asdict() == model.model_dump(), data
+        assert [type(v) for v in fast] == [type(getattr(model, f)) for f in fast._fields], data

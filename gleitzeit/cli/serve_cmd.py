@@ -193,13 +193,24 @@ def provider_run(
             except (NotImplementedError, RuntimeError):
                 pass
 
+        dropped: list[bool] = []
+
+        def lost() -> None:
+            dropped.append(True)
+            click.echo(f"lost the connection to {url}; reconnecting", err=True)
+
+        runner.on_drop = lost
+
         async def announce() -> None:
             while True:
                 await runner.registered.wait()
+                if dropped:
+                    dropped.clear()
+                    click.echo(f"reconnected to {url}", err=True)
                 click.echo(
                     f"provider {provider.name} registered with {url} as {runner.instance_id}"
                 )
-                while runner.registered.is_set():
+                while runner.registered.is_set() and not dropped:
                     await _asyncio().sleep(0.2)
 
         async def give_up() -> None:

@@ -36,10 +36,11 @@ class SocketIOCounts:
                     metrics.refused[refused] = metrics.refused.get(refused, 0) + 1
             return ret
 
-        async def counting_emit(event: str, *args: Any, **kw: Any) -> Any:
+        def counting_emit(event: str, *args: Any, **kw: Any) -> Any:
+            # Counts and hands back emit's own coroutine: no frame of its own per emit.
             key = (*self._bounded(event, kw.get("namespace") or "/"), "out")
             events[key] = events.get(key, 0) + 1
-            return await emit(event, *args, **kw)
+            return emit(event, *args, **kw)
 
         # python-socketio dispatches through these attributes of the server object.
         sio._trigger_event = counting_trigger

@@ -128,7 +128,7 @@ class Client:
     async def _call(self, event: str, data: dict[str, Any], timeout: float | None) -> Any:
         sio = self._sio if self._sio is not None else await self._connect()
         try:
-            reply = await sio.call(event, data, namespace=CLIENTS_NAMESPACE, timeout=timeout)
+            reply = await _ask(sio, event, data, timeout)
         except Exception as exc:
             raise ServerUnreachable(
                 f"{event} to {self.url} failed: {type(exc).__name__}: {exc}"
@@ -232,6 +232,33 @@ class Client:
             "instances"
         ]
         return rows
+
+
+async def _ask(sio: Any, event: str, data: dict[str, Any], timeout: float | None) -> Any:
+    """``sio.call`` without its task per call: the ack resolves a future, a timer
+    (when ``timeout`` is given) fails it with the same ``TimeoutError``."""
+    import asyncio  # not at import: `import gleitzeit` stays without asyncio
+
+    import socketio
+
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[Any] = loop.create_future()
+
+    def ack(*args: Any) -> None:
+        if not fut.done():
+            fut.set_result(args[0] if len(args) == 1 else (args or None))
+
+    def expire() -> None:
+        if not fut.done():
+            fut.set_exception(socketio.exceptions.TimeoutError())
+
+    await sio.emit(event, data, namespace=CLIENTS_NAMESPACE, callback=ack)
+    timer = loop.call_later(timeout, expire) if timeout is not None else None
+    try:
+        return await fut
+    finally:
+        if timer is not None:
+            timer.cancel()
 
 
 async def _discard(sio: Any) -> None:

@@ -17,7 +17,7 @@ from gleitzeit.errors import (
     StreamStalledError,
 )
 from gleitzeit.socketio.flow import Credit
-from gleitzeit.socketio.handlers import Handlers
+from gleitzeit.socketio.handlers import Handlers, payload_of
 from gleitzeit.socketio.wire import (
     CLIENTS_NAMESPACE,
     HealthRequest,
@@ -29,6 +29,7 @@ from gleitzeit.socketio.wire import (
     error_payload,
     parse,
     payload_size,
+    plain_invoke,
 )
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ class ClientHandlers:
         sio.on("connect", self.on_connect, namespace=ns)
         sio.on("disconnect", self.on_disconnect, namespace=ns)
         on = self.handlers.on
-        on("invoke", self.on_invoke, acked=True)
+        self.handlers.direct("invoke", self.on_invoke)
         on("stream:start", self.on_stream_start, acked=True)
         on("stream:cancel", self.on_stream_cancel, acked=True)
         on("stream:credit", self.on_stream_credit, acked=False)
@@ -93,7 +94,13 @@ class ClientHandlers:
         for task in self.streams.pop(sid, {}).values():
             task.cancel()
 
-    def _check(self, data: Any, event: str, model: Any) -> Any:
+    def _check(
+        self,
+        data: Any,
+        event: str,
+        model: Any,
+        plain: Callable[[Any], Any] | None = None,
+    ) -> Any:
         if self.draining:
             raise ProviderUnavailableError(
                 "the server is shutting down", hint="retry against another server or later"
@@ -105,12 +112,15 @@ class ClientHandlers:
                 f"{event} payload is {size:,} bytes; the limit is {limit:,}",
                 hint="send less, or raise server.max_payload_bytes in gleitzeit.yaml",
             )
-        return parse(model, data, event)
+        return (plain is not None and plain(data)) or parse(model, data, event)
 
-    async def on_invoke(self, sid: str, data: Any = None) -> dict[str, Any]:
+    async def on_invoke(self, sid: str, *args: Any) -> dict[str, Any]:
+        # Registered without the Handlers wrapper (the hottest event): answers every
+        # payload itself, as the wrapper would.
         self._begin()
         try:
-            msg = self._check(data, "invoke", Invoke)
+            data = payload_of(args)
+            msg = self._check(data, "invoke", Invoke, plain_invoke)
             result = await self.host.invoke(
                 msg.method,
                 msg.params,

@@ -19,7 +19,9 @@ from gleitzeit.socketio.wire import error_payload
 log = logging.getLogger("gleitzeit.socketio")
 
 
-def _payload(args: tuple[Any, ...]) -> Any:
+def payload_of(args: tuple[Any, ...]) -> Any:
+    """The payload of an event from the arguments after ``sid``: one, none (None), or
+    several (a list, which no payload model accepts)."""
     if len(args) == 1:
         return args[0]
     return None if not args else list(args)
@@ -54,11 +56,15 @@ class Handlers:
         """Register ``fn(sid, data)`` for ``event``."""
         self.events.append(event)
 
+        is_async = inspect.iscoroutinefunction(fn)
+
         async def handler(sid: str, *args: Any) -> Any:
             # Runs ``fn`` before its first await, so synchronous handlers keep the
             # events' arrival order.
             try:
-                result = fn(sid, _payload(args))
+                if is_async:
+                    return await fn(sid, payload_of(args))
+                result = fn(sid, payload_of(args))
                 if inspect.isawaitable(result):
                     result = await result
                 return result
@@ -71,6 +77,12 @@ class Handlers:
                 return {"ok": False, "error": error_payload(exc)}
 
         self.sio.on(event, handler, namespace=self.namespace)
+
+    def direct(self, event: str, fn: Callable[..., Any]) -> None:
+        """Register ``fn(sid, *args)`` for ``event`` as it is: a coroutine function that
+        takes the payload with :func:`payload_of` and answers every error itself."""
+        self.events.append(event)
+        self.sio.on(event, fn, namespace=self.namespace)
 
     def on_unknown(self) -> None:
         """Answer events this namespace does not know."""

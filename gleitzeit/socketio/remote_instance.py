@@ -111,18 +111,22 @@ class RemoteInstance(ProviderInstance):
                 hint=f"see `gleitzeit providers list --json` for the schema of {method}",
             )
 
-    def _reply(self, raw: Any, what: str) -> InvokeReply:
-        """A provider's ack, checked: too large is the caller's ``payload_too_large``; a
-        malformed one counts against the instance (not the caller)."""
-        if raw is not None and not isinstance(raw, dict):
-            raise ProviderError(f"{self.id} sent a malformed {what}: got {type(raw).__name__}")
-        size = payload_size(raw) if raw is not None else 0
+    def _fits(self, raw: dict[str, Any]) -> None:
+        size = payload_size(raw)
         if size > self.max_payload_bytes:
             raise PayloadTooLargeError(
                 f"the reply of {self.id} is {size:,} bytes; the limit is "
                 f"{self.max_payload_bytes:,}",
                 hint="ask for less, or raise server.max_payload_bytes in gleitzeit.yaml",
             )
+
+    def _reply(self, raw: Any, what: str) -> InvokeReply:
+        """A provider's ack, checked: too large is the caller's ``payload_too_large``; a
+        malformed one counts against the instance (not the caller)."""
+        if raw is not None and not isinstance(raw, dict):
+            raise ProviderError(f"{self.id} sent a malformed {what}: got {type(raw).__name__}")
+        if raw is not None:
+            self._fits(raw)
         try:
             reply: InvokeReply = parse(InvokeReply, raw, what)
         except InvalidMessage as exc:
@@ -139,6 +143,12 @@ class RemoteInstance(ProviderInstance):
         if deadline is not None and deadline != math.inf:
             data["deadline"] = round(deadline, 3)
         raw = await self._call("invoke", data)
+        if type(raw) is dict and len(raw) == 2 and raw.get("ok") is True:
+            # The usual reply, checked by hand to the InvokeReply model's rules.
+            result = raw.get("result")
+            if type(result) is dict:
+                self._fits(raw)
+                return result
         reply = self._reply(raw, "invoke ack")
         if reply.ok:
             return reply.result or {}

@@ -23,7 +23,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from gleitzeit.errors import (
@@ -41,12 +41,14 @@ from gleitzeit.socketio.flow import Credit
 from gleitzeit.socketio.wire import (
     PROVIDERS_NAMESPACE,
     Invoke,
+    InvokeFields,
     RegisterAck,
     StreamCancel,
     StreamStart,
     error_payload,
     parse,
     payload_size,
+    plain_invoke,
 )
 
 log = logging.getLogger("gleitzeit.socketio.runner")
@@ -119,6 +121,11 @@ class ProviderRunner:
         self._in_flight = 0
         self._fatal: GleitzeitError | None = None
         self._refused = ""
+        # Set once the first connect succeeded: a refusal after it is the library's
+        # reconnection (or ours) being refused.
+        self._connected_once = False
+        #: Called when the connection to the server drops (not on :meth:`stop`).
+        self.on_drop: Callable[[], None] | None = None
         # Stall detection (see the module docstring).
         self.skipped: deque[str] = deque(maxlen=1000)
         self._last_tick = 0.0
@@ -154,6 +161,16 @@ class ProviderRunner:
         self._refused = (
             str(data.get("message", data)) if isinstance(data, dict) else str(data or "")
         )
+        if self._connected_once and "authentication failed" in self._refused:
+            # A reconnection refused (the server came back with another token): as
+            # final as a refusal of the first connect, not retried forever.
+            self._give_up(ConnectFailed(f"{self.url} refused the provider: {self._refused}"))
+
+    def _give_up(self, exc: GleitzeitError) -> None:
+        """End :meth:`run` with ``exc``."""
+        if self._fatal is None:
+            self._fatal = exc
+        self._stop.set()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -176,10 +193,13 @@ class ProviderRunner:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-            try:
-                await self._sio.disconnect()
-            except Exception:
-                pass
+            for close in ("shutdown", "disconnect"):
+                # shutdown() ends the library's reconnection attempts, if under way;
+                # disconnect() closes the engine's HTTP session in any case.
+                try:
+                    await getattr(self._sio, close)()
+                except Exception:
+                    pass
             await self.provider.stop()
 
     def stop(self) -> None:
@@ -203,6 +223,7 @@ class ProviderRunner:
                     transports=["websocket"],
                     wait_timeout=10,
                 )
+                self._connected_once = True
                 return
             except socketio.exceptions.ConnectionError as exc:
                 text = self._refused or str(exc)
@@ -219,7 +240,10 @@ class ProviderRunner:
             await self._sio.disconnect()
         except Exception:
             pass
-        await self._connect_first()
+        try:
+            await self._connect_first()
+        except ConnectFailed as exc:
+            self._give_up(exc)
 
     def _fits(self, payload: Any, method: str) -> None:
         """Refuse to send more than the server accepts: the server would drop the
@@ -259,7 +283,7 @@ class ProviderRunner:
             self._noticed_stall()
             await asyncio.sleep(0.1)
 
-    def _abandoned(self, msg: Invoke) -> GleitzeitError | None:
+    def _abandoned(self, msg: Invoke | InvokeFields) -> GleitzeitError | None:
         """Why an invoke should not be started, or None."""
         if msg.deadline is not None and time.time() > msg.deadline:
             return ProviderTimeoutError(f"{msg.method}: its deadline passed before it started")
@@ -310,10 +334,11 @@ class ProviderRunner:
             return
         if not ack.ok:
             log.error("%s refused the registration: %s", self.url, (ack.error or {}).get("message"))
-            self._fatal = ConnectFailed(
-                f"{self.url} refused the registration: {(ack.error or {}).get('message')}"
+            self._give_up(
+                ConnectFailed(
+                    f"{self.url} refused the registration: {(ack.error or {}).get('message')}"
+                )
             )
-            self._stop.set()
             return
         self.instance_id = ack.instance_id
         self.max_payload_bytes = ack.max_payload_bytes
@@ -331,6 +356,8 @@ class ProviderRunner:
 
     async def _on_disconnect(self, *reason: Any) -> None:
         self.registered.clear()
+        if self.on_drop is not None and not self._stop.is_set():
+            self.on_drop()
         if reason and str(reason[0]) == "io server disconnect" and not self._stop.is_set():
             # The server dropped us on purpose; the client library will not reconnect
             # by itself after that, so do it here.
@@ -354,7 +381,7 @@ class ProviderRunner:
         token = CALL_ID.set(call_id if isinstance(call_id, str) else None)
         reply: dict[str, Any] = {"ok": False}
         try:
-            msg = parse(Invoke, data, "invoke")
+            msg = plain_invoke(data) or parse(Invoke, data, "invoke")
             method = msg.method
             why = self._abandoned(msg)
             if why is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -176,6 +176,76 @@ class Invoke(_Msg):
         None,
         description="server -> provider: absolute time (Unix seconds) after which the "
         "caller no longer waits; a provider should not start the call after it",
+    )
+
+
+class InvokeFields(NamedTuple):
+    """An ``invoke`` payload that :func:`plain_invoke` found valid as it is; the same
+    fields as :class:`Invoke`."""
+
+    method: str
+    params: dict[str, Any]
+    provider: str | None
+    model: str | None
+    capability: str | None
+    timeout: float | None
+    call_id: str | None
+    deadline: float | None
+
+
+_INVOKE_KEYS = frozenset(InvokeFields._fields)
+_CALL_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+_INF = float("inf")
+
+
+def _opt_str(value: Any, limit: int) -> bool:
+    return value is None or (type(value) is str and len(value) <= limit)
+
+
+def _opt_number(value: Any) -> bool:
+    return value is None or (type(value) in (int, float) and -_INF < value < _INF)
+
+
+def plain_invoke(data: Any) -> InvokeFields | None:
+    """The hottest message of the protocol, checked by hand to the :class:`Invoke`
+    model's rules for the usual shapes: its fields when the model accepts them as they
+    are, else None (then :func:`parse` decides, and names the field)."""
+    if type(data) is not dict or not data.keys() <= _INVOKE_KEYS:
+        return None
+    get = data.get
+    method, params, timeout, call_id = get("method"), get("params"), get("timeout"), get("call_id")
+    if params is None:
+        if "params" in data:
+            return None
+        params = {}
+    provider, model, capability, deadline = (
+        get("provider"),
+        get("model"),
+        get("capability"),
+        get("deadline"),
+    )
+    if not (
+        type(method) is str
+        and 0 < len(method) <= 160
+        and type(params) is dict
+        and _opt_str(provider, 64)
+        and _opt_str(model, 256)
+        and _opt_str(capability, 256)
+        and _opt_number(timeout)
+        and (timeout is None or 0 < timeout <= 86400)
+        and _opt_number(deadline)
+        and (call_id is None or (type(call_id) is str and _CALL_ID_RE.fullmatch(call_id)))
+    ):
+        return None
+    return InvokeFields(
+        method,
+        params,
+        provider,
+        model,
+        capability,
+        None if timeout is None else float(timeout),
+        call_id,
+        None if deadline is None else float(deadline),
     )
 
 
