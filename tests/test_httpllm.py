@@ -679,3 +679,41 @@ async def test_the_request_line_is_escaped_and_checked():
         "http://bücher.example:8080", {}, connect_timeout=1, read_timeout=1
     )
     assert international._fixed.startswith(b"Host: xn--bcher-kva.example:8080\r\n")
+
+
+async def test_a_request_cancelled_while_waiting_for_a_connection_gives_up_its_turn(monkeypatch):
+    import asyncio
+
+    from gleitzeit.httpllm import http1
+
+    monkeypatch.setattr(http1, "MAX_CONNECTIONS", 1)
+    release = asyncio.Event()
+
+    async def serve(reader: Any, writer: Any) -> None:
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                await release.wait()
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+        except Exception:
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    pool = http1.ConnectionPool(url, {}, connect_timeout=1, read_timeout=5)
+    try:
+        first = asyncio.create_task(pool.request("GET", "/"))
+        waiting = asyncio.create_task(pool.request("GET", "/"))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # the one connection is in use
+        waiting.cancel()
+        release.set()
+        assert (await first).body == b"{}"
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert (await pool.request("GET", "/")).body == b"{}"  # the slot came back
+        assert pool._busy == 0 and not pool._waiting
+    finally:
+        pool.close()
+        server.close()
+        await server.wait_closed()

@@ -58,11 +58,10 @@ MAX_CHUNK_LINE = 1024
 #: (RFC 9110 §9.2.2; as aiohttp's ``IDEMPOTENT_METHODS``).
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _TOKEN = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
-_STATUS_LINE = re.compile(r"(HTTP/1\.[0-9]) ([1-9][0-9][0-9])(?:[ \t].*)?")
+_STATUS_LINE = re.compile(r"(HTTP/1\.[0-9]) ([1-9][0-9][0-9])(?:[ \t][^\r]*)?\r?")
 _DECIMAL = re.compile(r"[0-9]{1,15}")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
-_HEAD_END = re.compile(rb"\r?\n\r?\n")
-_WS = " \t"
+_WS = " \t\r"  # around values (and a line's CR, split on LF)
 _NOT_IN_PATH = re.compile(r"[ \t\r\n\0]")
 #: What may stay unescaped in a base URL's path (RFC 3986 pchar and "/", and "%" of
 #: escapes already there).
@@ -236,15 +235,19 @@ class _Connection(asyncio.Protocol):
     def _parse(self) -> None:
         buf = self._buf
         while self._head is None:
-            end = _HEAD_END.search(buf, self._scan)
-            if end is None:
+            # The blank line ending the head: CRLF, or a bare LF, whichever comes first.
+            end, skip = buf.find(b"\n\r\n", self._scan), 3
+            lf = buf.find(b"\n\n", self._scan, len(buf) if end < 0 else end + 1)
+            if lf >= 0:
+                end, skip = lf, 2
+            elif end < 0:
                 if len(buf) > MAX_HEAD:
                     raise BadResponse(f"the answer's head is larger than {MAX_HEAD} bytes")
-                self._scan = max(0, len(buf) - 3)
+                self._scan = max(0, len(buf) - 2)
                 return
             self._scan = 0
-            status, headers, version = _read_head(bytes(buf[: end.start()]))
-            del buf[: end.end()]
+            status, headers, version = _read_head(bytes(buf[:end]))
+            del buf[: end + skip]
             if status < 200:
                 continue  # an interim answer (103 Early Hints): the real one follows
             self._head = (status, headers)
@@ -345,7 +348,7 @@ class _Connection(asyncio.Protocol):
 
 def _read_head(raw: bytes) -> tuple[int, dict[str, str], str]:
     """Status, headers (lower-case names, repeats joined) and version of a head."""
-    lines = raw.decode("latin-1").replace("\r\n", "\n").split("\n")
+    lines = raw.decode("latin-1").split("\n")
     status_line = _STATUS_LINE.fullmatch(lines[0])
     if status_line is None:
         raise BadResponse(
@@ -360,7 +363,7 @@ def _read_head(raw: bytes) -> tuple[int, dict[str, str], str]:
             headers[key] += " " + line.strip(_WS)
             continue
         name, sep, value = line.partition(":")
-        if not sep or not _TOKEN.fullmatch(name):
+        if not sep or not name or name[-1] in _WS:
             raise BadResponse(f"the answer has a malformed header line: {line[:80]!r}")
         key = name.lower()
         value = value.strip(_WS)
@@ -418,7 +421,8 @@ class ConnectionPool:
                 raise ValueError(f"header {name!r} has a line break or NUL in its value")
         self._fixed = "".join(f"{k}: {v}\r\n" for k, v in fixed.items()).encode()
         self._idle: deque[_Connection] = deque()  # the longest idle on the left
-        self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
+        self._busy = 0  # requests under way
+        self._waiting: deque[asyncio.Future[None]] = deque()  # for one to end
         self._closed = False
 
     @staticmethod
@@ -461,7 +465,11 @@ class ConnectionPool:
         idempotent = method in _IDEMPOTENT
         max_idle_age = KEEPALIVE_SECONDS if idempotent else FRESH_SECONDS
         no_body = method == "HEAD"
-        async with self._slots:
+        if self._busy < MAX_CONNECTIONS:
+            self._busy += 1
+        else:
+            await self._wait_for_slot(loop)
+        try:
             fresh = False
             while True:
                 conn = None if fresh else self._take(loop, max_idle_age)
@@ -483,6 +491,28 @@ class ConnectionPool:
                     raise
                 self._release(conn, loop)
                 return reply
+        finally:
+            self._free_slot()
+
+    async def _wait_for_slot(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wait until a request ends and hands its slot on."""
+        turn: asyncio.Future[None] = loop.create_future()
+        self._waiting.append(turn)
+        try:
+            await turn
+        except BaseException:
+            if turn.done() and not turn.cancelled():
+                self._free_slot()  # handed a slot as it was cancelled: pass it on
+            raise
+
+    def _free_slot(self) -> None:
+        waiting = self._waiting
+        while waiting:
+            turn = waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)  # the slot goes to the longest waiting
+                return
+        self._busy -= 1
 
     def _take(self, loop: asyncio.AbstractEventLoop, max_age: float) -> _Connection | None:
         """The most recently used idle connection, after closing those idle longer
