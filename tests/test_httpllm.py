@@ -612,17 +612,22 @@ async def test_idle_connections_expire_from_the_longest_idle_and_at_most_so_many
     from gleitzeit.httpllm import http1
 
     monkeypatch.setattr(http1, "MAX_CONNECTIONS", 3)
-    waiting: list[asyncio.Event] = []
-    peak = open_now = 0
+    held: list[asyncio.Event] = []
+    peak = open_now = received = 0
 
     async def serve(reader: Any, writer: Any) -> None:
-        nonlocal peak, open_now
+        nonlocal peak, open_now, received
         open_now += 1
         peak = max(peak, open_now)
         try:
             while await reader.readuntil(b"\r\n\r\n"):
+                received += 1
                 go = asyncio.Event()
-                waiting.append(go)
+                held.append(go)
+                if len(held) == 3 or received == 10:  # answered in bursts of three
+                    for each in held:
+                        each.set()
+                    held.clear()
                 await go.wait()
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
         except Exception:
@@ -630,26 +635,19 @@ async def test_idle_connections_expire_from_the_longest_idle_and_at_most_so_many
         open_now -= 1
         writer.close()
 
-    async def answer_all() -> None:
-        while True:
-            await asyncio.sleep(0)
-            for go in waiting:
-                go.set()
-            waiting.clear()
-
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    answering = asyncio.create_task(answer_all())
     pool = http1.ConnectionPool(url, {}, connect_timeout=1, read_timeout=5)
     try:
         await asyncio.gather(*(pool.request("GET", "/") for _ in range(10)))
         assert peak == 3 and len(pool._idle) == 3  # a burst, three at a time
         kept = list(pool._idle)
         monkeypatch.setattr(http1, "KEEPALIVE_SECONDS", -1.0)  # every idle one too old
+        held.clear()
+        received = 9  # the next request is answered at once
         await pool.request("GET", "/")
         assert all(conn.closed for conn in kept) and len(pool._idle) == 1
     finally:
-        answering.cancel()
         pool.close()
         server.close()
         await server.wait_closed()
@@ -687,11 +685,12 @@ async def test_a_request_cancelled_while_waiting_for_a_connection_gives_up_its_t
     from gleitzeit.httpllm import http1
 
     monkeypatch.setattr(http1, "MAX_CONNECTIONS", 1)
-    release = asyncio.Event()
+    arrived, release = asyncio.Event(), asyncio.Event()
 
     async def serve(reader: Any, writer: Any) -> None:
         try:
             while await reader.readuntil(b"\r\n\r\n"):
+                arrived.set()
                 await release.wait()
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
         except Exception:
@@ -704,8 +703,8 @@ async def test_a_request_cancelled_while_waiting_for_a_connection_gives_up_its_t
     try:
         first = asyncio.create_task(pool.request("GET", "/"))
         waiting = asyncio.create_task(pool.request("GET", "/"))
-        await asyncio.sleep(0.05)
-        assert not waiting.done()  # the one connection is in use
+        await arrived.wait()
+        assert len(pool._waiting) == 1  # the one connection is in use
         waiting.cancel()
         release.set()
         assert (await first).body == b"{}"
