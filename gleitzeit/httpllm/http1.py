@@ -352,7 +352,7 @@ def _read_head(raw: bytes) -> tuple[int, dict[str, str], str]:
     status_line = _STATUS_LINE.fullmatch(lines[0])
     if status_line is None:
         raise BadResponse(
-            f"the answer does not start with an HTTP/1.x status line: {lines[0][:80]!r}"
+            f"the answer does not start with an HTTP/1.x status line: {lines[0].rstrip(_WS)[:80]!r}"
         )
     headers: dict[str, str] = {}
     key = ""
@@ -364,7 +364,7 @@ def _read_head(raw: bytes) -> tuple[int, dict[str, str], str]:
             continue
         name, sep, value = line.partition(":")
         if not sep or not name or name[-1] in _WS:
-            raise BadResponse(f"the answer has a malformed header line: {line[:80]!r}")
+            raise BadResponse(f"the answer has a malformed header line: {line.rstrip(_WS)[:80]!r}")
         key = name.lower()
         value = value.strip(_WS)
         headers[key] = f"{headers[key]}, {value}" if key in headers else value
