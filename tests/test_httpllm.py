@@ -458,3 +458,261 @@ def test_only_plain_http_upstreams_without_a_proxy_take_the_http1_client():
     assert ConnectionPool.usable("http://127.0.0.1:11434", None)
     assert not ConnectionPool.usable("https://api.openai.com/v1", None)
     assert not ConnectionPool.usable("http://127.0.0.1:11434", "http://proxy:3128")
+
+
+def test_base_urls_with_credentials_stay_with_aiohttp():
+    from gleitzeit.httpllm.http1 import ConnectionPool
+
+    assert not ConnectionPool.usable("http://alice:s3cret@127.0.0.1:11434", None)
+    with pytest.raises(ValueError):
+        ConnectionPool("http://alice@127.0.0.1:11434", {}, connect_timeout=1, read_timeout=1)
+
+
+async def test_the_http1_client_never_sends_a_post_twice():
+    from gleitzeit.httpllm import http1
+
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+    async with RawServer(ok, None, ok) as server:
+        pool = http1.ConnectionPool(server.url, {}, connect_timeout=1, read_timeout=5)
+        try:
+            await pool.request("GET", "/models")
+            # Read, then the connection closed unanswered (a worker died): the upstream
+            # may have acted on it, so it is an error, not a second POST.
+            with pytest.raises(http1.ServerDisconnected):
+                await pool.request("POST", "/chat", b'{"q":1}')
+        finally:
+            pool.close()
+    assert [r.split(b" ")[0] for r in server.requests] == [b"GET", b"POST"]
+
+
+async def test_a_post_takes_only_a_connection_idle_for_a_short_while(monkeypatch):
+    from gleitzeit.httpllm import http1
+
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+    async with RawServer(ok, ok, ok, ok) as server:
+        pool = http1.ConnectionPool(server.url, {}, connect_timeout=1, read_timeout=5)
+        try:
+            await pool.request("POST", "/chat", b"{}")
+            await pool.request("POST", "/chat", b"{}")
+            assert len(set(server.ports)) == 1
+            monkeypatch.setattr(http1, "FRESH_SECONDS", -1.0)  # every idle one too old
+            await pool.request("POST", "/chat", b"{}")
+            assert len(set(server.ports)) == 2
+            await pool.request("GET", "/models")  # a GET may take it still
+            assert len(set(server.ports)) == 2
+        finally:
+            pool.close()
+
+
+_CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n{}",
+        b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\n{}",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0_2\r\n\r\n{}",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\n{}",
+        _CHUNKED + b"3\r\nabcXY1\r\nz\r\n0\r\n\r\n",  # data longer than its size
+        _CHUNKED + b"0x3\r\nabc\r\n0\r\n\r\n",
+        _CHUNKED + b"-1\r\nabc\r\n0\r\n\r\n",
+        b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 \xb200 OK\r\nContent-Length: 0\r\n\r\n",  # '\xb2'.isdigit()
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\njunk line\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nConnection: close\r\n\r\nnot gzip",
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nContent-Length: 2\r\n\r\n{}",
+        _CHUNKED + b"1" * 2000,  # a chunk-size line without end
+        _CHUNKED + b"0\r\n" + b"X-T: t\r\n" * 10000,  # trailers beyond 64 KiB
+    ],
+)
+async def test_the_http1_client_rejects_malformed_or_oversized_answers(answer):
+    from gleitzeit.httpllm.http1 import BadResponse, ConnectionPool
+
+    async with RawServer(answer) as server:
+        # The server closes after its answer: a misread framing, or a parse error
+        # escaping the protocol, ends in a ServerDisconnected, not a BadResponse.
+        pool = ConnectionPool(server.url, {}, connect_timeout=1, read_timeout=5)
+        try:
+            with pytest.raises(BadResponse):
+                await pool.request("GET", "/models")
+        finally:
+            pool.close()
+
+
+async def test_the_http1_client_bounds_the_body_however_it_is_framed(monkeypatch):
+    import gzip
+
+    from gleitzeit.httpllm import http1
+
+    monkeypatch.setattr(http1, "MAX_BODY", 100)
+    zipped = gzip.compress(b"x" * 200)
+    for answer in (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 101\r\n\r\n",
+        _CHUNKED + b"40\r\n" + b"x" * 64 + b"\r\n40\r\n",
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"x" * 101,
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: "
+        + str(len(zipped)).encode()
+        + b"\r\n\r\n"
+        + zipped,
+    ):
+        async with RawServer(answer) as server:
+            pool = http1.ConnectionPool(server.url, {}, connect_timeout=1, read_timeout=5)
+            try:
+                with pytest.raises(http1.BadResponse):
+                    await pool.request("GET", "/models")
+            finally:
+                pool.close()
+
+
+async def test_the_http1_client_reads_what_the_rfc_allows_and_answers_without_a_body_at_once():
+    from gleitzeit.httpllm.http1 import ConnectionPool
+
+    answers = [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n",  # to HEAD: no body
+        b"HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\n",
+        b"HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n",
+        b"HTTP/1.1 200 OK\nContent-Length: 2\nX-Note: first\n  second\n\n{}",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\n{}",
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n2\n{}\n0\n\n",
+        # Both framings: read as chunked, the connection not kept.
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n"
+        b"2\r\n{}\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+    ]
+    async with RawServer(*answers) as server:
+        # Each answer in time: a wait for a body that does not come would fire this.
+        pool = ConnectionPool(server.url, {}, connect_timeout=1, read_timeout=30)
+        try:
+            assert (await pool.request("HEAD", "/models")).body == b""
+            assert (await pool.request("GET", "/models")).status == 304
+            assert (await pool.request("GET", "/models")).body == b""
+            folded = await pool.request("GET", "/models")
+            assert folded.body == b"{}" and folded.headers["x-note"] == "first second"
+            assert (await pool.request("GET", "/models")).body == b"{}"
+            assert (await pool.request("GET", "/models")).body == b""
+            assert (await pool.request("GET", "/models")).body == b"{}"
+            assert len(set(server.ports)) == 1  # all of them on one kept connection
+            assert (await pool.request("GET", "/models")).body == b"{}"
+            assert (await pool.request("GET", "/models")).body == b"{}"
+            assert len(set(server.ports)) == 2
+        finally:
+            pool.close()
+    assert b"\r\nAccept-Encoding: identity\r\n" in server.requests[0]
+
+
+async def test_idle_connections_expire_from_the_longest_idle_and_at_most_so_many_open(
+    monkeypatch,
+):
+    import asyncio
+
+    from gleitzeit.httpllm import http1
+
+    monkeypatch.setattr(http1, "MAX_CONNECTIONS", 3)
+    held: list[asyncio.Event] = []
+    peak = open_now = received = 0
+
+    async def serve(reader: Any, writer: Any) -> None:
+        nonlocal peak, open_now, received
+        open_now += 1
+        peak = max(peak, open_now)
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                received += 1
+                go = asyncio.Event()
+                held.append(go)
+                if len(held) == 3 or received == 10:  # answered in bursts of three
+                    for each in held:
+                        each.set()
+                    held.clear()
+                await go.wait()
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+        except Exception:
+            pass
+        open_now -= 1
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    pool = http1.ConnectionPool(url, {}, connect_timeout=1, read_timeout=5)
+    try:
+        await asyncio.gather(*(pool.request("GET", "/") for _ in range(10)))
+        assert peak == 3 and len(pool._idle) == 3  # a burst, three at a time
+        kept = list(pool._idle)
+        monkeypatch.setattr(http1, "KEEPALIVE_SECONDS", -1.0)  # every idle one too old
+        held.clear()
+        received = 9  # the next request is answered at once
+        await pool.request("GET", "/")
+        assert all(conn.closed for conn in kept) and len(pool._idle) == 1
+    finally:
+        pool.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_the_request_line_is_escaped_and_checked():
+    from gleitzeit.httpllm.http1 import ConnectionPool
+
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+    async with RawServer(ok, ok) as server:
+        for base in (server.url + "/my models", server.url + "/modèle"):
+            pool = ConnectionPool(base, {}, connect_timeout=1, read_timeout=5)
+            try:
+                await pool.request("GET", "/models")
+                with pytest.raises(ValueError):
+                    await pool.request("GET", "/models HTTP/1.1\r\nX-Injected: yes\r\nX-Pad:")
+                with pytest.raises(ValueError):
+                    await pool.request("GET /x", "/models")
+            finally:
+                pool.close()
+    lines = [request.split(b"\r\n")[0] for request in server.requests]
+    assert lines == [
+        b"GET /v1/my%20models/models HTTP/1.1",
+        b"GET /v1/mod%C3%A8le/models HTTP/1.1",
+    ]
+    international = ConnectionPool(
+        "http://bücher.example:8080", {}, connect_timeout=1, read_timeout=1
+    )
+    assert international._fixed.startswith(b"Host: xn--bcher-kva.example:8080\r\n")
+
+
+async def test_a_request_cancelled_while_waiting_for_a_connection_gives_up_its_turn(monkeypatch):
+    import asyncio
+
+    from gleitzeit.httpllm import http1
+
+    monkeypatch.setattr(http1, "MAX_CONNECTIONS", 1)
+    arrived, release = asyncio.Event(), asyncio.Event()
+
+    async def serve(reader: Any, writer: Any) -> None:
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                arrived.set()
+                await release.wait()
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+        except Exception:
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    pool = http1.ConnectionPool(url, {}, connect_timeout=1, read_timeout=5)
+    try:
+        first = asyncio.create_task(pool.request("GET", "/"))
+        waiting = asyncio.create_task(pool.request("GET", "/"))
+        await arrived.wait()
+        assert len(pool._waiting) == 1  # the one connection is in use
+        waiting.cancel()
+        release.set()
+        assert (await first).body == b"{}"
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert (await pool.request("GET", "/")).body == b"{}"  # the slot came back
+        assert pool._busy == 0 and not pool._waiting
+    finally:
+        pool.close()
+        server.close()
+        await server.wait_closed()
