@@ -232,6 +232,7 @@ async def _routing(redis_url: str) -> dict:
     from gleitzeit._registry import Registry
     from gleitzeit.cluster.settings import ClusterConfig
     from gleitzeit.cluster.transport import ClusterTransport
+    from gleitzeit.health import run_checks
 
     single = Registry()
     stub_instances(single, INSTANCES)
@@ -245,6 +246,7 @@ async def _routing(redis_url: str) -> dict:
         settings=ClusterConfig(node="measured", heartbeat=1.0, ttl=10.0),
         max_payload_bytes=1_000_000,
         call_timeout=60.0,
+        check_health=lambda inst: run_checks(inst, {}, 5.0),  # stubs: no checks to run
     )
     try:
         for i in range(NODES - 1):  # one after the other: each joins a settled cluster

@@ -66,6 +66,7 @@ async def node(redis_url: str, name: str, n: int) -> None:
     from gleitzeit._registry import Registry
     from gleitzeit.cluster.settings import ClusterConfig
     from gleitzeit.cluster.transport import ClusterTransport
+    from gleitzeit.health import run_checks
 
     registry = Registry()
     stub_instances(registry, n)
@@ -75,6 +76,7 @@ async def node(redis_url: str, name: str, n: int) -> None:
         settings=ClusterConfig(node=name, heartbeat=1.0, ttl=30.0),
         max_payload_bytes=1_000_000,
         call_timeout=60.0,
+        check_health=lambda inst: run_checks(inst, {}, 5.0),  # stubs: no checks to run
     )
     await transport.start()
     print("ready", flush=True)
