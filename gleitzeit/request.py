@@ -10,7 +10,14 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CALL_DEADLINE", "CALL_ID", "Request", "new_call_id", "valid_call_id"]
+__all__ = [
+    "CALL_DEADLINE",
+    "CALL_ID",
+    "CALL_ID_PATTERN",
+    "Request",
+    "new_call_id",
+    "valid_call_id",
+]
 
 #: The call id of the request being served in this context: set by an edge that was
 #: handed one (``X-Request-ID``), by the dispatcher while a call runs (so a remote
@@ -26,7 +33,10 @@ CALL_DEADLINE: ContextVar[float | None] = ContextVar("gleitzeit_call_deadline", 
 # restarts, and far cheaper per call than uuid4.
 _PREFIX = os.urandom(4).hex()
 _ids = map(f"{_PREFIX}-%x".__mod__, itertools.count(1))
-_CALL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+#: What a call id handed in by a caller may be (as a JSON Schema / pydantic pattern).
+CALL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+# fullmatch: `$` alone would also accept a trailing newline, into a log line
+_call_id_ok = re.compile(CALL_ID_PATTERN).fullmatch
 
 
 def new_call_id() -> str:
@@ -37,7 +47,7 @@ def new_call_id() -> str:
 def valid_call_id(value: object) -> str | None:
     """``value`` when it can serve as a call id handed in by a caller (1-64 letters,
     digits, ``._:-``), else ``None``: a caller's id must not inject into log lines."""
-    if isinstance(value, str) and _CALL_ID_RE.match(value):
+    if isinstance(value, str) and _call_id_ok(value):
         return value
     return None
 

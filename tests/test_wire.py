@@ -304,3 +304,12 @@ def test_the_hand_checked_invoke_agrees_with_the_model():
             raise AssertionError(f"accepted by hand, refused by the model: {data!r}") from exc
         assert fast._asdict() == model.model_dump(), data
         assert [type(v) for v in fast] == [type(getattr(model, f)) for f in fast._fields], data
+
+
+def test_a_call_id_with_a_trailing_newline_is_not_taken():
+    from gleitzeit.request import valid_call_id
+    from gleitzeit.socketio.wire import plain_invoke
+
+    assert valid_call_id("abc-1") == "abc-1"
+    assert valid_call_id("abc-1\n") is None  # it would end a log line early
+    assert plain_invoke({"method": "calc/add", "call_id": "abc-1\n"}) is None

@@ -21,6 +21,7 @@ from gleitzeit._validation import describe_errors
 from gleitzeit.errors import GleitzeitError, InvalidMessage
 from gleitzeit.kinds import Kind
 from gleitzeit.methods import MethodDescription
+from gleitzeit.request import CALL_ID_PATTERN, valid_call_id
 
 PROTOCOL_VERSION = 1
 PROVIDERS_NAMESPACE = "/providers"
@@ -167,7 +168,7 @@ class Invoke(_Msg):
     timeout: float | None = Field(None, gt=0, le=86400)
     call_id: str | None = Field(
         None,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$",
+        pattern=CALL_ID_PATTERN,
         description="names the call in logs and errors on both ends, the same on every "
         "attempt (for de-duplicating an at-least-once delivery); from a client, the server "
         "makes one when it is omitted, and sends it on to the provider",
@@ -194,7 +195,6 @@ class InvokeFields(NamedTuple):
 
 
 _INVOKE_KEYS = frozenset(InvokeFields._fields)
-_CALL_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 _INF = float("inf")
 
 
@@ -234,7 +234,7 @@ def plain_invoke(data: Any) -> InvokeFields | None:
         and _opt_number(timeout)
         and (timeout is None or 0 < timeout <= 86400)
         and _opt_number(deadline)
-        and (call_id is None or (type(call_id) is str and _CALL_ID_RE.fullmatch(call_id)))
+        and (call_id is None or valid_call_id(call_id) is not None)
     ):
         return None
     return InvokeFields(
