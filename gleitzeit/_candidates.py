@@ -78,6 +78,9 @@ class CandidateLists:
         #: Each shape's list as the router gets it (``_List.items``, the same object):
         #: read by :meth:`Registry.candidates` itself, after :meth:`wake_due`.
         self.items: dict[Shape, list[ProviderInstance]] = {}
+        #: The same lists for the plainest shape, a method and nothing else (most
+        #: requests), by the method's name alone.
+        self.by_method: dict[str, list[ProviderInstance]] = {}
         self._shapes_of: dict[str, set[Shape]] = defaultdict(set)
         #: (cool-down end, order, instance): instances to put back when their rest ends.
         self.cooling_heap: list[tuple[float, int, ProviderInstance]] = []
@@ -97,12 +100,15 @@ class CandidateLists:
             self.clear()
         self._lists[shape] = _List(items)
         self.items[shape] = items
+        if shape[1] is None and shape[2] is None and shape[3] is None:
+            self.by_method[shape[0]] = items
         self._shapes_of[shape[0]].add(shape)
         return items
 
     def clear(self) -> None:
         self._lists.clear()
         self.items.clear()
+        self.by_method.clear()
         self._shapes_of.clear()
 
     # -- events ----------------------------------------------------------------------

@@ -304,6 +304,10 @@ class Dispatcher:
         for listener in self.listeners:
             listener.call_ended(call, call.instance, error, result)
 
+    #: Parameters that make a request more than a call to route: a model (an alias or
+    #: targets to resolve), tools (a tool loop).
+    MORE_THAN_ROUTING = frozenset(("model", "tools", "gleitzeit_tools"))
+
     # -- calls -----------------------------------------------------------------------
 
     def invoke(self, request: Request) -> Coroutine[Any, Any, dict[str, Any]]:
@@ -321,21 +325,21 @@ class Dispatcher:
             return ToolLoop(self, request).invoke()
         targets = None if request.model is None else self._targets(request)
         if targets is None:  # the common case
-            return self._invoke_once(request)
+            return self.invoke_once(request)
         return self._invoke_chain(targets, self._alias(request))
 
     async def invoke_model(self, request: Request) -> dict[str, Any]:
         """Run the request on its model's targets in order (a fallback chain)."""
         targets = self._targets(request)
         if targets is None:
-            return await self._invoke_once(request)
+            return await self.invoke_once(request)
         return await self._invoke_chain(targets, self._alias(request))
 
     async def _invoke_chain(self, targets: list[Request], alias: str | None) -> dict[str, Any]:
         last = len(targets) - 1
         for i, target in enumerate(targets):
             try:
-                return await self._invoke_once(target)
+                return await self.invoke_once(target)
             except GleitzeitError as exc:
                 if i == last or not falls_through(exc):
                     raise _in_alias(alias, target, exc) from None
@@ -392,9 +396,17 @@ class Dispatcher:
             finally:
                 await chunks.aclose()
 
-    async def _invoke_once(self, request: Request) -> dict[str, Any]:
+    async def invoke_once(self, request: Request) -> dict[str, Any]:
+        """Run the request as it is, with no alias, model targets or tool loop to
+        apply: route it, attempt it, retry it elsewhere when that may help."""
         timeout = request.timeout if request.timeout is not None else self.routing.timeout
-        inst = None if self.listeners else self._pick_now(request)
+        if self.listeners:
+            inst = None
+        else:  # (the look-up of the common case inline: this runs for every call)
+            found = self.registry.candidates(
+                request.method, request.provider, request.model, request.capability
+            )
+            inst = found[0] if len(found) == 1 else self._pick_now(request, found)
         if inst is None:
             try:
                 call = self._call_now(request)
@@ -408,12 +420,27 @@ class Dispatcher:
         call_id = request.call_id or new_call_id()
         token = CALL_ID.set(call_id)
         deadline = CALL_DEADLINE.set(time.time() + timeout)
+        direct = inst.direct_invoke
         inst.in_flight += 1
         inst.calls += 1
         t0 = _clock()  # the call's start, and its first attempt's
         try:
-            coro = inst.invoke(request.method, request.params)
-            underway = _Underway(t0, coro, coro.send(None), None)
+            if direct is None:
+                coro = inst.invoke(request.method, request.params)
+                underway = _Underway(t0, coro, coro.send(None), None)
+            else:
+                coro = direct(request.method, request.params)
+                try:
+                    waiting_on = coro.send(None)
+                except StopIteration:
+                    raise
+                except Exception as exc:
+                    err = inst.failure(request.method, exc)
+                    if err is exc:
+                        raise
+                    raise err from exc
+                rest = _failing_as(inst, request.method, coro, waiting_on)
+                underway = _Underway(t0, rest, rest.send(None), None)
         except StopIteration as done:
             inst.in_flight -= 1
             # inst.record_success, inline (this runs for every call)
@@ -432,15 +459,15 @@ class Dispatcher:
         call.instance = inst
         return await self._attempts(call, timeout, underway)
 
-    def _pick_now(self, request: Request) -> ProviderInstance | None:
-        """The instance for the request's first attempt, or ``None`` where picking
-        needs more than a look-up (the loop's :meth:`_call_now` then says why)."""
-        registry = self.registry
-        provider, model, capability = request.provider, request.model, request.capability
-        # A method that has candidates under its own name is a full name: resolving it
-        # would give it back (the common case, one look-up).
-        candidates = registry.candidates(request.method, provider, model, capability)
+    def _pick_now(
+        self, request: Request, candidates: list[ProviderInstance]
+    ) -> ProviderInstance | None:
+        """The instance for the request's first attempt, given the candidates under its
+        method's name as asked; ``None`` where picking needs more than a look-up (the
+        loop's :meth:`_call_now` then says why)."""
         if not candidates:
+            # A method with no candidates under its own name may be unprefixed.
+            registry, provider = self.registry, request.provider
             try:
                 method = registry.resolve_method(request.method, provider)
             except GleitzeitError:
@@ -448,16 +475,16 @@ class Dispatcher:
             if method == request.method:
                 return None
             request.method = method
-            candidates = registry.candidates(method, provider, model, capability)
-        if len(candidates) == 1:
-            return candidates[0]
+            candidates = registry.candidates(method, provider, request.model, request.capability)
+            if len(candidates) == 1:
+                return candidates[0]
         return self.router.pick(candidates, request) if candidates else None
 
     async def _attempts(
         self, call: Call, timeout: float, underway: _Underway | None = None
     ) -> dict[str, Any]:
         """The attempt loop of an invoke; ``underway``: its first attempt was started
-        (and left) by the fast path of :meth:`_invoke_once`."""
+        (and left) by the fast path of :meth:`invoke_once`."""
         request = call.request
         # While the call runs, its id and deadline are the context's: a remote instance
         # sends them on.
@@ -733,6 +760,20 @@ def _resume(coro: Coroutine[Any, Any, Any], waiting_on: Any) -> Generator[Any, A
                 waiting_on = coro.send(sent)
             except StopIteration as done:
                 return done.value
+
+
+async def _failing_as(
+    inst: ProviderInstance, method: str, coro: Coroutine[Any, Any, Any], waiting_on: Any
+) -> Any:
+    """The rest of a direct call of an instance's provider that had to wait: what it
+    raises becomes the instance's error, as :meth:`ProviderInstance.failure` says."""
+    try:
+        return await _resume(coro, waiting_on)
+    except Exception as exc:
+        err = inst.failure(method, exc)
+        if err is exc:
+            raise
+        raise err from exc
 
 
 def _in_alias(alias: str | None, target: Request, exc: GleitzeitError) -> GleitzeitError:

@@ -107,6 +107,7 @@ class LocalInstance(ProviderInstance):
             self._down(err, lambda e: f"failed to start: {e}")
             return
         self.started = True
+        self.direct_invoke = self.provider.invoke
         self.capabilities = tuple(self.provider.capabilities)
         models = tuple(self.provider.models)
         if self.registry is not None:
@@ -134,6 +135,7 @@ class LocalInstance(ProviderInstance):
     async def stop(self) -> None:
         if self.started:
             self.started = False
+            self.direct_invoke = None
             self.provider.methods_listener = None
             await self.provider.stop()
 
@@ -151,6 +153,9 @@ class LocalInstance(ProviderInstance):
             raise
         except Exception as exc:
             raise _wrap(self.provider, method, exc) from exc
+
+    def failure(self, method: str, exc: Exception) -> Exception:
+        return exc if isinstance(exc, GleitzeitError) else _wrap(self.provider, method, exc)
 
     async def stream(
         self, method: str, params: dict[str, Any]

@@ -37,6 +37,9 @@ class Registry:
         #: Told ``(event, instance)`` when an instance is added, removed, turns
         #: (un)routable or starts cooling down (a cluster publishes from it).
         self.watchers: list[Callable[[str, ProviderInstance], None]] = []
+        #: Why a method may be missing beyond what the registry holds (plugins that
+        #: are installed but switched off): added to the hint of a method not found.
+        self.missing_hint: str | None = None
 
     # -- what instances tell the registry --------------------------------------------
 
@@ -214,13 +217,12 @@ class Registry:
             if provider
             else f"No provider offers the method {method!r}"
         )
-        raise MethodNotFoundError(
-            what + (f"; did you mean {near!r}?" if near else ""),
-            hint=(
-                f"available methods: {', '.join(sorted(known)) or '(none)'}"
-                + ("" if provider else " — enable a plugin that provides it in gleitzeit.yaml")
-            ),
+        hint = f"available methods: {', '.join(sorted(known)) or '(none)'}" + (
+            "" if provider else " — enable a plugin that provides it in gleitzeit.yaml"
         )
+        if self.missing_hint:
+            hint += f"; {self.missing_hint}"
+        raise MethodNotFoundError(what + (f"; did you mean {near!r}?" if near else ""), hint=hint)
 
     def _unknown_provider(self, provider: str) -> None:
         names = self.names()
@@ -241,10 +243,14 @@ class Registry:
 
         The list is cached and shared: do not change it.
         """
-        shape = (method, provider, model, capability)
         lists = self._lists
         if lists.cooling_heap:  # (inline: this runs for every request)
             lists.wake_due()
+        if provider is None and model is None and capability is None:
+            found = lists.by_method.get(method)
+            if found is not None:
+                return found
+        shape = (method, provider, model, capability)
         found = lists.items.get(shape)
         if found is not None:
             return found

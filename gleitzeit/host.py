@@ -14,7 +14,7 @@ import asyncio
 import inspect
 import logging
 import os
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Coroutine
 from typing import Any
 
 from gleitzeit._dispatch import CallListener, Dispatcher
@@ -25,7 +25,7 @@ from gleitzeit._validation import suggest
 from gleitzeit.aliases import METHOD_ALIASES
 from gleitzeit.builtins.inprocess import InProcessTransport
 from gleitzeit.config import Config, load_config
-from gleitzeit.errors import ConfigError, MethodNotFoundError, PluginError
+from gleitzeit.errors import ConfigError, InvalidParamsError, PluginError
 from gleitzeit.files import FILE_KEYS, apply_file_inputs
 from gleitzeit.health import health_row, run_checks
 from gleitzeit.instance import ProviderInstance
@@ -95,6 +95,7 @@ class Host:
             self.registry, self.router, self.config.routing, self.config.models
         )
         self._dispatcher.listeners.extend(self.call_listeners)
+        self.registry.missing_hint = self._disabled_plugins()
         if logging.getLogger("gleitzeit.calls").isEnabledFor(logging.INFO):
             from gleitzeit.logs import RequestLog
 
@@ -230,6 +231,12 @@ class Host:
         call id, given or the context's (an HTTP edge sets it from ``X-Request-ID``)."""
         if params is None:
             params = {}
+        elif not isinstance(params, dict):
+            raise InvalidParamsError(
+                f"The parameters of {method} must be a dict (a JSON object), "
+                f"not {type(params).__name__}",
+                hint="pass params as a dict, e.g. {'a': 1}",
+            )
         if model is not None and "model" not in params:
             params = {**params, "model": model}
         value = params.get("model")
@@ -262,22 +269,19 @@ class Host:
             request.params
         )
 
-    def _with_disabled_plugins(self, exc: MethodNotFoundError) -> MethodNotFoundError:
-        """A method nobody offers may belong to a plugin that is installed but off:
-        say which, and where it was switched off."""
+    def _disabled_plugins(self) -> str | None:
+        """Which installed plugins are switched off, and where: a method nobody offers
+        may belong to one of them."""
         off = [r.name for r in self.plugins.records.values() if r.status == "disabled"]
         if not off:
-            return exc
+            return None
         only = os.environ.get("GLEITZEIT_PLUGINS")
         where = (
             f"GLEITZEIT_PLUGINS={only!r} leaves them out"
             if only is not None
             else f"switched off in {self.config.source or 'gleitzeit.yaml'}"
         )
-        exc.hint = (exc.hint + "; " if exc.hint else "") + (
-            f"installed but disabled: {', '.join(sorted(off))} ({where})"
-        )
-        return exc
+        return f"installed but disabled: {', '.join(sorted(off))} ({where})"
 
     @property
     def dispatcher(self) -> Dispatcher:
@@ -285,7 +289,7 @@ class Host:
             raise PluginError("the host is not started")
         return self._dispatcher
 
-    async def invoke(
+    def invoke(
         self,
         method: str,
         params: dict[str, Any] | None = None,
@@ -295,24 +299,41 @@ class Host:
         capability: str | None = None,
         timeout: float | None = None,
         call_id: str | None = None,
-    ) -> dict[str, Any]:
-        """Route one request and return its result.
+    ) -> Coroutine[Any, Any, dict[str, Any]]:
+        """Route one request and return its result: ``await host.invoke(...)``.
 
         A retryable failure is retried on another instance (``routing.retries``
         times at most, within one deadline of ``timeout`` seconds); the last error is
         raised when none succeeds. ``call_id`` names the call in logs and errors (one
-        is made when none is given).
+        is made when none is given). (Not a coroutine function itself: it returns the
+        coroutine that runs the request, so a call costs no extra layer. Errors are
+        raised when it is awaited, as from a coroutine function.)
         """
-        request = self._request(method, params, provider, model, capability, timeout, call_id)
-        if not self._started or self._unstarted or not FILE_KEYS.isdisjoint(request.params):
-            await self._prepare(request)
-        dispatcher = self._dispatcher
-        if dispatcher is None:
-            raise PluginError("the host is not started")
         try:
-            return await dispatcher.invoke(request)
-        except MethodNotFoundError as exc:
-            raise self._with_disabled_plugins(exc) from None
+            dispatcher = self._dispatcher
+            if (
+                dispatcher is not None
+                and self._started
+                and not self._unstarted
+                and type(params) is dict
+                and model is None
+                and method not in METHOD_ALIASES
+                and _ROUTE_ONLY.isdisjoint(params)
+            ):
+                # The common case: nothing to start, no file to fold in, no alias, model
+                # or tools to resolve; the request goes straight to routing.
+                call_id = call_id or CALL_ID.get()
+                request = Request(method, params, provider, None, capability, timeout, call_id)
+                return dispatcher.invoke_once(request)
+            request = self._request(method, params, provider, model, capability, timeout, call_id)
+            return self._prepared_invoke(request)
+        except Exception as exc:
+            return _raising(exc)
+
+    async def _prepared_invoke(self, request: Request) -> dict[str, Any]:
+        if self._needs_preparing(request):
+            await self._prepare(request)
+        return await self.dispatcher.invoke(request)
 
     async def stream(
         self,
@@ -392,3 +413,13 @@ class Host:
                 await self.check_health(scheduled=True)
             except Exception:
                 log.warning("health checks failed", exc_info=True)
+
+
+#: Parameters with which a request needs more than routing: a file to fold in, a model
+#: (it may name an alias or targets), tools (a tool loop).
+_ROUTE_ONLY = FILE_KEYS | Dispatcher.MORE_THAN_ROUTING
+
+
+async def _raising(exc: Exception) -> Any:
+    """A coroutine that raises ``exc`` when awaited."""
+    raise exc

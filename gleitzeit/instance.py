@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,12 @@ class ProviderInstance:
     #: the outcome (a cluster node's mirror of another node's instance): the host's
     #: periodic checks leave it out; checks asked for now still run.
     checked_elsewhere: bool = False
+    #: The provider's own ``invoke`` while this instance runs it, started, in this
+    #: process: the dispatcher then calls it with no layer in between and passes what
+    #: it raises through :meth:`failure`. ``None``: calls go through :meth:`invoke`.
+    direct_invoke: Callable[[str, dict[str, Any]], Coroutine[Any, Any, dict[str, Any]]] | None = (
+        None
+    )
 
     def __init__(
         self,
@@ -74,6 +80,10 @@ class ProviderInstance:
 
     def stream(self, method: str, params: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         raise NotImplementedError
+
+    def failure(self, method: str, exc: Exception) -> Exception:
+        """The error a call of :attr:`direct_invoke` ends with when it raised ``exc``."""
+        return exc
 
     async def check_health(self) -> dict[str, Any]:
         """The provider's own health report."""

@@ -231,3 +231,34 @@ async def test_a_first_attempt_that_fails_at_once_is_retried_on_another_instance
             (1, 1, 0),
         ]
         assert len({call_id for p in (first, second) for call_id, _ in p.context}) == 1
+
+
+class Waits(gleitzeit.Provider):
+    name = "waits"
+    kind = "tool"
+
+    @gleitzeit.method("tool/late")
+    async def late(self, params: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.sleep(0)
+        if params.get("fail") == "bug":
+            raise KeyError("oops")
+        return {"result": "late"}
+
+
+async def test_a_bare_exception_after_waiting_becomes_the_instances_provider_error():
+    async with host(providers=[Waits()]) as h:
+        with pytest.raises(gleitzeit.ProviderError, match="'waits' failed in tool/late") as failed:
+            await h.invoke("tool/late", {"fail": "bug"})
+        assert isinstance(failed.value.__cause__, KeyError)
+        assert (await h.invoke("tool/late", {}))["result"] == "late"
+        (inst,) = h.registry.instances("waits")
+        assert (inst.calls, inst.errors, inst.in_flight) == (2, 1, 0)
+
+
+async def test_an_invoke_with_bad_parameters_fails_when_awaited_with_a_clear_error():
+    async with host(providers=[Seen()]) as h:
+        pending = h.invoke("tool/now", 5)  # type: ignore[arg-type]
+        with pytest.raises(gleitzeit.InvalidParamsError, match="must be a dict") as failed:
+            await pending
+        assert "not int" in str(failed.value)
+        assert (await h.invoke("tool/now", {}))["result"] == "seen"
