@@ -68,7 +68,7 @@ from gleitzeit.errors import (
     RoutingError,
 )
 from gleitzeit.instance import ProviderInstance
-from gleitzeit.request import CALL_DEADLINE, CALL_ID, Request, new_call_id
+from gleitzeit.request import CALL_CONTEXT, CALL_ID, Request, new_call_id
 from gleitzeit.routing import Router
 from gleitzeit.tools import wants_tool_loop
 
@@ -418,8 +418,7 @@ class Dispatcher:
         # What it does is the first attempt of the loop below, step by step; any other
         # outcome — it waits, or fails — hands the attempt under way to that loop.
         call_id = request.call_id or new_call_id()
-        token = CALL_ID.set(call_id)
-        deadline = CALL_DEADLINE.set(time.time() + timeout)
+        token = CALL_CONTEXT.set((call_id, time.time() + timeout))
         direct = inst.direct_invoke
         inst.in_flight += 1
         inst.calls += 1
@@ -451,8 +450,7 @@ class Dispatcher:
         except BaseException as exc:
             underway = _Underway(t0, None, None, exc)
         finally:
-            CALL_DEADLINE.reset(deadline)
-            CALL_ID.reset(token)
+            CALL_CONTEXT.reset(token)
         inst.in_flight -= 1  # the loop enters the attempt again
         inst.calls -= 1
         call = Call(self, request, call_id, t0)
@@ -488,8 +486,7 @@ class Dispatcher:
         request = call.request
         # While the call runs, its id and deadline are the context's: a remote instance
         # sends them on.
-        token = CALL_ID.set(call.call_id)
-        deadline = CALL_DEADLINE.set(time.time() + timeout - (_clock() - call.begun))
+        token = CALL_CONTEXT.set((call.call_id, time.time() + timeout - (_clock() - call.begun)))
         result: dict[str, Any] | None = None
         error: BaseException | None = None
         try:
@@ -530,8 +527,7 @@ class Dispatcher:
             error = exc
             raise
         finally:
-            CALL_DEADLINE.reset(deadline)
-            CALL_ID.reset(token)
+            CALL_CONTEXT.reset(token)
             if call.task is not None:
                 self.deadlines.end(call)
             if self.listeners or error is not None:

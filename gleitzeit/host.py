@@ -31,7 +31,7 @@ from gleitzeit.health import health_row, run_checks
 from gleitzeit.instance import ProviderInstance
 from gleitzeit.plugins import STRICT_ENV, TRUTHY, Plugins
 from gleitzeit.provider import Provider
-from gleitzeit.request import CALL_ID, Request
+from gleitzeit.request import CALL_CONTEXT, CALL_ID, Request
 from gleitzeit.routing import Router
 from gleitzeit.tools import wants_tool_loop
 from gleitzeit.transport import Transport
@@ -322,7 +322,7 @@ class Host:
             ):
                 # The common case: nothing to start, no file to fold in, no alias, model
                 # or tools to resolve; the request goes straight to routing.
-                call_id = call_id or CALL_ID.get()
+                call_id = call_id or CALL_CONTEXT.get()[0]
                 request = Request(method, params, provider, None, capability, timeout, call_id)
                 return dispatcher.invoke_once(request)
             request = self._request(method, params, provider, model, capability, timeout, call_id)

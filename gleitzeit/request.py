@@ -7,28 +7,66 @@ import itertools
 import os
 import re
 from collections.abc import Callable
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 __all__ = [
+    "CALL_CONTEXT",
     "CALL_DEADLINE",
     "CALL_ID",
+    "CallField",
     "CALL_ID_PATTERN",
     "Request",
     "new_call_id",
     "valid_call_id",
 ]
 
+#: The call under way in this context, ``(call id, deadline)``, read through
+#: :data:`CALL_ID` and :data:`CALL_DEADLINE`: one variable, so that the dispatcher sets
+#: both with one step per call.
+CALL_CONTEXT: ContextVar[tuple[str | None, float | None]] = ContextVar(
+    "gleitzeit_call", default=(None, None)
+)
+
+T = TypeVar("T")
+
+
+class CallField(Generic[T]):
+    """One field of :data:`CALL_CONTEXT`, read and set like a context variable of its
+    own: ``get()``, ``set(value)`` (the other field kept) and ``reset(token)``, which
+    restores both fields as they were before that ``set``."""
+
+    __slots__ = ("name", "_index")
+
+    def __init__(self, name: str, index: int) -> None:
+        self.name, self._index = name, index
+
+    def get(self) -> T:
+        value: T = CALL_CONTEXT.get()[self._index]  # type: ignore[assignment]
+        return value
+
+    def set(self, value: T) -> Token[tuple[str | None, float | None]]:
+        pair: list[Any] = list(CALL_CONTEXT.get())
+        pair[self._index] = value
+        return CALL_CONTEXT.set((pair[0], pair[1]))
+
+    def reset(self, token: Token[tuple[str | None, float | None]]) -> None:
+        CALL_CONTEXT.reset(token)
+
+    def __repr__(self) -> str:
+        return f"<CallField {self.name}={self.get()!r}>"
+
+
 #: The call id of the request being served in this context: set by an edge that was
 #: handed one (``X-Request-ID``), by the dispatcher while a call runs (so a remote
 #: instance sends it over the wire), and by a provider runner while it serves one.
-CALL_ID: ContextVar[str | None] = ContextVar("gleitzeit_call_id", default=None)
+CALL_ID: CallField[str | None] = CallField("CALL_ID", 0)
 
 #: The absolute deadline (``time.time()``) of the invoke under way in this context, set
 #: by the dispatcher around its attempts so that a transport can carry it to a remote
 #: provider; ``None`` for a stream.
-CALL_DEADLINE: ContextVar[float | None] = ContextVar("gleitzeit_call_deadline", default=None)
+CALL_DEADLINE: CallField[float | None] = CallField("CALL_DEADLINE", 1)
 
 # A random prefix per process and a counter: unique enough across processes and
 # restarts, and far cheaper per call than uuid4.
