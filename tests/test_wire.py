@@ -313,3 +313,38 @@ def test_a_call_id_with_a_trailing_newline_is_not_taken():
     assert valid_call_id("abc-1") == "abc-1"
     assert valid_call_id("abc-1\n") is None  # it would end a log line early
     assert plain_invoke({"method": "calc/add", "call_id": "abc-1\n"}) is None
+
+
+def test_packets_put_the_same_text_on_the_wire_as_python_socketio():
+    from socketio import packet
+
+    from gleitzeit.socketio.packets import Packet
+
+    cases = [
+        (packet.EVENT, ["invoke", {"method": "a/b", "params": {"x": [1, 2.5, None, "é"]}}], P, 7),
+        (packet.EVENT, ["stream:end", {"stream_id": "s1"}], "/", None),
+        (packet.ACK, [{"ok": True, "result": {}}], "/clients", 12),
+        (packet.ACK, [], "/clients", 3),
+        (packet.EVENT, ["blob", {"data": b"\x00\x01"}], P, 4),  # binary attachments
+        (packet.ACK, [{"data": bytearray(b"xy")}], None, 5),
+        (packet.CONNECT, {"sid": "abc"}, P, None),
+        (packet.DISCONNECT, None, P, None),
+    ]
+    for kind, data, namespace, ack_id in cases:
+        theirs = packet.Packet(kind, data=data, namespace=namespace, id=ack_id)
+        ours = Packet(kind, data=data, namespace=namespace, id=ack_id)
+        assert ours.packet_type == theirs.packet_type
+        assert ours.encode() == theirs.encode()
+        text = theirs.encode()
+        if isinstance(text, str):
+            back, their_back = Packet(encoded_packet=text), packet.Packet(encoded_packet=text)
+            assert (back.packet_type, back.namespace, back.id, back.data) == (
+                their_back.packet_type,
+                their_back.namespace,
+                their_back.id,
+                their_back.data,
+            )
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        Packet(packet.EVENT, data=["x", {"when": object()}]).encode()
+    with pytest.raises(ValueError, match="too large"):
+        Packet(encoded_packet='2["x",' + "1" * 101 + "]")

@@ -137,6 +137,8 @@ class ProviderRunner:
     def _client(self) -> Any:
         import socketio
 
+        from gleitzeit.socketio.packets import Packet
+
         sio = socketio.AsyncClient(
             reconnection=True,
             reconnection_attempts=0,
@@ -144,6 +146,7 @@ class ProviderRunner:
             reconnection_delay_max=self.reconnect_delay_max,
             randomization_factor=0.5,
             handle_sigint=False,
+            serializer=Packet,
         )
         ns = PROVIDERS_NAMESPACE
         sio.on("connect", self._on_connect, namespace=ns)
