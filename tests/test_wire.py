@@ -344,7 +344,57 @@ def test_packets_put_the_same_text_on_the_wire_as_python_socketio():
                 their_back.id,
                 their_back.data,
             )
+    received = [
+        '2/providers,5["invoke",{"a":1}]',
+        '3/clients,[{"ok":true}]',
+        '25["x"]',
+        '2/a?x=1,5["x"]',
+        "3/p," + "1" * 50 + "[1]",
+        "3/p," + "1" * 120 + "[1]",
+        '51-/p,5["x",{"_placeholder":true,"num":0}]',
+        "2/p,5",
+        '2/p,5["x"',
+        '2/p,007["x",-1e5]',
+    ]
+    for text in received:
+        read = []
+        for cls in (packet.Packet, Packet):
+            try:
+                got = cls(encoded_packet=text)
+                read.append(
+                    (got.packet_type, got.namespace, got.id, got.data, got.attachment_count)
+                )
+            except ValueError as exc:
+                read.append((type(exc).__name__, str(exc)))
+        assert read[0] == read[1], text
     with pytest.raises(TypeError, match="not JSON serializable"):
         Packet(packet.EVENT, data=["x", {"when": object()}]).encode()
     with pytest.raises(ValueError, match="too large"):
         Packet(encoded_packet='2["x",' + "1" * 101 + "]")
+
+
+def test_size_bounds_from_the_received_text_are_never_below_the_size():
+    from socketio import packet
+
+    from gleitzeit.socketio.packets import Packet, encode_once, size_bound
+    from gleitzeit.socketio.wire import payload_size
+
+    texts = [
+        '2/clients,3["invoke",{"method":"a/b","params":{"x":1}}]',
+        '2["invoke",{"params":{"n":1e15,"s":"\U0001f600\U0001f600","t":"\\ud83d\\ude00"}}]',
+        '3/providers,9[{"ok" : true , "result" : {"big": 1E300, "neg": -0.0}}]',
+    ]
+    for text in texts:
+        received = Packet(encoded_packet=text)
+        payload = received.data[-1]
+        bound = size_bound(payload)
+        assert bound is not None and bound >= payload_size(payload)
+        assert size_bound(dict(payload)) is None  # not what was received
+    reply = {"ok": True, "result": {"text": "é"}}
+    text = encode_once(reply)
+    assert len(text) == payload_size(reply)
+    ours = Packet(packet.ACK, namespace=P, id=4, data=[reply]).encode()
+    assert ours == packet.Packet(packet.ACK, namespace=P, id=4, data=[reply]).encode()
+    other = {"ok": True}  # the encoded text goes to its own payload only
+    encode_once(reply)
+    assert Packet(packet.ACK, id=5, data=[other]).encode() == '35[{"ok":true}]'

@@ -38,6 +38,7 @@ from gleitzeit.errors import (
 from gleitzeit.provider import Provider
 from gleitzeit.request import CALL_ID
 from gleitzeit.socketio.flow import Credit
+from gleitzeit.socketio.packets import Packet, encode_once
 from gleitzeit.socketio.wire import (
     PROVIDERS_NAMESPACE,
     Invoke,
@@ -136,8 +137,6 @@ class ProviderRunner:
 
     def _client(self) -> Any:
         import socketio
-
-        from gleitzeit.socketio.packets import Packet
 
         sio = socketio.AsyncClient(
             reconnection=True,
@@ -253,7 +252,11 @@ class ProviderRunner:
         connection for it; the caller gets ``payload_too_large`` instead."""
         limit = self.max_payload_bytes
         if limit is not None:
-            size = payload_size(payload)
+            try:
+                # The packet that sends it takes this JSON as it is.
+                size = len(encode_once(payload))
+            except (TypeError, ValueError):  # not plain JSON: counted as payload_size does
+                size = payload_size(payload)
             if size > limit:
                 raise PayloadTooLargeError(
                     f"{method}: the result is {size:,} bytes; the server's limit is {limit:,}",
