@@ -270,9 +270,10 @@ class ProviderRunner:
             return None
         return sid
 
-    def _noticed_stall(self) -> None:
+    def _noticed_stall(self) -> float:
         """Called often: a gap since the last tick longer than half the server's ping
-        timeout means the server may have dropped this connection meanwhile."""
+        timeout means the server may have dropped this connection meanwhile. Returns
+        the loop's time now."""
         now = asyncio.get_running_loop().time()
         eio = getattr(self._sio, "eio", None)
         limit = max(float(getattr(eio, "ping_timeout", 0) or 10.0) / 2, 0.5)
@@ -283,6 +284,7 @@ class ProviderRunner:
                 now - self._last_tick,
             )
         self._last_tick = now
+        return now
 
     async def _ticks(self) -> None:
         while True:
@@ -293,10 +295,9 @@ class ProviderRunner:
         """Why an invoke should not be started, or None."""
         if msg.deadline is not None and time.time() > msg.deadline:
             return ProviderTimeoutError(f"{msg.method}: its deadline passed before it started")
-        self._noticed_stall()
-        loop = asyncio.get_running_loop()
+        now = self._noticed_stall()
         if self._stall_sid is not None and self._sid() == self._stall_sid:
-            if loop.time() - self._stalled_at < 1.0:
+            if now - self._stalled_at < 1.0:
                 return ProviderUnavailableError(
                     f"{msg.method}: not started, the provider was stalled and its connection "
                     "is probably gone",
