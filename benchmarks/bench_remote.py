@@ -1,7 +1,9 @@
 """Remote calls the way users make them: `gleitzeit.Client` -> `gleitzeit serve` ->
 a provider process (two hops), against a bare python-socketio relay between three
 processes (two hops) and a bare `call()` from a server to its client (one hop), at 1,
-10 and 100 calls in flight and streaming, rounds interleaved. Then what a server holds
+10 and 100 calls in flight and streaming, rounds interleaved. For the two-hop systems
+also the CPU each process (client, server, provider) spends per call at 100 in flight,
+from /proc: steadier than times on a busy machine, and it says which hop costs what. Then what a server holds
 for 300 connected providers (memory per connection, CPU while idle) against a bare
 python-socketio server with the same connections; and picking among 1,000 instances.
 
@@ -166,6 +168,7 @@ class _RawTwoHop:
 
         await client.connect(url, namespaces=[CLIENTS], transports=["websocket"])
         self.client = client
+        self.pids = {"server": self.relay.pid, "provider": self.peer.pid}
         while await client.call("invoke", REQUEST, namespace=CLIENTS, timeout=60) is None:
             await asyncio.sleep(0.05)  # until the provider has said it is ready
 
@@ -200,6 +203,7 @@ class _Gleitzeit:
         client = gleitzeit.Client(url)
         await client.__aenter__()
         self.client = client
+        self.pids = {"server": self.server.pid, "provider": self.peer.pid}
         while not any(p["name"] == "bench" for p in await client.providers()):
             await asyncio.sleep(0.05)
 
@@ -242,6 +246,13 @@ async def _throughput(call: Call, inflight: int, n: int) -> float:
     return (n // inflight * inflight) / (time.perf_counter() - t)
 
 
+def _process_cpu(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of each peer process, and of this one (the client)."""
+    cpu = {role: _cpu_seconds(pid) for role, pid in pids.items()}
+    cpu["client"] = time.process_time()
+    return cpu
+
+
 async def _calls() -> dict[str, dict[str, list[float]]]:
     size = _sizes()
     systems = {"raw_one_hop": _RawOneHop(), "raw_two_hop": _RawTwoHop(), "gleitzeit": _Gleitzeit()}
@@ -260,8 +271,15 @@ async def _calls() -> dict[str, dict[str, list[float]]]:
                 g.setdefault("p50_ms_1", []).append(await _latency_p50(call, size["calls"]) * 1e3)
                 for level in LEVELS:
                     calls = size["calls"] if level == 1 else size["inflight_calls"]
+                    pids = getattr(systems[name], "pids", None)
+                    before = _process_cpu(pids) if pids else {}
                     rate = await _throughput(call, level, calls)
                     g.setdefault(f"calls_per_s_{level}", []).append(rate)
+                    if pids and level == LEVELS[-1]:  # where each hop's work shows
+                        after = _process_cpu(pids)
+                        for role, used in after.items():
+                            per_call = (used - before[role]) / (calls // level * level) * 1e6
+                            g.setdefault(f"cpu_us_per_call_{level}_{role}", []).append(per_call)
                 t = time.perf_counter()
                 chunks = await stream(size["chunks"])
                 g.setdefault("chunks_per_s", []).append(chunks / (time.perf_counter() - t))
@@ -373,6 +391,11 @@ def run() -> dict:
             for n in LEVELS
         },
         "chunks_per_s": _ratios(g["chunks_per_s"], raw2["chunks_per_s"]),
+        **{
+            key: _ratios(g[key], raw2[key])
+            for key in g
+            if key.startswith("cpu_us_per_call_") and key in raw2
+        },
     }
     out["gleitzeit_over_raw_one_hop"] = {
         "p50_1": _ratios(g["p50_ms_1"], raw1["p50_ms_1"]),

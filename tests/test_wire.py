@@ -313,3 +313,88 @@ def test_a_call_id_with_a_trailing_newline_is_not_taken():
     assert valid_call_id("abc-1") == "abc-1"
     assert valid_call_id("abc-1\n") is None  # it would end a log line early
     assert plain_invoke({"method": "calc/add", "call_id": "abc-1\n"}) is None
+
+
+def test_packets_put_the_same_text_on_the_wire_as_python_socketio():
+    from socketio import packet
+
+    from gleitzeit.socketio.packets import Packet
+
+    cases = [
+        (packet.EVENT, ["invoke", {"method": "a/b", "params": {"x": [1, 2.5, None, "é"]}}], P, 7),
+        (packet.EVENT, ["stream:end", {"stream_id": "s1"}], "/", None),
+        (packet.ACK, [{"ok": True, "result": {}}], "/clients", 12),
+        (packet.ACK, [], "/clients", 3),
+        (packet.EVENT, ["blob", {"data": b"\x00\x01"}], P, 4),  # binary attachments
+        (packet.ACK, [{"data": bytearray(b"xy")}], None, 5),
+        (packet.CONNECT, {"sid": "abc"}, P, None),
+        (packet.DISCONNECT, None, P, None),
+    ]
+    for kind, data, namespace, ack_id in cases:
+        theirs = packet.Packet(kind, data=data, namespace=namespace, id=ack_id)
+        ours = Packet(kind, data=data, namespace=namespace, id=ack_id)
+        assert ours.packet_type == theirs.packet_type
+        assert ours.encode() == theirs.encode()
+        text = theirs.encode()
+        if isinstance(text, str):
+            back, their_back = Packet(encoded_packet=text), packet.Packet(encoded_packet=text)
+            assert (back.packet_type, back.namespace, back.id, back.data) == (
+                their_back.packet_type,
+                their_back.namespace,
+                their_back.id,
+                their_back.data,
+            )
+    received = [
+        '2/providers,5["invoke",{"a":1}]',
+        '3/clients,[{"ok":true}]',
+        '25["x"]',
+        '2/a?x=1,5["x"]',
+        "3/p," + "1" * 50 + "[1]",
+        "3/p," + "1" * 120 + "[1]",
+        '51-/p,5["x",{"_placeholder":true,"num":0}]',
+        "2/p,5",
+        '2/p,5["x"',
+        '2/p,007["x",-1e5]',
+    ]
+    for text in received:
+        read = []
+        for cls in (packet.Packet, Packet):
+            try:
+                got = cls(encoded_packet=text)
+                read.append(
+                    (got.packet_type, got.namespace, got.id, got.data, got.attachment_count)
+                )
+            except ValueError as exc:
+                read.append((type(exc).__name__, str(exc)))
+        assert read[0] == read[1], text
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        Packet(packet.EVENT, data=["x", {"when": object()}]).encode()
+    with pytest.raises(ValueError, match="too large"):
+        Packet(encoded_packet='2["x",' + "1" * 101 + "]")
+
+
+def test_size_bounds_from_the_received_text_are_never_below_the_size():
+    from socketio import packet
+
+    from gleitzeit.socketio.packets import Packet, encode_once, size_bound
+    from gleitzeit.socketio.wire import payload_size
+
+    texts = [
+        '2/clients,3["invoke",{"method":"a/b","params":{"x":1}}]',
+        '2["invoke",{"params":{"n":1e15,"s":"\U0001f600\U0001f600","t":"\\ud83d\\ude00"}}]',
+        '3/providers,9[{"ok" : true , "result" : {"big": 1E300, "neg": -0.0}}]',
+    ]
+    for text in texts:
+        received = Packet(encoded_packet=text)
+        payload = received.data[-1]
+        bound = size_bound(payload)
+        assert bound is not None and bound >= payload_size(payload)
+        assert size_bound(dict(payload)) is None  # not what was received
+    reply = {"ok": True, "result": {"text": "é"}}
+    text = encode_once(reply)
+    assert len(text) == payload_size(reply)
+    ours = Packet(packet.ACK, namespace=P, id=4, data=[reply]).encode()
+    assert ours == packet.Packet(packet.ACK, namespace=P, id=4, data=[reply]).encode()
+    other = {"ok": True}  # the encoded text goes to its own payload only
+    encode_once(reply)
+    assert Packet(packet.ACK, id=5, data=[other]).encode() == '35[{"ok":true}]'

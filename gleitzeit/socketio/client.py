@@ -61,7 +61,9 @@ class Client:
     async def _connect(self) -> Any:
         import socketio
 
-        sio = socketio.AsyncClient(reconnection=False, handle_sigint=False)
+        from gleitzeit.socketio.packets import Packet
+
+        sio = socketio.AsyncClient(reconnection=False, handle_sigint=False, serializer=Packet)
         ns = CLIENTS_NAMESPACE
         sio.on("stream:data", self._on_data, namespace=ns)
         sio.on("stream:end", self._on_end, namespace=ns)

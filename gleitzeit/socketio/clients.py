@@ -18,6 +18,7 @@ from gleitzeit.errors import (
 )
 from gleitzeit.socketio.flow import Credit
 from gleitzeit.socketio.handlers import Handlers, payload_of
+from gleitzeit.socketio.packets import size_bound
 from gleitzeit.socketio.wire import (
     CLIENTS_NAMESPACE,
     HealthRequest,
@@ -106,12 +107,14 @@ class ClientHandlers:
                 "the server is shutting down", hint="retry against another server or later"
             )
         limit = self.config.max_payload_bytes
-        size = payload_size(data)
-        if size > limit:
-            raise PayloadTooLargeError(
-                f"{event} payload is {size:,} bytes; the limit is {limit:,}",
-                hint="send less, or raise server.max_payload_bytes in gleitzeit.yaml",
-            )
+        bound = size_bound(data)
+        if bound is None or bound > limit:
+            size = payload_size(data)
+            if size > limit:
+                raise PayloadTooLargeError(
+                    f"{event} payload is {size:,} bytes; the limit is {limit:,}",
+                    hint="send less, or raise server.max_payload_bytes in gleitzeit.yaml",
+                )
         return (plain is not None and plain(data)) or parse(model, data, event)
 
     async def on_invoke(self, sid: str, *args: Any) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from gleitzeit.instance import ProviderInstance
 from gleitzeit.request import CALL_DEADLINE, CALL_ID
 from gleitzeit.socketio.demux import StreamDemux
 from gleitzeit.socketio.flow import Grants
+from gleitzeit.socketio.packets import size_bound
 from gleitzeit.socketio.wire import InvokeReply, Register, parse, payload_size
 
 #: ``emit(event, data, callback=None)`` to this instance's connection.
@@ -77,17 +78,21 @@ class RemoteInstance(ProviderInstance):
             hint="the request can be retried on another instance",
         )
 
-    async def _call(self, event: str, data: dict[str, Any]) -> Any:
+    async def _call(self, event: str, data: dict[str, Any]) -> tuple[Any, bool]:
+        """The ack, and whether it is known to be within ``max_payload_bytes`` (from
+        the length of its text)."""
         if not self.connected:
             raise self._gone("")
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
+        fut: asyncio.Future[tuple[Any, bool]] = loop.create_future()
         call_id = next(self._calls)
         self._pending[call_id] = fut
 
         def ack(*args: Any) -> None:
             if not fut.done():
-                fut.set_result(args[0] if args else None)
+                raw = args[0] if args else None
+                bound = size_bound(raw)
+                fut.set_result((raw, bound is not None and bound <= self.max_payload_bytes))
 
         try:
             await self._emit(event, data, callback=ack)
@@ -120,12 +125,12 @@ class RemoteInstance(ProviderInstance):
                 hint="ask for less, or raise server.max_payload_bytes in gleitzeit.yaml",
             )
 
-    def _reply(self, raw: Any, what: str) -> InvokeReply:
+    def _reply(self, raw: Any, what: str, fits: bool = False) -> InvokeReply:
         """A provider's ack, checked: too large is the caller's ``payload_too_large``; a
         malformed one counts against the instance (not the caller)."""
         if raw is not None and not isinstance(raw, dict):
             raise ProviderError(f"{self.id} sent a malformed {what}: got {type(raw).__name__}")
-        if raw is not None:
+        if raw is not None and not fits:
             self._fits(raw)
         try:
             reply: InvokeReply = parse(InvokeReply, raw, what)
@@ -142,14 +147,15 @@ class RemoteInstance(ProviderInstance):
         deadline = CALL_DEADLINE.get()
         if deadline is not None and deadline != math.inf:
             data["deadline"] = round(deadline, 3)
-        raw = await self._call("invoke", data)
+        raw, fits = await self._call("invoke", data)
         if type(raw) is dict and len(raw) == 2 and raw.get("ok") is True:
             # The usual reply, checked by hand to the InvokeReply model's rules.
             result = raw.get("result")
             if type(result) is dict:
-                self._fits(raw)
+                if not fits:
+                    self._fits(raw)
                 return result
-        reply = self._reply(raw, "invoke ack")
+        reply = self._reply(raw, "invoke ack", fits)
         if reply.ok:
             return reply.result or {}
         raise error_from_dict(reply.error or {})
@@ -205,12 +211,12 @@ class RemoteInstance(ProviderInstance):
             return {"status": "unhealthy", "detail": "disconnected"}
         if self.stale:
             return {"status": "unhealthy", "detail": self.health.detail or "no heartbeat"}
-        raw = await self._call("health", {"ok": True})
+        raw, fits = await self._call("health", {"ok": True})
         if raw is None:
             # No health handler (the protocol doc's minimal example): a provider that
             # heartbeats is healthy.
             return {"status": "healthy", "detail": "heartbeating (no health handler)"}
-        reply = self._reply(raw, "health ack")
+        reply = self._reply(raw, "health ack", fits)
         if not reply.ok:
             return {"status": "unhealthy", "detail": (reply.error or {}).get("message")}
         return reply.result or {"status": "healthy"}

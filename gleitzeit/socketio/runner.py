@@ -38,6 +38,7 @@ from gleitzeit.errors import (
 from gleitzeit.provider import Provider
 from gleitzeit.request import CALL_ID
 from gleitzeit.socketio.flow import Credit
+from gleitzeit.socketio.packets import Packet, encode_once
 from gleitzeit.socketio.wire import (
     PROVIDERS_NAMESPACE,
     Invoke,
@@ -144,6 +145,7 @@ class ProviderRunner:
             reconnection_delay_max=self.reconnect_delay_max,
             randomization_factor=0.5,
             handle_sigint=False,
+            serializer=Packet,
         )
         ns = PROVIDERS_NAMESPACE
         sio.on("connect", self._on_connect, namespace=ns)
@@ -250,7 +252,11 @@ class ProviderRunner:
         connection for it; the caller gets ``payload_too_large`` instead."""
         limit = self.max_payload_bytes
         if limit is not None:
-            size = payload_size(payload)
+            try:
+                # The packet that sends it takes this JSON as it is.
+                size = len(encode_once(payload))
+            except (TypeError, ValueError):  # not plain JSON: counted as payload_size does
+                size = payload_size(payload)
             if size > limit:
                 raise PayloadTooLargeError(
                     f"{method}: the result is {size:,} bytes; the server's limit is {limit:,}",
@@ -264,9 +270,10 @@ class ProviderRunner:
             return None
         return sid
 
-    def _noticed_stall(self) -> None:
+    def _noticed_stall(self) -> float:
         """Called often: a gap since the last tick longer than half the server's ping
-        timeout means the server may have dropped this connection meanwhile."""
+        timeout means the server may have dropped this connection meanwhile. Returns
+        the loop's time now."""
         now = asyncio.get_running_loop().time()
         eio = getattr(self._sio, "eio", None)
         limit = max(float(getattr(eio, "ping_timeout", 0) or 10.0) / 2, 0.5)
@@ -277,6 +284,7 @@ class ProviderRunner:
                 now - self._last_tick,
             )
         self._last_tick = now
+        return now
 
     async def _ticks(self) -> None:
         while True:
@@ -287,10 +295,9 @@ class ProviderRunner:
         """Why an invoke should not be started, or None."""
         if msg.deadline is not None and time.time() > msg.deadline:
             return ProviderTimeoutError(f"{msg.method}: its deadline passed before it started")
-        self._noticed_stall()
-        loop = asyncio.get_running_loop()
+        now = self._noticed_stall()
         if self._stall_sid is not None and self._sid() == self._stall_sid:
-            if loop.time() - self._stalled_at < 1.0:
+            if now - self._stalled_at < 1.0:
                 return ProviderUnavailableError(
                     f"{msg.method}: not started, the provider was stalled and its connection "
                     "is probably gone",

@@ -18,7 +18,9 @@ from gleitzeit.host import Host
 from gleitzeit.http import attach_gateway
 from gleitzeit.socketio.clients import ClientHandlers
 from gleitzeit.socketio.guard import Guard
+from gleitzeit.socketio.manager import Manager
 from gleitzeit.socketio.origins import OriginPolicy
+from gleitzeit.socketio.packets import Packet
 from gleitzeit.socketio.transport import SocketIOTransport
 from gleitzeit.tokens import Credentials, Principal
 
@@ -73,7 +75,8 @@ class GleitzeitServer:
             ping_interval=cfg.ping_interval,
             ping_timeout=cfg.ping_timeout,
             cors_allowed_origins=self.guard.origins.engineio_check,
-            client_manager=None if self.cluster is None else self.cluster.broadcasts(),
+            client_manager=Manager() if self.cluster is None else self.cluster.broadcasts(),
+            serializer=Packet,
         )
         self.app = web.Application(middlewares=[self.guard.middleware()])
         self.sio.attach(self.app)
