@@ -566,12 +566,12 @@ class Plugins:
         """``register(ProviderClass)``, or ``register("module:Class", name=...)``: the
         class imported only when first needed, the declared name checked then."""
         if isinstance(provider, str):
+            _check_reference(provider)
             if not name or not isinstance(name, str):
                 raise PluginError(
                     f"register({provider!r}) needs the provider's name: "
                     f"register({provider!r}, name=...)"
                 )
-            _check_reference(provider)
             self._add_provider_type(
                 rec,
                 name,
