@@ -9,25 +9,42 @@ to import cannot stop the others.
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.metadata
+import os
+import re
 import sys
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 GROUP = "gleitzeit.plugins"
 
 
-@dataclass(frozen=True)
 class InstalledPlugin:
-    """One entry point in the ``gleitzeit.plugins`` group."""
+    """One entry point in the ``gleitzeit.plugins`` group (a plain class, not a
+    dataclass, whose methods would be generated and compiled at every import)."""
 
-    name: str
-    value: str
-    distribution: str | None
-    version: str | None
-    entry_point: importlib.metadata.EntryPoint | None = field(
-        default=None, compare=False, repr=False
-    )
+    __slots__ = ("distribution", "entry_point", "name", "value", "version")
+
+    def __init__(
+        self,
+        name: str,
+        value: str,
+        distribution: str | None,
+        version: str | None,
+        entry_point: importlib.metadata.EntryPoint | None = None,
+    ) -> None:
+        self.name = name
+        self.value = value
+        self.distribution = distribution
+        self.version = version
+        self.entry_point = entry_point
+
+    def __repr__(self) -> str:
+        return (
+            f"InstalledPlugin(name={self.name!r}, value={self.value!r}, "
+            f"distribution={self.distribution!r}, version={self.version!r})"
+        )
 
     def load(self) -> Any:
         """Import the object behind the entry point; raise whatever the import raised."""
@@ -61,14 +78,71 @@ def installed_plugins() -> list[InstalledPlugin]:
 
 def _distributions() -> list[importlib.metadata.Distribution]:
     """Every installed distribution once, the first on ``sys.path`` of each name (as
-    ``importlib.metadata.entry_points`` takes them)."""
+    ``importlib.metadata.distributions()`` finds and ``entry_points()`` takes them).
+
+    A folder on ``sys.path`` is listed here and its ``*.dist-info`` / ``*.egg-info``
+    folders read with plain file calls: importlib.metadata makes pathlib objects for
+    each, which is most of what finding the plugins costs. Zip files and eggs on the
+    path, and other finders of distributions, are left to importlib.metadata."""
     found: dict[str, importlib.metadata.Distribution] = {}
-    for dist in importlib.metadata.distributions():
+    if any(
+        getattr(finder, "find_distributions", None) is not None
+        and finder is not importlib.machinery.PathFinder
+        for finder in sys.meta_path
+    ):
+        _add_found(found, importlib.metadata.distributions())
+        return list(found.values())
+    for entry in sys.path:
+        folder = entry or "."
+        try:
+            if folder.lower().endswith(".egg"):
+                raise NotADirectoryError(folder)  # an egg: importlib.metadata reads those
+            children = os.listdir(folder)
+        except NotADirectoryError:  # a zip file, or an egg
+            _add_found(found, importlib.metadata.distributions(path=[entry]))
+            continue
+        except OSError:
+            continue
+        for child in children:
+            low = child.lower()
+            if low.endswith((".dist-info", ".egg-info")):
+                key = _normalise(low.rpartition(".")[0].partition("-")[0])
+                if key not in found:
+                    found[key] = _FolderDistribution(os.path.join(folder, child))
+    return list(found.values())
+
+
+def _add_found(
+    found: dict[str, importlib.metadata.Distribution],
+    dists: Any,
+) -> None:
+    for dist in dists:
         # The normalised name importlib.metadata itself goes by, from the folder's
         # name; the metadata file is read only where there is no such name.
-        key = getattr(dist, "_normalized_name", None) or str(dist.metadata["Name"]).lower()
+        key = getattr(dist, "_normalized_name", None) or _normalise(str(dist.metadata["Name"]))
         found.setdefault(key, dist)
-    return list(found.values())
+
+
+def _normalise(name: str) -> str:
+    """A distribution's name as importlib.metadata compares them (PEP 503, with ``_``)."""
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+class _FolderDistribution(importlib.metadata.Distribution):
+    """A distribution's metadata folder, read with plain file calls."""
+
+    def __init__(self, folder: str) -> None:
+        self._folder = folder
+
+    def read_text(self, filename: str) -> str | None:
+        try:
+            with open(os.path.join(self._folder, filename), encoding="utf-8") as file:
+                return file.read()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+            return None
+
+    def locate_file(self, path: str | os.PathLike[str]) -> Path:
+        return Path(self._folder).parent / path
 
 
 def _group_entry_points(text: str) -> list[importlib.metadata.EntryPoint]:

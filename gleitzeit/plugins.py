@@ -17,7 +17,6 @@ import sys
 import time
 import types
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -96,40 +95,60 @@ def _only_from_env() -> set[str] | None:
     return {n.strip() for n in value.split(",") if n.strip()}
 
 
-@dataclass
 class PluginRecord:
-    """What the host knows of one plugin, loaded or not."""
+    """What the host knows of one plugin, loaded or not.
 
-    name: str
-    distribution: str | None = None
-    version: str | None = None
-    status: str = "disabled"  # loaded | disabled | failed
-    builtin: bool = False
-    entry_point: str | None = None
-    error: str | None = None
-    #: True when the failure comes from the plugin's settings in gleitzeit.yaml.
-    config_error: bool = False
-    #: One line per problem in the plugin's settings (file:line: field: what).
-    config_problems: list[str] = field(default_factory=list)
-    #: Problems that did not stop the plugin from loading.
-    warnings: list[str] = field(default_factory=list)
-    #: Why this plugin's providers cannot serve (an unset ${VAR} in its settings):
-    #: they are created, but held down with this reason until it is fixed.
-    held: str | None = None
-    hooks: list[str] = field(default_factory=list)
-    providers: list[str] = field(default_factory=list)
-    transports: list[str] = field(default_factory=list)
-    routers: list[str] = field(default_factory=list)
-    health_checks: list[str] = field(default_factory=list)
-    obj: Any = None
-    #: This plugin alone in a pluggy manager of its own: its hooks are called through
-    #: it, so a plugin that raises cannot stop another's implementation.
-    caller: pluggy.PluginManager | None = None
-    _settings: Any = field(default=None, repr=False)
-    _settings_schema: type[BaseModel] | None = field(default=None, repr=False)
-    #: Set while this plugin's provider classes are imported and its settings validated
-    #: only when first needed (see :meth:`Plugins.settle`).
-    _settle: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+    A plain class, not a dataclass: a dataclass's methods are generated and compiled
+    at every import, which every ``gleitzeit`` command would pay for."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        distribution: str | None = None,
+        version: str | None = None,
+        status: str = "disabled",
+        builtin: bool = False,
+        entry_point: str | None = None,
+        error: str | None = None,
+        config_error: bool = False,
+    ) -> None:
+        self.name = name
+        self.distribution = distribution
+        self.version = version
+        self.status = status  # loaded | disabled | failed
+        self.builtin = builtin
+        self.entry_point = entry_point
+        self.error = error
+        #: True when the failure comes from the plugin's settings in gleitzeit.yaml.
+        self.config_error = config_error
+        #: One line per problem in the plugin's settings (file:line: field: what).
+        self.config_problems: list[str] = []
+        #: Problems that did not stop the plugin from loading.
+        self.warnings: list[str] = []
+        #: Why this plugin's providers cannot serve (an unset ${VAR} in its settings):
+        #: they are created, but held down with this reason until it is fixed.
+        self.held: str | None = None
+        self.hooks: list[str] = []
+        self.providers: list[str] = []
+        self.transports: list[str] = []
+        self.routers: list[str] = []
+        self.health_checks: list[str] = []
+        self.obj: Any = None
+        #: This plugin alone in a pluggy manager of its own: its hooks are called through
+        #: it, so a plugin that raises cannot stop another's implementation.
+        self.caller: pluggy.PluginManager | None = None
+        self._settings: Any = None
+        self._settings_schema: type[BaseModel] | None = None
+        #: Set while this plugin's provider classes are imported and its settings
+        #: validated only when first needed (see :meth:`Plugins.settle`).
+        self._settle: Callable[[], None] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"PluginRecord(name={self.name!r}, distribution={self.distribution!r}, "
+            f"version={self.version!r}, status={self.status!r}, error={self.error!r})"
+        )
 
     @property
     def settings(self) -> Any:
