@@ -25,10 +25,7 @@ from gleitzeit.errors import (
     StreamError,
     ToolError,
 )
-from gleitzeit.health import HealthReport
 from gleitzeit.hookspecs import hookimpl
-from gleitzeit.instance import ProviderInstance
-from gleitzeit.provider import MethodSpec, Provider, method
 from gleitzeit.request import Request
 from gleitzeit.results import (
     embedding_result,
@@ -38,18 +35,30 @@ from gleitzeit.results import (
     tool_result,
     usage,
 )
-from gleitzeit.routing import Router
-from gleitzeit.tasks import task
 from gleitzeit.transport import InstanceSink, Transport
 
 if TYPE_CHECKING:  # imported lazily at run time (see __getattr__), eagerly for type checkers
     from gleitzeit.api import Api
+    from gleitzeit.health import HealthReport
     from gleitzeit.host import Host
+    from gleitzeit.instance import ProviderInstance
+    from gleitzeit.provider import MethodSpec, Provider, method
+    from gleitzeit.routing import Router
     from gleitzeit.socketio.client import Client
     from gleitzeit.socketio.runner import ProviderRunner
     from gleitzeit.socketio.server import GleitzeitServer
+    from gleitzeit.tasks import task
 
+# What pulls in pydantic (or more) is imported on first use: a plugin's entry module
+# imports this package for `hookimpl`, and `gleitzeit plugins list` imports every one.
 _LAZY = {
+    "HealthReport": "gleitzeit.health",
+    "ProviderInstance": "gleitzeit.instance",
+    "MethodSpec": "gleitzeit.provider",
+    "Provider": "gleitzeit.provider",
+    "method": "gleitzeit.provider",
+    "Router": "gleitzeit.routing",
+    "task": "gleitzeit.tasks",
     "Api": "gleitzeit.api",
     "Host": "gleitzeit.host",
     "Client": "gleitzeit.socketio.client",
@@ -65,7 +74,9 @@ def __getattr__(name: str) -> Any:  # these pull in more; import them only when 
     import importlib
 
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # found directly from now on
+        return value
     if name in _SUBMODULES:
         return importlib.import_module(f"gleitzeit.{name}")
     raise AttributeError(f"module 'gleitzeit' has no attribute {name!r}")

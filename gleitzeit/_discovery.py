@@ -5,35 +5,68 @@ The ``gleitzeit.plugins`` group is scanned once per process (and again only when
 a plugin is loaded, and then only the plugins asked for, each on its own through its
 own entry point (filter by name before import, as stevedore does), so one that fails
 to import cannot stop the others.
+
+The metadata folders (``*.dist-info``, ``*.egg-info``) in the folders on ``sys.path``
+are found and read here with plain file calls, as importlib.metadata finds them:
+importing importlib.metadata (email, zipfile, csv, ...) costs more than the rest of
+``gleitzeit plugins list``. It is imported only for what it alone reads: zip files and
+eggs on the path, other finders of distributions, metadata without Name and Version
+headers.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
+import importlib
+import os
+import re
 import sys
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import importlib.metadata
 
 GROUP = "gleitzeit.plugins"
 
 
-@dataclass(frozen=True)
 class InstalledPlugin:
-    """One entry point in the ``gleitzeit.plugins`` group."""
+    """One entry point in the ``gleitzeit.plugins`` group (a plain class, not a
+    dataclass, whose methods would be generated and compiled at every import)."""
 
-    name: str
-    value: str
-    distribution: str | None
-    version: str | None
-    entry_point: importlib.metadata.EntryPoint | None = field(
-        default=None, compare=False, repr=False
-    )
+    __slots__ = ("distribution", "name", "value", "version")
+
+    def __init__(
+        self, name: str, value: str, distribution: str | None, version: str | None
+    ) -> None:
+        self.name = name
+        #: ``module:attr`` (an object in a module) or ``module``.
+        self.value = value
+        self.distribution = distribution
+        self.version = version
+
+    def __repr__(self) -> str:
+        return (
+            f"InstalledPlugin(name={self.name!r}, value={self.value!r}, "
+            f"distribution={self.distribution!r}, version={self.version!r})"
+        )
 
     def load(self) -> Any:
-        """Import the object behind the entry point; raise whatever the import raised."""
-        if self.entry_point is None:
-            raise LookupError(f"no entry point named {self.name!r} in group {GROUP!r}")
-        return self.entry_point.load()
+        """Import the object behind the entry point, as
+        ``importlib.metadata.EntryPoint.load`` does; raise whatever the import raised."""
+        module, _, attr = self.value.partition(":")
+        obj: Any = importlib.import_module(module.strip())
+        for part in attr.partition("[")[0].strip().split("."):  # "[extras]" are not ours
+            if part:
+                obj = getattr(obj, part)
+        return obj
+
+
+class _Metadata(Protocol):
+    """A distribution's metadata files (``importlib.metadata.Distribution`` is one)."""
+
+    def read_text(self, filename: str) -> str | None: ...
+
+    @property
+    def metadata(self) -> importlib.metadata.PackageMetadata: ...
 
 
 _scanned: tuple[tuple[str, ...], list[InstalledPlugin]] | None = None
@@ -52,28 +85,89 @@ def installed_plugins() -> list[InstalledPlugin]:
         if not text or f"[{GROUP}]" not in text:
             continue
         name, version = _name_and_version(dist)
-        for ep in _group_entry_points(text):
-            if ep.name not in seen:
-                seen[ep.name] = InstalledPlugin(ep.name, ep.value, name, version, ep)
+        for ep_name, value in _group_entry_points(text):
+            if ep_name not in seen:
+                seen[ep_name] = InstalledPlugin(ep_name, value, name, version)
     _scanned = (path, list(seen.values()))
     return list(_scanned[1])
 
 
-def _distributions() -> list[importlib.metadata.Distribution]:
+def _distributions() -> list[_Metadata]:
     """Every installed distribution once, the first on ``sys.path`` of each name (as
-    ``importlib.metadata.entry_points`` takes them)."""
-    found: dict[str, importlib.metadata.Distribution] = {}
-    for dist in importlib.metadata.distributions():
-        # The normalised name importlib.metadata itself goes by, from the folder's
-        # name; the metadata file is read only where there is no such name.
-        key = getattr(dist, "_normalized_name", None) or str(dist.metadata["Name"]).lower()
-        found.setdefault(key, dist)
+    ``importlib.metadata.distributions()`` finds and ``entry_points()`` takes them)."""
+    from importlib.machinery import PathFinder
+
+    found: dict[str, _Metadata] = {}
+    if any(
+        getattr(finder, "find_distributions", None) is not None and finder is not PathFinder
+        for finder in sys.meta_path
+    ):  # another finder of distributions: importlib.metadata asks it
+        import importlib.metadata
+
+        _add_found(found, importlib.metadata.distributions())
+        return list(found.values())
+    for entry in sys.path:
+        folder = entry or "."
+        try:
+            if folder.lower().endswith(".egg"):
+                raise NotADirectoryError(folder)
+            children = os.listdir(folder)
+        except NotADirectoryError:  # a zip file, or an egg: as importlib.metadata reads them
+            import importlib.metadata
+
+            _add_found(found, importlib.metadata.distributions(path=[entry]))
+            continue
+        except OSError:
+            continue
+        for child in children:
+            low = child.lower()
+            if low.endswith((".dist-info", ".egg-info")):
+                # importlib.metadata's key: the folder's name up to the version
+                key = _normalise(low.rpartition(".")[0].partition("-")[0])
+                if key not in found:
+                    found[key] = _MetadataFolder(os.path.join(folder, child))
     return list(found.values())
 
 
-def _group_entry_points(text: str) -> list[importlib.metadata.EntryPoint]:
-    """The entry points of the ``gleitzeit.plugins`` section of an ``entry_points.txt``
-    (an ini file of ``name = module:attr`` lines), without reading the file again."""
+def _add_found(found: dict[str, _Metadata], dists: Any) -> None:
+    for dist in dists:
+        # The normalised name importlib.metadata itself goes by, from the folder's
+        # name; the metadata file is read only where there is no such name.
+        key = getattr(dist, "_normalized_name", None) or _normalise(str(dist.metadata["Name"]))
+        found.setdefault(key, dist)
+
+
+def _normalise(name: str) -> str:
+    """A distribution's name as importlib.metadata compares them (PEP 503, with ``_``)."""
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+class _MetadataFolder:
+    """A ``*.dist-info`` / ``*.egg-info`` folder, read with plain file calls."""
+
+    __slots__ = ("folder",)
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def read_text(self, filename: str) -> str | None:
+        try:
+            with open(os.path.join(self.folder, filename), encoding="utf-8") as file:
+                return file.read()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+            return None
+
+    @property
+    def metadata(self) -> importlib.metadata.PackageMetadata:
+        import importlib.metadata
+        from pathlib import Path
+
+        return importlib.metadata.PathDistribution(Path(self.folder)).metadata
+
+
+def _group_entry_points(text: str) -> list[tuple[str, str]]:
+    """``(name, value)`` of the entry points in the ``gleitzeit.plugins`` section of an
+    ``entry_points.txt`` (an ini file of ``name = module:attr`` lines)."""
     found = []
     section = None
     for raw in text.splitlines():
@@ -85,15 +179,11 @@ def _group_entry_points(text: str) -> list[importlib.metadata.EntryPoint]:
         elif section == GROUP:
             name, sep, value = line.partition("=")
             if sep:
-                found.append(
-                    importlib.metadata.EntryPoint(
-                        name=name.strip(), value=value.strip(), group=GROUP
-                    )
-                )
+                found.append((name.strip(), value.strip()))
     return found
 
 
-def _name_and_version(dist: importlib.metadata.Distribution) -> tuple[str | None, str | None]:
+def _name_and_version(dist: _Metadata) -> tuple[str | None, str | None]:
     """The distribution's Name and Version, read from the headers of its metadata file
     (``dist.metadata`` parses the whole file, description included, as an email)."""
     text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""

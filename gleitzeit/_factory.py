@@ -59,6 +59,7 @@ def build_providers(config: Config, plugins: Plugins, errors: dict[str, str]) ->
     """One provider per registered provider type (with its plugin's settings) and one
     per enabled ``providers:`` entry. What cannot be built is recorded in ``errors``
     (by provider name or config path) and left out."""
+    plugins.settle()  # provider classes imported, settings validated: failures recorded
     out: list[Built] = []
     for name, ptype in plugins.provider_types.items():
         record = plugins.records[ptype.plugin]
@@ -93,6 +94,7 @@ def entry_problem(plugins: Plugins, name: str) -> str | None:
 def check_entries(plugins: Plugins, config: Config) -> list[str]:
     """Every problem of the ``providers:`` entries that loading would meet: a name that
     clashes with a plugin's provider, an unknown type, a class that does not import."""
+    plugins.settle()
     problems = []
     for name, entry in config.providers.items():
         clash = entry_problem(plugins, name)
@@ -144,6 +146,7 @@ def build_provider(
             ) from None
         schema = cls.Settings
     else:
+        plugins.settle()
         ptype = plugins.provider_types.get(target)
         if ptype is None:
             known = sorted(plugins.provider_types)

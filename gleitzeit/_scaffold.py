@@ -54,7 +54,10 @@ PLUGIN = '''\
 """Entry module of the @NAME@ plugin: hook implementations only.
 
 Gleitzeit imports this module whenever the plugin is enabled (also for `gleitzeit
-plugins list`), so keep it small: import heavy libraries inside the provider.
+plugins list`), so keep it small: import heavy libraries inside the provider. The
+provider is registered by reference: its module is imported only when Gleitzeit
+builds the provider, and the settings hook is called only when there are settings to
+validate or a provider to build.
 """
 
 from __future__ import annotations
@@ -71,10 +74,8 @@ def gleitzeit_config_schema():
 
 
 @gleitzeit.hookimpl
-def gleitzeit_register_providers(register, settings):
-    from @PACKAGE@.provider import @CLASS@Provider
-
-    register(@CLASS@Provider)
+def gleitzeit_register_providers(register):
+    register("@PACKAGE@.provider:@CLASS@Provider", name="@NAME@")
 '''
 
 PROVIDER_HEAD = '''\

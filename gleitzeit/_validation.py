@@ -6,13 +6,13 @@ suggests the nearest valid one.
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ValidationError
+if TYPE_CHECKING:  # imported where used: suggest() and short_repr() need no pydantic
+    from pydantic import BaseModel, ValidationError
 
 Loc = tuple[Any, ...]
 
@@ -35,6 +35,8 @@ def short_repr(value: Any, limit: int = 60) -> str:
 
 def _unwrap(annotation: Any, key: Any) -> Any:
     """The annotation one step below ``annotation`` when indexing it with ``key``."""
+    from pydantic import BaseModel
+
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
@@ -56,6 +58,8 @@ def _unwrap(annotation: Any, key: Any) -> Any:
 
 
 def _model_keys(annotation: Any) -> list[str]:
+    from pydantic import BaseModel
+
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         keys: list[str] = []
@@ -79,6 +83,8 @@ def valid_keys(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
 
 def suggest(word: str, choices: Sequence[str]) -> str | None:
     """The nearest of ``choices`` to ``word``, if one is close enough."""
+    import difflib
+
     matches = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
     return matches[0] if matches else None
 

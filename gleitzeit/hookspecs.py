@@ -13,7 +13,7 @@ worked example for each.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import pluggy
 
@@ -33,16 +33,33 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
-@hookspec
-def gleitzeit_register_providers(
-    register: Callable[[type[Provider]], None], settings: BaseModel | None
-) -> None:
-    """Register the provider classes this plugin offers.
+class RegisterProvider(Protocol):
+    """The ``register`` callback of :func:`gleitzeit_register_providers`."""
 
-    Called once when the plugin is loaded, before any provider starts. Call
-    ``register(ProviderClass)`` for each :class:`gleitzeit.Provider` subclass. The host
-    creates one instance named ``ProviderClass.name`` with this plugin's settings, plus
-    any instances named in the ``providers:`` section of ``gleitzeit.yaml``.
+    def __call__(self, provider: type[Provider] | str, /, *, name: str | None = None) -> None:
+        """``register(ProviderClass)``, or ``register("module:Class", name="...")``:
+        the class is imported only when the host needs it, and must be named ``name``."""
+
+
+@hookspec
+def gleitzeit_register_providers(register: RegisterProvider, settings: BaseModel | None) -> None:
+    """Register the providers this plugin offers.
+
+    Called once when the plugin is loaded, before any provider starts. For each
+    :class:`gleitzeit.Provider` subclass, call either
+
+    * ``register("package.module:ProviderClass", name="myprovider")`` — by reference:
+      the module is imported only when the host builds the provider or needs its
+      methods or settings, so ``gleitzeit plugins list`` stays quick. The module must
+      exist when the plugin loads; when the class is imported, its ``name`` must be
+      ``name``. A class that cannot be imported then marks the plugin failed with the
+      reason. Use this form for providers in a module of their own (the usual case);
+    * ``register(ProviderClass)`` — a class already imported (defined in the entry
+      module, or made at run time, e.g. from the plugin's settings).
+
+    The host creates one instance named ``ProviderClass.name`` with this plugin's
+    settings, plus any instances named in the ``providers:`` section of
+    ``gleitzeit.yaml``.
 
     ``settings`` is the plugin's section of ``plugins:`` in ``gleitzeit.yaml``,
     validated against :func:`gleitzeit_config_schema` (an instance of that model), or

@@ -9,28 +9,32 @@ goes on with the rest; ``GLEITZEIT_STRICT_PLUGINS=1`` turns failures into an err
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import inspect
 import os
 import sys
 import time
 import types
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
-from pydantic import BaseModel, ValidationError
 
 from gleitzeit import hookspecs
 from gleitzeit._discovery import installed_plugins
 from gleitzeit._validation import describe_errors, short_repr, suggest
 from gleitzeit.config.plugin_view import DefaultPluginConfig, PluginConfig
 from gleitzeit.errors import PluginError
-from gleitzeit.health import HealthCheck
-from gleitzeit.methods import KINDS
-from gleitzeit.provider import Provider
-from gleitzeit.routing import Router
-from gleitzeit.transport import Transport
+from gleitzeit.kinds import KINDS
+
+if TYPE_CHECKING:  # pydantic and the provider classes load when a provider is needed
+    from pydantic import BaseModel
+
+    from gleitzeit.health import HealthCheck
+    from gleitzeit.provider import Provider
+    from gleitzeit.routing import Router
+    from gleitzeit.transport import Transport
 
 STRICT_ENV = "GLEITZEIT_STRICT_PLUGINS"
 ONLY_ENV = "GLEITZEIT_PLUGINS"
@@ -91,37 +95,82 @@ def _only_from_env() -> set[str] | None:
     return {n.strip() for n in value.split(",") if n.strip()}
 
 
-@dataclass
 class PluginRecord:
-    """What the host knows of one plugin, loaded or not."""
+    """What the host knows of one plugin, loaded or not.
 
-    name: str
-    distribution: str | None = None
-    version: str | None = None
-    status: str = "disabled"  # loaded | disabled | failed
-    builtin: bool = False
-    entry_point: str | None = None
-    error: str | None = None
-    #: True when the failure comes from the plugin's settings in gleitzeit.yaml.
-    config_error: bool = False
-    #: One line per problem in the plugin's settings (file:line: field: what).
-    config_problems: list[str] = field(default_factory=list)
-    #: Problems that did not stop the plugin from loading.
-    warnings: list[str] = field(default_factory=list)
-    #: Why this plugin's providers cannot serve (an unset ${VAR} in its settings):
-    #: they are created, but held down with this reason until it is fixed.
-    held: str | None = None
-    hooks: list[str] = field(default_factory=list)
-    providers: list[str] = field(default_factory=list)
-    transports: list[str] = field(default_factory=list)
-    routers: list[str] = field(default_factory=list)
-    health_checks: list[str] = field(default_factory=list)
-    settings: Any = None
-    settings_schema: type[BaseModel] | None = None
-    obj: Any = None
-    #: This plugin alone in a pluggy manager of its own: its hooks are called through
-    #: it, so a plugin that raises cannot stop another's implementation.
-    caller: pluggy.PluginManager | None = None
+    A plain class, not a dataclass: a dataclass's methods are generated and compiled
+    at every import, which every ``gleitzeit`` command would pay for."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        distribution: str | None = None,
+        version: str | None = None,
+        status: str = "disabled",
+        builtin: bool = False,
+        entry_point: str | None = None,
+        error: str | None = None,
+        config_error: bool = False,
+    ) -> None:
+        self.name = name
+        self.distribution = distribution
+        self.version = version
+        self.status = status  # loaded | disabled | failed
+        self.builtin = builtin
+        self.entry_point = entry_point
+        self.error = error
+        #: True when the failure comes from the plugin's settings in gleitzeit.yaml.
+        self.config_error = config_error
+        #: One line per problem in the plugin's settings (file:line: field: what).
+        self.config_problems: list[str] = []
+        #: Problems that did not stop the plugin from loading.
+        self.warnings: list[str] = []
+        #: Why this plugin's providers cannot serve (an unset ${VAR} in its settings):
+        #: they are created, but held down with this reason until it is fixed.
+        self.held: str | None = None
+        self.hooks: list[str] = []
+        self.providers: list[str] = []
+        self.transports: list[str] = []
+        self.routers: list[str] = []
+        self.health_checks: list[str] = []
+        self.obj: Any = None
+        #: This plugin alone in a pluggy manager of its own: its hooks are called through
+        #: it, so a plugin that raises cannot stop another's implementation.
+        self.caller: pluggy.PluginManager | None = None
+        self._settings: Any = None
+        self._settings_schema: type[BaseModel] | None = None
+        #: Set while this plugin's provider classes are imported and its settings
+        #: validated only when first needed (see :meth:`Plugins.settle`).
+        self._settle: Callable[[], None] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"PluginRecord(name={self.name!r}, distribution={self.distribution!r}, "
+            f"version={self.version!r}, status={self.status!r}, error={self.error!r})"
+        )
+
+    @property
+    def settings(self) -> Any:
+        """The plugin's validated settings (its ``plugins:`` section), or ``None``."""
+        if self._settle is not None:
+            self._settle()
+        return self._settings
+
+    @settings.setter
+    def settings(self, value: Any) -> None:
+        self._settings = value
+
+    @property
+    def settings_schema(self) -> type[BaseModel] | None:
+        """The pydantic model of the plugin's settings, when it declares one."""
+        if self._settle is not None:
+            self._settle()
+        return self._settings_schema
+
+    @settings_schema.setter
+    def settings_schema(self, value: type[BaseModel] | None) -> None:
+        self._settings_schema = value
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -140,20 +189,50 @@ class PluginRecord:
         }
 
 
-@dataclass
 class ProviderType:
-    """A provider class and the plugin that registered it."""
+    """A provider type: its class, or the ``module:Class`` it is imported from when
+    first needed, and the plugin that registered it."""
 
-    cls: type[Provider]
-    plugin: str
+    __slots__ = ("_cls", "_load", "plugin", "ref")
+
+    def __init__(
+        self,
+        plugin: str,
+        *,
+        cls: type[Provider] | None = None,
+        ref: str | None = None,
+        load: Callable[[], type[Provider]] | None = None,
+    ) -> None:
+        self.plugin = plugin
+        #: ``module:Class`` when the plugin registered the provider by reference.
+        self.ref = ref
+        self._cls = cls
+        self._load = load
+
+    @property
+    def cls(self) -> type[Provider]:
+        """The provider class, imported (and checked) on first use; raises
+        :class:`PluginError` when it cannot be."""
+        if self._cls is None:
+            assert self._load is not None
+            self._cls = self._load()
+        return self._cls
+
+    @property
+    def imported(self) -> bool:
+        return self._cls is not None
 
 
 class Plugins:
     """The plugins of one host: records, the pluggy manager, and what they registered."""
 
-    def __init__(self, config: PluginConfig | None = None) -> None:
+    def __init__(self, config: PluginConfig | None = None, *, lazy: bool = False) -> None:
         #: The configuration's plugin sections (the defaults when there is no file).
         self.config: PluginConfig = config if config is not None else DefaultPluginConfig()
+        #: False: each plugin's provider classes are imported and its settings validated
+        #: as it loads. True: that waits until they are needed (:meth:`settle`), for a
+        #: plugin with no ``plugins:`` section, so listing plugins imports no provider.
+        self.lazy = lazy
         #: The hook specifications. Each plugin is checked against them here and then
         #: unregistered (it is called through a manager of its own), so that adding a
         #: plugin does not walk the implementations of every plugin added before it.
@@ -181,10 +260,12 @@ class Plugins:
         installed: bool = True,
         extra: list[tuple[str, Any]] | None = None,
         strict: bool | None = None,
+        lazy: bool = False,
     ) -> Plugins:
         """Load the built-in plugins, the enabled installed ones, and ``extra``
-        ``(name, object)`` pairs (for tests and scripts)."""
-        self = cls(config)
+        ``(name, object)`` pairs (for tests and scripts). ``lazy``: see :attr:`lazy`."""
+        strict = strict if strict is not None else _truthy(os.environ.get(STRICT_ENV))
+        self = cls(config, lazy=lazy and not strict)
         only = _only_from_env()
         if builtins:
             from gleitzeit.builtins import builtin_plugins
@@ -238,7 +319,7 @@ class Plugins:
         if installed and only:
             self._note_unknown_only(only)
         self._note_unknown_sections()
-        if strict if strict is not None else _truthy(os.environ.get(STRICT_ENV)):
+        if strict:
             failed = self.failed()
             if failed:
                 raise PluginError(
@@ -358,28 +439,69 @@ class Plugins:
         # the classes are registered first (their hook gets settings=None) and the
         # section is validated against the class's model afterwards.
         declared = self._impl_for(rec, "gleitzeit_config_schema") is not None
+        # Loading lazily, a plugin with no section to validate has its settings
+        # validated (and its provider classes imported) when they are first needed,
+        # unless its register hook takes the settings.
+        wait = (
+            self.lazy
+            and not self.config.plugin_section(rec.name)
+            and not (declared and self._takes_settings(rec))
+        )
         try:
-            if not declared:
+            if not declared or wait:
                 self._run_registrations(rec)
-            try:
-                rec.settings = self._settings_for(rec)
-            except PluginError:
-                rec.config_error = True
-                raise
-            if declared:
+            # Unset ${VARS} were left out of the section; report them, and let the
+            # plugin load so that its provider can say what is missing when it starts.
+            rec.config_problems = self.config.plugin_problems(rec.name)
+            rec.warnings = list(rec.config_problems)
+            rec.held = "; ".join(rec.config_problems) or None
+            if not wait:
+                self._import_providers(rec)
+                self._validate_settings(rec)
+            if declared and not wait:
                 self._run_registrations(rec)
         except PluginError as exc:
             self._fail(rec, str(exc))
             return rec
         rec.status = "loaded"
+        if wait:
+            rec._settle = lambda: self.settle(rec)
         return rec
 
+    def settle(self, rec: PluginRecord | None = None) -> None:
+        """Finish loading ``rec`` (every loaded plugin when ``None``) where :attr:`lazy`
+        left it: import its provider classes and validate its settings. A plugin that
+        fails here is marked ``failed`` with the reason, as if it had failed to load."""
+        for r in [rec] if rec is not None else list(self.records.values()):
+            if r._settle is None:
+                continue
+            r._settle = None
+            if r.status != "loaded":
+                continue
+            try:
+                self._import_providers(r)
+                self._validate_settings(r)
+            except PluginError as exc:
+                self._fail(r, str(exc))
+
+    def _takes_settings(self, rec: PluginRecord) -> bool:
+        impl = self._impl_for(rec, "gleitzeit_register_providers")
+        return impl is not None and "settings" in impl.argnames
+
+    def _import_providers(self, rec: PluginRecord) -> None:
+        """Import the provider classes ``rec`` registered by reference (raises
+        PluginError naming the first that cannot be)."""
+        for name in list(rec.providers):
+            self.provider_types[name].cls  # noqa: B018 (imports and checks the class)
+
+    def _validate_settings(self, rec: PluginRecord) -> None:
+        try:
+            rec.settings = self._settings_for(rec)
+        except PluginError:
+            rec.config_error = True
+            raise
+
     def _settings_for(self, rec: PluginRecord) -> Any:
-        # Unset ${VARS} were left out of the section; report them, and let the plugin
-        # load so that its provider can say what is missing when it starts.
-        rec.config_problems = self.config.plugin_problems(rec.name)
-        rec.warnings = list(rec.config_problems)
-        rec.held = "; ".join(rec.config_problems) or None
         section = self.config.plugin_section(rec.name) or {}
         schema = self._call_one(rec, "gleitzeit_config_schema", {})
         if schema is None:
@@ -392,6 +514,8 @@ class Plugins:
                 ]
                 raise PluginError(rec.config_problems[-1])
             return None
+        from pydantic import BaseModel, ValidationError
+
         if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
             raise PluginError(
                 f"gleitzeit_config_schema returned {short_repr(schema)}, expected a pydantic "
@@ -438,12 +562,14 @@ class Plugins:
 
     def _run_registrations(self, rec: PluginRecord) -> None:
         registers: dict[str, Callable[..., Any]] = {
-            "gleitzeit_register_providers": lambda cls: self._register_provider(rec, cls),
+            "gleitzeit_register_providers": lambda provider, *, name=None: self._register_provider(
+                rec, provider, name
+            ),
             "gleitzeit_register_transports": lambda cls: self._register_named(
-                rec, cls, Transport, self.transports, rec.transports, "transport"
+                rec, cls, "transport", self.transports, rec.transports
             ),
             "gleitzeit_register_routers": lambda cls: self._register_named(
-                rec, cls, Router, self.routers, rec.routers, "router"
+                rec, cls, "router", self.routers, rec.routers
             ),
             "gleitzeit_register_health_checks": lambda name, check: self._register_check(
                 rec, name, check
@@ -452,38 +578,68 @@ class Plugins:
         for hook in _REGISTRATION_HOOKS:
             kwargs: dict[str, Any] = {"register": registers[hook]}
             if hook == "gleitzeit_register_providers":
-                kwargs["settings"] = rec.settings
+                kwargs["settings"] = rec._settings
             self._call_one(rec, hook, kwargs)
 
-    def _register_provider(self, rec: PluginRecord, cls: Any) -> None:
-        if not (isinstance(cls, type) and issubclass(cls, Provider)):
-            raise PluginError(
-                f"register() got {short_repr(cls)}; expected a gleitzeit.Provider subclass"
+    def _register_provider(self, rec: PluginRecord, provider: Any, name: Any) -> None:
+        """``register(ProviderClass)``, or ``register("module:Class", name=...)``: the
+        class imported only when first needed, the declared name checked then."""
+        if isinstance(provider, str):
+            _check_reference(provider)
+            if not name or not isinstance(name, str):
+                raise PluginError(
+                    f"register({provider!r}) needs the provider's name: "
+                    f"register({provider!r}, name=...)"
+                )
+            self._add_provider_type(
+                rec,
+                name,
+                ProviderType(
+                    rec.name, ref=provider, load=lambda: self._import_class(provider, name)
+                ),
             )
-        name = cls.name
-        if not name or not isinstance(name, str):
-            raise PluginError(f"provider class {cls.__qualname__} has no 'name'")
-        if cls.kind not in KINDS:
+            return
+        if name is not None and name != getattr(provider, "name", None):
             raise PluginError(
-                f"provider {name!r} has kind {cls.kind!r}; expected one of {', '.join(KINDS)}"
+                f"register() got name={name!r} with {short_repr(provider)}; name= goes with "
+                "a 'module:Class' reference (a class names itself)"
             )
-        if not cls.__methods__:
-            raise PluginError(f"provider {name!r} declares no methods (use @gleitzeit.method)")
+        cls = _checked_provider_class(provider, None)
+        self._add_provider_type(rec, cls.name, ProviderType(rec.name, cls=cls))
+
+    def _add_provider_type(self, rec: PluginRecord, name: str, ptype: ProviderType) -> None:
         owner = self.provider_types.get(name)
         if owner is not None:
             raise PluginError(f"provider name {name!r} is already registered by {owner.plugin!r}")
-        self.provider_types[name] = ProviderType(cls, rec.name)
+        self.provider_types[name] = ptype
         rec.providers.append(name)
+
+    @staticmethod
+    def _import_class(ref: str, name: str) -> type[Provider]:
+        module_name, _, qualname = ref.partition(":")
+        try:
+            obj: Any = importlib.import_module(module_name)
+            for part in qualname.split("."):
+                obj = getattr(obj, part)
+        except Exception as exc:
+            raise PluginError(
+                f"provider {name!r}: cannot import {ref}: {type(exc).__name__}: {exc}"
+            ) from exc
+        return _checked_provider_class(obj, name)
 
     def _register_named(
         self,
         rec: PluginRecord,
         cls: Any,
-        base: type[Transport] | type[Router],
+        what: str,
         table: dict[str, Any],
         names: list[str],
-        what: str,
     ) -> None:
+        base: type[Transport] | type[Router]
+        if what == "transport":
+            from gleitzeit.transport import Transport as base
+        else:
+            from gleitzeit.routing import Router as base
         if not (isinstance(cls, type) and issubclass(cls, base)):
             raise PluginError(
                 f"register() got {short_repr(cls)}; expected a {base.__name__} subclass"
@@ -564,6 +720,52 @@ class Plugins:
 
     def listing(self, *, include_builtins: bool = False) -> list[PluginRecord]:
         return [r for r in self.records.values() if include_builtins or not r.builtin]
+
+
+def _check_reference(ref: str) -> None:
+    """A ``module:Class`` reference whose module can be found, without importing it
+    (its parent packages are imported to look)."""
+    module_name, sep, qualname = ref.partition(":")
+    if not (
+        sep
+        and all(p.isidentifier() for p in module_name.split("."))
+        and all(p.isidentifier() for p in qualname.split("."))
+    ):
+        raise PluginError(f"register() got {ref!r}; expected a provider class or 'module:Class'")
+    try:
+        found = importlib.util.find_spec(module_name)
+    except Exception as exc:  # a parent package that fails to import, or is no package
+        raise PluginError(
+            f"register({ref!r}): cannot look for module {module_name!r}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    if found is None:
+        raise PluginError(f"register({ref!r}): no module named {module_name!r}")
+
+
+def _checked_provider_class(cls: Any, declared: str | None) -> type[Provider]:
+    """``cls`` when it is a usable provider class (named ``declared``, when given)."""
+    from gleitzeit.provider import Provider
+
+    if not (isinstance(cls, type) and issubclass(cls, Provider)):
+        raise PluginError(
+            f"register() got {short_repr(cls)}; expected a gleitzeit.Provider subclass"
+        )
+    name = cls.name
+    if not name or not isinstance(name, str):
+        raise PluginError(f"provider class {cls.__qualname__} has no 'name'")
+    if declared is not None and name != declared:
+        raise PluginError(
+            f"provider {declared!r} was registered as {cls.__module__}:{cls.__qualname__}, "
+            f"whose name is {name!r}; register it with name={name!r}"
+        )
+    if cls.kind not in KINDS:
+        raise PluginError(
+            f"provider {name!r} has kind {cls.kind!r}; expected one of {', '.join(KINDS)}"
+        )
+    if not cls.__methods__:
+        raise PluginError(f"provider {name!r} declares no methods (use @gleitzeit.method)")
+    return cls
 
 
 def _trace_calls(pm: pluggy.PluginManager, plugin: str) -> None:

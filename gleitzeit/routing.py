@@ -5,10 +5,12 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from gleitzeit.instance import ProviderInstance
 from gleitzeit.request import Request
+
+if TYPE_CHECKING:  # not at run time: instances bring pydantic (health reports)
+    from gleitzeit.instance import ProviderInstance
 
 __all__ = ["LatencyRouter", "LeastInFlightRouter", "Request", "RoundRobinRouter", "Router"]
 

@@ -17,8 +17,6 @@ import re
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import ConfigDict, create_model
-
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,95}$")
 
 #: name -> function, in registration order.
@@ -54,6 +52,8 @@ def task(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> An
 
 def params_model(fn: Callable[..., Any]) -> Any:
     """A pydantic model of the function's keyword parameters."""
+    from pydantic import ConfigDict, create_model
+
     fields: dict[str, Any] = {}
     extra: Literal["allow", "forbid"] = "forbid"
     for pname, param in inspect.signature(fn).parameters.items():

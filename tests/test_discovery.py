@@ -193,3 +193,28 @@ def test_configured_plugin_that_is_not_installed_is_reported(run_cli):
     listed = _by_name(run_cli("plugins", "list", "--json"))
     assert listed["calculater"]["status"] == "failed"
     assert "did you mean 'calculator'" in listed["calculater"]["error"]
+
+
+def test_the_scan_finds_what_importlib_metadata_finds(tmp_path, monkeypatch):
+    """The folders on sys.path are read without importlib.metadata; a zip file on the
+    path is left to it. Either way: the same entry points, from the same distributions."""
+    import importlib.metadata
+    import zipfile
+
+    from gleitzeit import _discovery
+
+    archive = tmp_path / "zipped.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("zipped_plugin.py", "")
+        info = "gleitzeit_zipped-1.2.dist-info"
+        zf.writestr(f"{info}/METADATA", "Metadata-Version: 2.1\nName: gleitzeit-zipped\n")
+        zf.writestr(f"{info}/entry_points.txt", "[gleitzeit.plugins]\nzipped = zipped_plugin\n")
+    monkeypatch.syspath_prepend(str(archive))
+    monkeypatch.setattr(_discovery, "_scanned", None)
+    ours = {(p.name, p.value, p.distribution) for p in _discovery.installed_plugins()}
+    theirs = {
+        (ep.name, ep.value, ep.dist.metadata["Name"] if ep.dist else None)
+        for ep in importlib.metadata.entry_points(group=_discovery.GROUP)
+    }
+    assert ("zipped", "zipped_plugin", "gleitzeit-zipped") in ours
+    assert ours == theirs

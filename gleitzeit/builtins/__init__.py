@@ -8,7 +8,7 @@ from typing import Any
 def builtin_plugins() -> list[tuple[str, Any]]:
     """(name, plugin object) of every built-in plugin, in load order."""
     from gleitzeit.builtins import (
-        echo,
+        echo_plugin,
         health_checks,
         inprocess,
         python_execute,
@@ -20,7 +20,7 @@ def builtin_plugins() -> list[tuple[str, Any]]:
         ("inprocess-transport", inprocess),
         ("default-routers", routers),
         ("default-health", health_checks),
-        ("echo", echo),
+        ("echo", echo_plugin),
         ("python-tasks", python_tasks),
         ("python-execute", python_execute),
     ]

@@ -17,7 +17,6 @@ from typing import Any
 
 from pydantic import Field
 
-from gleitzeit.hookspecs import hookimpl
 from gleitzeit.llm import ChatParams, GenerateParams, text_of
 from gleitzeit.provider import Provider, method
 from gleitzeit.results import (
@@ -153,8 +152,3 @@ class EchoProvider(Provider):
     async def generate_stream(self, params: EchoGenerateParams) -> AsyncIterator[dict[str, Any]]:
         async for chunk in self._stream(params.prompt, params.prefix, params.delay):
             yield chunk
-
-
-@hookimpl
-def gleitzeit_register_providers(register):
-    register(EchoProvider)

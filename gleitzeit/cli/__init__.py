@@ -11,27 +11,39 @@ import click
 from gleitzeit._version import __version__
 from gleitzeit.cli.state import state_of
 
-_BUILTIN_MODULES = (
-    "plugins_cmd",
-    "config_cmd",
-    "providers_cmd",
-    "serve_cmd",
-    "run_cmd",
-    "convert_cmd",
-    "status_cmd",
-    "chat_cmd",
-    "token_cmd",
-)
+#: The built-in commands, by name, and the module of ``gleitzeit.cli`` defining each (in
+#: its ``COMMANDS``): a module is imported when one of its commands is used or listed.
+_BUILTIN_COMMANDS = {
+    "plugins": "plugins_cmd",
+    "config": "config_cmd",
+    "providers": "providers_cmd",
+    "serve": "serve_cmd",
+    "provider": "serve_cmd",
+    "run": "run_cmd",
+    "runs": "run_cmd",
+    "convert": "convert_cmd",
+    "status": "status_cmd",
+    "chat": "chat_cmd",
+    "token": "token_cmd",
+}
 
 
 class GleitzeitGroup(click.Group):
     """The top-level group: built-in commands, then commands that plugins add.
 
-    Plugin commands are looked up only when a name is not built in (or for
-    ``--help``), so plain commands never pay for them twice.
+    A built-in command's module is imported when the command is used (or for
+    ``--help``); plugin commands are looked up only when a name is not built in (or
+    for ``--help``), so plain commands never pay for them twice.
     """
 
     _plugin_commands_loaded = False
+
+    def _load_builtin(self, module: str) -> None:
+        import importlib
+
+        for command in importlib.import_module(f"gleitzeit.cli.{module}").COMMANDS:
+            if command.name not in self.commands:
+                self.add_command(command)
 
     def _load_plugin_commands(self, ctx: click.Context) -> None:
         if self._plugin_commands_loaded:
@@ -52,6 +64,9 @@ class GleitzeitGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         cmd = super().get_command(ctx, cmd_name)
+        if cmd is None and cmd_name in _BUILTIN_COMMANDS:
+            self._load_builtin(_BUILTIN_COMMANDS[cmd_name])
+            cmd = super().get_command(ctx, cmd_name)
         if cmd is None:
             self._load_plugin_commands(ctx)
             cmd = super().get_command(ctx, cmd_name)
@@ -62,6 +77,8 @@ class GleitzeitGroup(click.Group):
         return cmd
 
     def list_commands(self, ctx: click.Context) -> list[str]:
+        for module in dict.fromkeys(_BUILTIN_COMMANDS.values()):
+            self._load_builtin(module)
         self._load_plugin_commands(ctx)
         return super().list_commands(ctx)
 
@@ -94,18 +111,6 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
 
         for handler in logging.getLogger().handlers:
             handler.setFormatter(TextFormatter())
-
-
-def _register_builtin_commands() -> None:
-    import importlib
-
-    for module in _BUILTIN_MODULES:
-        mod = importlib.import_module(f"gleitzeit.cli.{module}")
-        for command in mod.COMMANDS:
-            cli.add_command(command)
-
-
-_register_builtin_commands()
 
 
 def main(argv: list[str] | None = None) -> Any:

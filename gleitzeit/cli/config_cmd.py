@@ -127,6 +127,7 @@ def config_show(ctx: click.Context, as_json: bool) -> None:
     data = config.model_dump(by_alias=True, mode="json")
     from_env = list(env_sources(config))
     plugins = state.plugins
+    plugins.settle()
     described: set[str] = set()
     for rec in plugins.loaded():
         if rec.builtin and rec.name not in config.plugins:

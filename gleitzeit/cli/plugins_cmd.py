@@ -212,6 +212,7 @@ def plugins_info(ctx: click.Context, name: str, as_json: bool) -> None:
             f"No plugin named {name!r}" + (f"; did you mean {near!r}?" if near else ""),
             hint="see `gleitzeit plugins list --all`",
         )
+    plugins.settle(rec)  # its provider classes and settings, which the listing skips
     data = rec.to_dict()
     data["entry_point"] = rec.entry_point
     data["config_schema"] = rec.settings_schema.model_json_schema() if rec.settings_schema else None

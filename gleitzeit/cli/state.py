@@ -41,9 +41,10 @@ class CliState:
                 self._config is None
                 and find_config_path(self.config_path, self.config_origin) is None
             ):
-                self._plugins = Plugins.load()  # no file: the defaults, no model to build
+                # no file: the defaults, no model to build
+                self._plugins = Plugins.load(lazy=True)
             else:
-                self._plugins = Plugins.load(self.config)
+                self._plugins = Plugins.load(self.config, lazy=True)
         return self._plugins
 
     def host(self, *, lazy: bool = False) -> Host:

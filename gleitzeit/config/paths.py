@@ -1,13 +1,17 @@
 """Where ``gleitzeit.yaml`` is: ``--config``, ``$GLEITZEIT_CONFIG``, the working
-directory, the user config directory (looked up without reading the file)."""
+directory, the user config directory (looked up without reading the file, and
+without importing pathlib when there is none: `gleitzeit plugins list` needs neither)."""
 
 from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gleitzeit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 FILENAME = "gleitzeit.yaml"
 ENV_VAR = "GLEITZEIT_CONFIG"
@@ -15,12 +19,16 @@ ENV_VAR = "GLEITZEIT_CONFIG"
 
 def user_config_path() -> Path:
     """``gleitzeit.yaml`` in the user's config directory (e.g. ~/.config/gleitzeit/)."""
+    return _path(_user_config_file())
+
+
+def _user_config_file() -> str:
     base = _xdg_config_home()
     if base is None:
         import platformdirs
 
-        return Path(platformdirs.user_config_dir("gleitzeit")) / FILENAME
-    return Path(base) / "gleitzeit" / FILENAME
+        return os.path.join(platformdirs.user_config_dir("gleitzeit"), FILENAME)
+    return os.path.join(base, "gleitzeit", FILENAME)
 
 
 def _xdg_config_home() -> str | None:
@@ -50,17 +58,23 @@ def find_config_path(
     candidates = ((explicit, origin), (os.environ.get(ENV_VAR) or None, ENV_VAR))
     for given, source in candidates:
         if given:
-            path = Path(given).expanduser()
+            path = _path(given).expanduser()
             if not path.is_file():
                 raise ConfigError(
                     f"Config file {str(path)!r} (from {source}) does not exist",
                     hint="create one with `gleitzeit config init`",
                 )
             return path
-    local = Path.cwd() / FILENAME
-    if local.is_file():
-        return local
-    user = user_config_path()
-    if user.is_file():
-        return user
+    local = os.path.join(os.getcwd(), FILENAME)
+    if os.path.isfile(local):
+        return _path(local)
+    user = _user_config_file()
+    if os.path.isfile(user):
+        return _path(user)
     return None
+
+
+def _path(text: str | os.PathLike[str]) -> Path:
+    from pathlib import Path
+
+    return Path(text)

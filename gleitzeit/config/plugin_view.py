@@ -3,8 +3,10 @@ defaults: with no ``gleitzeit.yaml``, plugins load without a config model being 
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class PluginConfig(Protocol):

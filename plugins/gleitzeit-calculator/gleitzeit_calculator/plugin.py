@@ -10,6 +10,6 @@ from gleitzeit import hookimpl
 
 @hookimpl
 def gleitzeit_register_providers(register):
-    from gleitzeit_calculator.provider import CalculatorProvider
-
-    register(CalculatorProvider)
+    # By reference: the provider module (pydantic models, the SDK) is imported only
+    # when the host builds the provider, not when plugins are listed.
+    register("gleitzeit_calculator.provider:CalculatorProvider", name="calculator")

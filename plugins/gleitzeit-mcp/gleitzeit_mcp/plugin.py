@@ -20,10 +20,10 @@ def gleitzeit_config_schema() -> Any:
 
 @hookimpl
 def gleitzeit_register_providers(register: Any, settings: Any) -> None:
+    if settings is None or not settings.servers:
+        return
     from gleitzeit_mcp.provider import provider_class
 
-    if settings is None:
-        return
     for server, config in settings.servers.items():
         register(provider_class(server, config))
 

@@ -16,9 +16,9 @@ def gleitzeit_config_schema():
 
 @hookimpl
 def gleitzeit_register_providers(register):
-    from gleitzeit_ollama.provider import OllamaProvider
-
-    register(OllamaProvider)
+    # By reference: the provider module (pydantic models, the SDK) is imported only
+    # when the host builds the provider, not when plugins are listed.
+    register("gleitzeit_ollama.provider:OllamaProvider", name="ollama")
 
 
 @hookimpl

@@ -16,6 +16,6 @@ def gleitzeit_config_schema():
 
 @hookimpl
 def gleitzeit_register_providers(register):
-    from gleitzeit_openai.provider import OpenAIProvider
-
-    register(OpenAIProvider)
+    # By reference: the provider module (pydantic models, the SDK) is imported only
+    # when the host builds the provider, not when plugins are listed.
+    register("gleitzeit_openai.provider:OpenAIProvider", name="openai")
