@@ -34,7 +34,7 @@ from gleitzeit.errors import (
 from gleitzeit.workflows.loader import Workflow, WorkflowError
 from gleitzeit.workflows.models import PRIORITIES, GlobSpec, RetryPolicy, TaskSpec
 from gleitzeit.workflows.references import compile_refs, substitute
-from gleitzeit.workflows.store import RunStore
+from gleitzeit.workflows.store import RunStore, encode_result
 
 NO_RETRY = RetryPolicy(max_attempts=1)
 #: A priority's rank: larger for more urgent work.
@@ -412,12 +412,97 @@ class _Run:
         # asyncio task: a chain of N tasks then costs no new asyncio tasks at all. When
         # it has none, the most urgent task waiting for room runs here next. As many of
         # these run as there are slots, so a call rarely waits for one.
+        #
+        # A task of one call tried once (no for_each, no tools, no retries: most tasks)
+        # runs inline, here: the steps, records and events of _run_task without a
+        # coroutine, a future or a closure per task.
         done = 0
+        tasks = self.workflow.tasks
+        dependents = self.workflow.dependents
+        states = self.states
+        templates = self._templates
+        waiting = self._waiting
+        ready = self._ready
+        emit = self.emit
+        store = self.store
+        run_id = self.run_id
+        invoke = self.engine.api.invoke
+        sem = self._sem
+        assert sem is not None
+        now = time.time
         try:
             while task_id is not None:
-                task_id = await self._run_task(task_id)
-                if task_id is None and self._ready:
-                    task_id = heapq.heappop(self._ready)[2]
+                spec = tasks[task_id]
+                if spec.for_each is not None or spec.tools or not _one_try(spec.retry):
+                    task_id = await self._run_task(task_id)
+                else:
+                    state = states[task_id]
+                    state.status = "running"
+                    state.started = started = now()
+                    if store is not None:
+                        self._started_queue.append((started, task_id))
+                        if self._running_timer is None:
+                            self._arm_running_timer()
+                    emit("task_started", task=task_id)
+                    try:
+                        template = templates.get(task_id)
+                        params = (
+                            spec.parameters
+                            if template is None
+                            else template.render(self._scope(task_id, spec), task_id)
+                        )
+                        state.attempts = 1
+                        if not sem.take():
+                            await sem.acquire(RANK[spec.priority])
+                        try:
+                            result = await invoke(
+                                spec.method,
+                                params,
+                                provider=spec.provider,
+                                model=spec.model,
+                                timeout=spec.timeout,
+                            )
+                        except Exception as exc:
+                            raise _Failed(self._try_failed(spec, exc, 1, None, started)) from None
+                        finally:
+                            sem.release()
+                    except asyncio.CancelledError:
+                        state.status = "pending"
+                        raise
+                    except Exception as exc:
+                        state.status = "failed"
+                        state.error = _describe(exc)
+                        task_id = self._finished(task_id, state, started)
+                    else:
+                        state.result = result
+                        state.status = "completed"
+                        state.finished = finished = now()
+                        if store is not None:
+                            store.task_completed(
+                                run_id, task_id, encode_result(result), 1, started, finished
+                            )
+                        emit(
+                            "task_completed",
+                            task=task_id,
+                            duration=finished - started,
+                            result=result,
+                        )
+                        unblocked = dependents[task_id]
+                        if len(unblocked) == 1 and not ready:
+                            # The usual step of a chain (_settled's, shortened): the
+                            # one dependent, ready now, runs on here.
+                            nxt = unblocked[0]
+                            left = waiting[nxt] = waiting[nxt] - 1
+                            if left == 0 and states[nxt].status == "pending":
+                                states[nxt].status = "running"  # claimed
+                                task_id = nxt
+                            else:
+                                self._one_fewer()
+                                task_id = None
+                        else:
+                            task_id = self._settled(task_id)
+                if task_id is None and ready:
+                    task_id = heapq.heappop(ready)[2]
                 done += 1
                 if done % YIELD_EVERY == 0 and task_id is not None:
                     # Tasks that finish without waiting (in-process calls) would hold
@@ -472,10 +557,14 @@ class _Run:
             self._skip_dependents(task_id)
         if keep is not None:
             return keep  # the outstanding count carries over to it
+        self._one_fewer()
+        return None
+
+    def _one_fewer(self) -> None:
+        """A task settled and hands on no other: one fewer outstanding."""
         self._outstanding -= 1
         if self._outstanding == 0:
             self._all_done.set()
-        return None
 
     def _skip_dependents(self, failed: str) -> None:
         todo = list(self.workflow.dependents[failed])
@@ -528,8 +617,7 @@ class _Run:
         state = self.states[task_id]
         state.status = "running"
         state.started = started = time.time()
-        store = self.store
-        if store is not None:
+        if self.store is not None:
             self._note_running(task_id, started)
         self.emit("task_started", task=task_id)
         try:
@@ -568,22 +656,34 @@ class _Run:
         except Exception as exc:
             state.status = "failed"
             state.error = _describe(exc)
-        state.finished = time.time()
-        completed = state.status == "completed"
-        if store is not None:
-            store.task_done(
-                self.run_id,
-                task_id,
-                state.status,
-                result=state.result if completed else None,
-                error=state.error,
-                attempts=state.attempts,
-                started=started,
-                finished=state.finished,
-            )
-        if completed:
+        return self._finished(task_id, state, started)
+
+    def _finished(self, task_id: str, state: TaskState, started: float) -> str | None:
+        """Record and report a task that ended; returns what :meth:`_settled` does."""
+        state.finished = finished = time.time()
+        store = self.store
+        if state.status == "completed":
+            if store is not None:
+                store.task_completed(
+                    self.run_id,
+                    task_id,
+                    encode_result(state.result),
+                    state.attempts,
+                    started,
+                    finished,
+                )
             self.emit("task_completed", task=task_id, duration=state.duration, result=state.result)
         else:
+            if store is not None:
+                store.task_done(
+                    self.run_id,
+                    task_id,
+                    state.status,
+                    error=state.error,
+                    attempts=state.attempts,
+                    started=started,
+                    finished=finished,
+                )
             self.emit("task_failed", task=task_id, error=state.error)
         return self._settled(task_id)
 
@@ -688,18 +788,8 @@ class _Run:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                err = (
-                    exc
-                    if isinstance(exc, GleitzeitError)
-                    else ProviderError(f"{type(exc).__name__}: {exc}")
-                )
-                text = (
-                    _describe(err) if item_index is None else f"item {item_index}: {_describe(err)}"
-                )
-                if self.store is not None:
-                    self.store.attempt_done(
-                        self.run_id, spec.id, attempt, "failed", text, began, time.time()
-                    )
+                err = _as_error(exc)
+                text = self._try_failed(spec, err, attempt, item_index, began)
                 if attempt >= policy.max_attempts or not retried(err, policy):
                     raise _Failed(text) from None
                 delay = policy.delay(attempt, self.engine.rand())
@@ -718,6 +808,34 @@ class _Run:
                     self.run_id, spec.id, attempt, "completed", None, began, time.time()
                 )
             return result
+
+    def _try_failed(
+        self,
+        spec: TaskSpec,
+        exc: Exception,
+        attempt: int,
+        item_index: int | None,
+        began: float,
+    ) -> str:
+        """Record a failed try; returns its description."""
+        err = _as_error(exc)
+        text = _describe(err) if item_index is None else f"item {item_index}: {_describe(err)}"
+        if self.store is not None:
+            self.store.attempt_done(
+                self.run_id, spec.id, attempt, "failed", text, began, time.time()
+            )
+        return text
+
+
+def _one_try(policy: RetryPolicy | None) -> bool:
+    return policy is None or policy.max_attempts == 1
+
+
+def _as_error(exc: Exception) -> GleitzeitError:
+    """A failed try's error as a GleitzeitError (a plain exception is a provider's)."""
+    if isinstance(exc, GleitzeitError):
+        return exc
+    return ProviderError(f"{type(exc).__name__}: {exc}")
 
 
 class _Failed(Exception):

@@ -21,6 +21,7 @@ writes.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sqlite3
 import threading
@@ -30,6 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from gleitzeit.errors import RunNotFound, StoreWriteError
+
+try:
+    from _json import encode_basestring_ascii
+    from _json import make_encoder as c_make_encoder
+except ImportError:  # pragma: no cover - an interpreter without the C accelerator
+    c_make_encoder = None  # type: ignore[assignment,misc]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -150,7 +157,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
-_Statement = tuple[str, Any, bool]
+#: A statement and its rows of parameters, in the order they were queued.
+_Group = tuple[str, list[Any]]
 
 #: Seconds the writer lets rows gather after a commit before it starts the next one.
 GATHER = 0.05
@@ -172,7 +180,8 @@ class RunStore:
         self.path = Path(path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.busy_timeout = busy_timeout
-        self._pending: list[_Statement] = []
+        self._pending: list[_Group] = []
+        self._rows = 0
         # queue() runs on the event loop, _commit_pending() on the writer thread.
         self._lock = threading.Lock()
         self._failure: BaseException | None = None
@@ -222,16 +231,23 @@ class RunStore:
     # -- writing ---------------------------------------------------------------------
 
     def queue(self, sql: str, params: Any, *, many: bool = False) -> None:
-        """Queue a statement; ``many`` runs it once per parameter tuple in ``params``."""
+        """Queue a statement; ``many`` runs it once per parameter tuple in ``params``.
+        Consecutive rows of one statement are kept together, to be written together."""
+        rows = list(params) if many else [params]
         with self._lock:
-            self._pending.append((sql, params, many))
+            pending = self._pending
+            if pending and pending[-1][0] == sql:
+                pending[-1][1].extend(rows)
+            else:
+                pending.append((sql, rows))
+            self._rows += len(rows)
         if self._wake is not None:
             self._wake.set()
 
     @property
     def pending(self) -> int:
-        """Statements queued and not yet committed."""
-        return len(self._pending)
+        """Rows queued and not yet committed."""
+        return self._rows
 
     def _commit_pending(self) -> None:
         """Writer thread: take everything queued and commit it in one transaction.
@@ -241,6 +257,7 @@ class RunStore:
         """
         with self._lock:
             batch, self._pending = self._pending, []
+            taken, self._rows = self._rows, 0
         if not batch:
             return
         try:
@@ -248,6 +265,7 @@ class RunStore:
         except Exception as exc:
             with self._lock:
                 self._pending[:0] = batch
+                self._rows += taken
             self._failure = exc
             raise StoreWriteError(
                 f"Results could not be stored in {self.path}: {type(exc).__name__}: {exc}",
@@ -255,24 +273,19 @@ class RunStore:
             ) from exc
         self._failure = None
 
-    def _write(self, batch: list[_Statement]) -> None:
+    def _write(self, batch: list[_Group]) -> None:
         assert self._conn is not None
-        # Consecutive rows of one statement go through executemany together.
-        groups: list[tuple[str, list[Any]]] = []
-        for sql, params, many in batch:
-            rows = list(params) if many else [params]
-            if groups and groups[-1][0] == sql:
-                groups[-1][1].extend(rows)
-            else:
-                groups.append((sql, rows))
-        self._conn.execute("BEGIN IMMEDIATE")
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            for sql, rows in groups:
-                # Results are serialised here, on the writer thread, not the loop.
-                self._conn.executemany(sql, map(_encoded, rows))
-            self._conn.execute("COMMIT")
+            for sql, rows in batch:
+                if sql is self._UPSERT:
+                    _insert_rows(conn, rows)
+                else:
+                    conn.executemany(sql, map(_encoded, rows))
+            conn.execute("COMMIT")
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            conn.execute("ROLLBACK")
             raise
 
     def flush_now(self) -> None:
@@ -440,13 +453,35 @@ class RunStore:
                 run_id,
                 task_id,
                 status,
-                None if result is None else _Json(result),
+                None if result is None else _dumps(result),
                 error,
                 attempts,
                 started,
                 finished,
             ),
         )
+
+    def task_completed(
+        self,
+        run_id: str,
+        task_id: str,
+        result_json: str,
+        attempts: int,
+        started: float | None,
+        finished: float,
+    ) -> None:
+        """A completed task's row, its result already encoded (:func:`encode_result`)."""
+        row = (run_id, task_id, "completed", result_json, None, attempts, started, finished)
+        upsert = self._UPSERT
+        with self._lock:
+            pending = self._pending
+            if pending and pending[-1][0] is upsert:
+                pending[-1][1].append(row)
+            else:
+                pending.append((upsert, [row]))
+            self._rows += 1
+        if self._wake is not None:
+            self._wake.set()
 
     def run_done(self, run_id: str, status: str, error: str | None = None) -> None:
         now = time.time()
@@ -637,6 +672,40 @@ class _Json:
 
 #: json.dumps(value, default=str), without building an encoder for every value.
 _dumps = json.JSONEncoder(default=str).encode
+
+
+def encode_result(result: Any) -> str:
+    """A task's result as it is stored: ``json.dumps(result, default=str)``."""
+    if c_make_encoder is None:
+        return _dumps(result)
+    # What JSONEncoder.encode runs, without its two Python frames per value; a fresh
+    # marker dict each time, as there (a failed encode may leave marks behind).
+    chunks = c_make_encoder({}, str, encode_basestring_ascii, None, ": ", ", ", False, False, True)(
+        result, 0
+    )
+    return "".join(chunks)
+
+
+_ROW = "(?, ?, ?, ?, ?, ?, ?, ?)"
+#: Rows per statement: the binding of each statement's parameters is the only part of a
+#: write that holds the GIL (SQLite itself runs without it), so the writer thread takes
+#: the GIL once per CHUNK rows rather than once per row.
+CHUNK = 256
+
+
+def _insert_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Write task rows with multi-row statements of CHUNK, 128, 64, ... 1 rows (few
+    distinct statements, each prepared once and kept in the connection's cache)."""
+    head = RunStore._UPSERT.split(" VALUES ")[0] + " VALUES "
+    flat = itertools.chain.from_iterable
+    at, left = 0, len(rows)
+    size = CHUNK
+    while left:
+        while size > left:
+            size //= 2
+        conn.execute(head + ", ".join([_ROW] * size), list(flat(rows[at : at + size])))
+        at += size
+        left -= size
 
 
 def _encoded(row: Any) -> tuple[Any, ...]:
