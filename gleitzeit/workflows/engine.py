@@ -263,15 +263,18 @@ class _Run:
         self._outstanding = 0
         self._tasks: set[asyncio.Task[None]] = set()
         # Ready tasks beyond what may be under way at once wait here, most urgent first,
-        # as (-priority, order, task id): a 10,000-task file holds as many asyncio tasks
-        # as it has slots, not 10,000 of them each waiting for one.
-        self._ready: list[tuple[int, int, str]] = []
-        self._ready_order = itertools.count()
+        # then in the order they became ready (a queue per priority, by RANK): a
+        # 10,000-task file holds as many asyncio tasks as it has slots, not 10,000 of
+        # them each waiting for one.
+        self._ready: list[deque[str]] = [deque() for _ in PRIORITIES]
+        #: Tasks in the queues of _ready.
+        self._ready_n = 0
         self._max_live = 8
         #: Workers running a task (not waiting to try one again).
         self._busy = 0
         self._sem: PrioritySlots | None = None
-        self._started_queue: deque[tuple[float, str]] = deque()
+        #: Each worker's [task id, whether that task needs no 'running' row (any more)].
+        self._slots: list[list[Any]] = []
         self._running_timer: asyncio.TimerHandle | None = None
         self._timed_out: float | None = None
 
@@ -294,6 +297,9 @@ class _Run:
         }
         if self.store is not None:
             self.store.start()
+            self._running_timer = asyncio.get_running_loop().call_later(
+                RUNNING_ROW_AFTER / 2, self._check_running
+            )
         status = "failed"
         stored: StoreWriteError | None = None
         try:
@@ -396,8 +402,8 @@ class _Run:
     def _launch(self, task_id: str) -> None:
         self._outstanding += 1
         if self._busy >= self._max_live:
-            entry = (-self._priority(task_id), next(self._ready_order), task_id)
-            heapq.heappush(self._ready, entry)
+            self._ready[self._priority(task_id)].append(task_id)
+            self._ready_n += 1
             return
         self._start_worker(task_id)
 
@@ -422,7 +428,6 @@ class _Run:
         states = self.states
         templates = self._templates
         waiting = self._waiting
-        ready = self._ready
         emit = self.emit
         store = self.store
         run_id = self.run_id
@@ -430,8 +435,11 @@ class _Run:
         sem = self._sem
         assert sem is not None
         now = time.time
+        slot: list[Any] = [task_id, True]
+        self._slots.append(slot)
         try:
             while task_id is not None:
+                slot[0], slot[1] = task_id, False
                 spec = tasks[task_id]
                 if spec.for_each is not None or spec.tools or not _one_try(spec.retry):
                     task_id = await self._run_task(task_id)
@@ -439,10 +447,6 @@ class _Run:
                     state = states[task_id]
                     state.status = "running"
                     state.started = started = now()
-                    if store is not None:
-                        self._started_queue.append((started, task_id))
-                        if self._running_timer is None:
-                            self._arm_running_timer()
                     emit("task_started", task=task_id)
                     try:
                         template = templates.get(task_id)
@@ -466,6 +470,9 @@ class _Run:
                             raise _Failed(self._try_failed(spec, exc, 1, None, started)) from None
                         finally:
                             sem.release()
+                        # Encoded once, here: a result that cannot be stored fails its
+                        # task (rather than the commit of every task beside it).
+                        encoded = encode_result(result) if store is not None else ""
                     except asyncio.CancelledError:
                         state.status = "pending"
                         raise
@@ -478,9 +485,7 @@ class _Run:
                         state.status = "completed"
                         state.finished = finished = now()
                         if store is not None:
-                            store.task_completed(
-                                run_id, task_id, encode_result(result), 1, started, finished
-                            )
+                            store.task_completed(run_id, task_id, encoded, 1, started, finished)
                         emit(
                             "task_completed",
                             task=task_id,
@@ -488,21 +493,19 @@ class _Run:
                             result=result,
                         )
                         unblocked = dependents[task_id]
-                        if len(unblocked) == 1 and not ready:
-                            # The usual step of a chain (_settled's, shortened): the
-                            # one dependent, ready now, runs on here.
+                        if len(unblocked) == 1:
+                            # The usual step of a chain (_settled's, shortened).
                             nxt = unblocked[0]
                             left = waiting[nxt] = waiting[nxt] - 1
                             if left == 0 and states[nxt].status == "pending":
-                                states[nxt].status = "running"  # claimed
-                                task_id = nxt
+                                task_id = self._hand_on(nxt)
                             else:
                                 self._one_fewer()
                                 task_id = None
                         else:
                             task_id = self._settled(task_id)
-                if task_id is None and ready:
-                    task_id = heapq.heappop(ready)[2]
+                if task_id is None and self._ready_n:
+                    task_id = self._next_ready()
                 done += 1
                 if done % YIELD_EVERY == 0 and task_id is not None:
                     # Tasks that finish without waiting (in-process calls) would hold
@@ -511,13 +514,14 @@ class _Run:
                     await asyncio.sleep(0)
         finally:
             self._busy -= 1
+            self._slots.remove(slot)
 
     def _lend(self) -> None:
         """A task waits before its next try, holding no slot: a waiting ready task may
         run meanwhile (call :meth:`_unlend` when the wait is over)."""
         self._busy -= 1
-        while self._ready and self._busy < self._max_live:
-            self._start_worker(heapq.heappop(self._ready)[2])
+        while self._ready_n and self._busy < self._max_live:
+            self._start_worker(self._next_ready())
 
     def _unlend(self) -> None:
         self._busy += 1
@@ -539,18 +543,7 @@ class _Run:
                 if len(ready) > 1:
                     # The most urgent first; the others queue for room by priority.
                     ready.sort(key=lambda t: -self._priority(t))
-                first = ready[0]
-                rank = self._priority(first)
-                heap = self._ready
-                if not heap or -heap[0][0] < rank:
-                    # It runs on here, at once.
-                    keep = first
-                    states[first].status = "running"  # claimed; not launched twice
-                else:
-                    # A task ready before it and at least as urgent runs here instead;
-                    # it queues behind (the outstanding count passes from one to the
-                    # other unchanged).
-                    keep = heapq.heappushpop(heap, (-rank, next(self._ready_order), first))[2]
+                keep = self._hand_on(ready[0])
                 for nxt in ready[1:]:
                     self._launch(nxt)
         else:
@@ -559,6 +552,31 @@ class _Run:
             return keep  # the outstanding count carries over to it
         self._one_fewer()
         return None
+
+    def _next_ready(self) -> str:
+        """Take the most urgent of the queued ready tasks (the longest waiting of them)."""
+        self._ready_n -= 1
+        for queue in reversed(self._ready):
+            if queue:
+                return queue.popleft()
+        raise AssertionError("no ready task queued")
+
+    def _hand_on(self, task_id: str) -> str:
+        """A settled task's newly ready dependent: it runs next in the same worker,
+        unless a queued task at least as urgent was ready before it; then that one
+        runs, and this one queues behind (the outstanding count passes from one to
+        the other unchanged)."""
+        if self._ready_n:
+            rank = self._priority(task_id)
+            ready = self._ready
+            top = len(ready) - 1
+            while top >= rank:
+                if ready[top]:  # the most urgent queue with a task in it
+                    ready[rank].append(task_id)
+                    return ready[top].popleft()
+                top -= 1
+        self.states[task_id].status = "running"  # claimed; not launched twice
+        return task_id
 
     def _one_fewer(self) -> None:
         """A task settled and hands on no other: one fewer outstanding."""
@@ -582,33 +600,24 @@ class _Run:
             self.emit("task_skipped", task=task_id, reason=state.error)
             todo.extend(self.workflow.dependents[task_id])
 
-    def _note_running(self, task_id: str, started: float) -> None:
-        """A task started: if it is still running RUNNING_ROW_AFTER seconds from now, it
-        gets a 'running' row so `gleitzeit runs show` can see it; short tasks are spared
-        that second write. One timer serves every task: starts come in time order, so
-        only the oldest unchecked start needs one."""
-        self._started_queue.append((started, task_id))
-        if self._running_timer is None:
-            self._arm_running_timer()
-
-    def _arm_running_timer(self) -> None:
-        loop = asyncio.get_running_loop()
-        first = self._started_queue[0][0]
-        delay = max(0.0, first + RUNNING_ROW_AFTER - time.time())
-        self._running_timer = loop.call_later(delay, self._record_running)
-
-    def _record_running(self) -> None:
+    def _check_running(self) -> None:
+        """Every RUNNING_ROW_AFTER / 2 seconds while the run goes: a task running for
+        RUNNING_ROW_AFTER seconds or more gets a 'running' row, so `gleitzeit runs
+        show` can see it; short tasks are spared that second write. Only what the
+        workers hold now is looked at: nothing is noted per task."""
         assert self.store is not None
-        self._running_timer = None
+        loop = asyncio.get_running_loop()
+        self._running_timer = loop.call_later(RUNNING_ROW_AFTER / 2, self._check_running)
         due = time.time() - RUNNING_ROW_AFTER
-        queue = self._started_queue
-        while queue and queue[0][0] <= due:
-            started, task_id = queue.popleft()
+        for slot in self._slots:
+            if slot[1]:
+                continue
+            task_id = slot[0]
             state = self.states[task_id]
-            if state.status == "running" and state.started == started:
+            started = state.started
+            if state.status == "running" and started is not None and started <= due:
+                slot[1] = True
                 self.store.task_started(self.run_id, task_id, state.attempts, started)
-        if queue:
-            self._arm_running_timer()
 
     # -- one task --------------------------------------------------------------------
 
@@ -617,8 +626,6 @@ class _Run:
         state = self.states[task_id]
         state.status = "running"
         state.started = started = time.time()
-        if self.store is not None:
-            self._note_running(task_id, started)
         self.emit("task_started", task=task_id)
         try:
             if spec.for_each is None:
@@ -660,17 +667,19 @@ class _Run:
 
     def _finished(self, task_id: str, state: TaskState, started: float) -> str | None:
         """Record and report a task that ended; returns what :meth:`_settled` does."""
-        state.finished = finished = time.time()
         store = self.store
+        encoded = ""
+        if state.status == "completed" and store is not None:
+            try:
+                encoded = encode_result(state.result)
+            except Exception as exc:
+                state.status, state.result = "failed", None
+                state.error = _describe(exc)
+        state.finished = finished = time.time()
         if state.status == "completed":
             if store is not None:
                 store.task_completed(
-                    self.run_id,
-                    task_id,
-                    encode_result(state.result),
-                    state.attempts,
-                    started,
-                    finished,
+                    self.run_id, task_id, encoded, state.attempts, started, finished
                 )
             self.emit("task_completed", task=task_id, duration=state.duration, result=state.result)
         else:

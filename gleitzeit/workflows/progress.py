@@ -18,16 +18,21 @@ SYMBOL = {
 
 
 def _preview(result: Any, width: int = 60) -> str:
-    if isinstance(result, dict) and "results" in result and "count" in result:
-        return f"{result['count']} results"
     if isinstance(result, dict):
-        for key in ("response", "result"):
-            if key in result:
-                result = result[key]
-                break
-    text = str(result).replace("\n", " ")
+        if "results" in result and "count" in result:
+            return f"{result['count']} results"
+        if "response" in result:
+            result = result["response"]
+        elif "result" in result:
+            result = result["result"]
+    text = str(result)
+    if "\n" in text:
+        text = text.replace("\n", " ")
     return text if len(text) <= width else text[: width - 1] + "…"
 
+
+_RUNNING = SYMBOL["running"]
+_COMPLETED = SYMBOL["completed"]
 
 #: Seconds plain lines may wait to be written together (a frame, not a line, per write).
 FRAME = 0.1
@@ -71,16 +76,28 @@ class PlainProgress:
         self._timer = loop.call_later(FRAME, self.flush)
 
     def __call__(self, event: str, **data: Any) -> None:
+        # The two events of every task first, on the shortest path.
+        if event == "task_started":
+            self._lines.append(f"  {_RUNNING} {data['task']}")
+        elif event == "task_completed":
+            self._lines.append(
+                f"  {_COMPLETED} {data['task']} ({data['duration']:.2f}s) {_preview(data['result'])}"
+            )
+        else:
+            self._other(event, data)
+            return
+        if len(self._lines) >= MAX_LINES:
+            self.flush()
+        elif self._timer is None:
+            self._later()
+
+    def _other(self, event: str, data: dict[str, Any]) -> None:
         line = None
         if event == "run_started":
             what = "resuming" if data.get("resumed") else "running"
             line = (
                 f"{what} {data['workflow']!r} ({len(data['tasks'])} tasks) as run {data['run_id']}"
             )
-        elif event == "task_started":
-            line = f"  {SYMBOL['running']} {data['task']}"
-        elif event == "task_completed":
-            line = f"  {SYMBOL['completed']} {data['task']} ({data['duration']:.2f}s) {_preview(data['result'])}"
         elif event == "task_failed":
             line = f"  {SYMBOL['failed']} {data['task']}: {data['error']}"
         elif event == "task_retry":

@@ -279,8 +279,8 @@ class RunStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             for sql, rows in batch:
-                if sql is self._UPSERT:
-                    _insert_rows(conn, rows)
+                if sql is self._COMPLETED:
+                    _insert_rows(conn, sql, rows)
                 else:
                     conn.executemany(sql, map(_encoded, rows))
             conn.execute("COMMIT")
@@ -416,6 +416,13 @@ class RunStore:
         " started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
     )
 
+    #: A completed task's row: its constant columns written in, not bound (sqlite3 binds
+    #: a None through its adapter lookup, two failed attribute lookups each).
+    _COMPLETED = (
+        "INSERT OR REPLACE INTO tasks (run_id, task_id, status, result_json, error, attempts,"
+        " started_at, finished_at) VALUES (?, ?, 'completed', ?, NULL, ?, ?, ?)"
+    )
+
     def task_started(self, run_id: str, task_id: str, attempt: int, at: float) -> None:
         self.queue(self._UPSERT, (run_id, task_id, "running", None, None, attempt, at, None))
 
@@ -471,8 +478,8 @@ class RunStore:
         finished: float,
     ) -> None:
         """A completed task's row, its result already encoded (:func:`encode_result`)."""
-        row = (run_id, task_id, "completed", result_json, None, attempts, started, finished)
-        upsert = self._UPSERT
+        row = (run_id, task_id, result_json, attempts, started, finished)
+        upsert = self._COMPLETED
         with self._lock:
             pending = self._pending
             if pending and pending[-1][0] is upsert:
@@ -674,36 +681,40 @@ class _Json:
 _dumps = json.JSONEncoder(default=str).encode
 
 
+if c_make_encoder is not None:
+    # What JSONEncoder.encode runs, without its two Python frames per value. No
+    # circular check: a value that holds itself ends in RecursionError, not ValueError.
+    _encode = c_make_encoder(
+        None, str, encode_basestring_ascii, None, ": ", ", ", False, False, True
+    )
+
+
 def encode_result(result: Any) -> str:
     """A task's result as it is stored: ``json.dumps(result, default=str)``."""
     if c_make_encoder is None:
         return _dumps(result)
-    # What JSONEncoder.encode runs, without its two Python frames per value; a fresh
-    # marker dict each time, as there (a failed encode may leave marks behind).
-    chunks = c_make_encoder({}, str, encode_basestring_ascii, None, ": ", ", ", False, False, True)(
-        result, 0
-    )
-    return "".join(chunks)
+    return "".join(_encode(result, 0))
 
 
-_ROW = "(?, ?, ?, ?, ?, ?, ?, ?)"
 #: Rows per statement: the binding of each statement's parameters is the only part of a
 #: write that holds the GIL (SQLite itself runs without it), so the writer thread takes
 #: the GIL once per CHUNK rows rather than once per row.
 CHUNK = 256
 
 
-def _insert_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-    """Write task rows with multi-row statements of CHUNK, 128, 64, ... 1 rows (few
-    distinct statements, each prepared once and kept in the connection's cache)."""
-    head = RunStore._UPSERT.split(" VALUES ")[0] + " VALUES "
+def _insert_rows(conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """Write the rows of ``sql`` (an INSERT of one ``VALUES (...)``) with multi-row
+    statements of CHUNK, 128, 64, ... 1 rows (few distinct statements, each prepared
+    once and kept in the connection's cache)."""
+    head, _, values = sql.partition(" VALUES ")
+    head += " VALUES "
     flat = itertools.chain.from_iterable
     at, left = 0, len(rows)
     size = CHUNK
     while left:
         while size > left:
             size //= 2
-        conn.execute(head + ", ".join([_ROW] * size), list(flat(rows[at : at + size])))
+        conn.execute(head + ", ".join([values] * size), list(flat(rows[at : at + size])))
         at += size
         left -= size
 
