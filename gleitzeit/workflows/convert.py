@@ -11,10 +11,11 @@ from gleitzeit.workflows.loader import Workflow
 
 def native_mapping(workflow: Workflow) -> dict[str, Any]:
     """The workflow as this project's file would write it (defaults left out)."""
-    data = workflow.spec.model_dump(mode="json", exclude_defaults=True, by_alias=True)
-    data.setdefault("name", workflow.spec.name)
+    full = workflow.full_spec()
+    data = full.model_dump(mode="json", exclude_defaults=True, by_alias=True)
+    data.setdefault("name", full.name)
     # Every task keeps its id and method even where they equal a default.
-    for task, spec in zip(data["tasks"], workflow.spec.tasks, strict=True):
+    for task, spec in zip(data["tasks"], full.tasks, strict=True):
         task["id"], task["method"] = spec.id, spec.method
     return data
 

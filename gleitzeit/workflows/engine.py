@@ -32,7 +32,7 @@ from gleitzeit.errors import (
     ToolError,
 )
 from gleitzeit.workflows.loader import Workflow, WorkflowError
-from gleitzeit.workflows.models import PRIORITIES, GlobSpec, RetryPolicy, TaskSpec
+from gleitzeit.workflows.models import PRIORITIES, GlobSpec, RetryPolicy, Task
 from gleitzeit.workflows.references import compile_refs, substitute
 from gleitzeit.workflows.store import RunStore, encode_result
 
@@ -696,7 +696,7 @@ class _Run:
             self.emit("task_failed", task=task_id, error=state.error)
         return self._settled(task_id)
 
-    def _scope(self, task_id: str, spec: TaskSpec) -> dict[str, Any]:
+    def _scope(self, task_id: str, spec: Task) -> dict[str, Any]:
         """What the task's references may name: the results it reads, inputs, env."""
         states = self.states
         scope: dict[str, Any] = {"inputs": self.inputs, "env": os.environ}
@@ -744,7 +744,7 @@ class _Run:
                 )
         return sorted(out)
 
-    def _items(self, spec: TaskSpec, scope: dict[str, Any]) -> list[Any]:
+    def _items(self, spec: Task, scope: dict[str, Any]) -> list[Any]:
         value = spec.for_each
         if isinstance(value, GlobSpec):
             found = self._glob(spec.id, value.glob)
@@ -762,7 +762,7 @@ class _Run:
 
     async def _attempts(
         self,
-        spec: TaskSpec,
+        spec: Task,
         state: TaskState,
         params: dict[str, Any],
         item_index: int | None = None,
@@ -820,7 +820,7 @@ class _Run:
 
     def _try_failed(
         self,
-        spec: TaskSpec,
+        spec: Task,
         exc: Exception,
         attempt: int,
         item_index: int | None,

@@ -14,7 +14,7 @@ from gleitzeit._yamllines import Lines, load_mapping
 from gleitzeit._yamlread import gc_paused
 from gleitzeit.errors import WorkflowError
 from gleitzeit.workflows import v4
-from gleitzeit.workflows.models import TaskSpec, WorkflowSpec
+from gleitzeit.workflows.models import Task, WorkflowSpec
 from gleitzeit.workflows.references import (
     REF,
     SPECIAL,
@@ -27,12 +27,15 @@ from gleitzeit.workflows.references import (
 
 @dataclass
 class Workflow:
-    """A checked workflow: its spec, where it came from, and its graph."""
+    """A checked workflow: its spec, where it came from, and its graph.
+
+    The tasks are :attr:`tasks`, in file order; ``spec.tasks`` is left empty once
+    they are read (:meth:`full_spec` gives the spec with them)."""
 
     spec: WorkflowSpec
     text: str
     source: Path | None = None
-    tasks: dict[str, TaskSpec] = field(default_factory=dict)
+    tasks: dict[str, Task] = field(default_factory=dict)
     dependents: dict[str, list[str]] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
     #: Tasks whose parameters hold references (the others are passed as they are).
@@ -52,6 +55,12 @@ class Workflow:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    def full_spec(self) -> WorkflowSpec:
+        """The workflow's spec with its tasks (as pydantic models, not validated anew)."""
+        if self.spec.tasks:
+            return self.spec
+        return self.spec.model_copy(update={"tasks": [t.spec() for t in self.tasks.values()]})
 
 
 def load_workflow(path: str | Path) -> Workflow:
@@ -102,9 +111,10 @@ def _parse(text: str, source: Path | None) -> Workflow:
     del data
 
     problems: list[str] = []
-    tasks: dict[str, TaskSpec] = {}
+    tasks: dict[str, Task] = {}
     index: dict[str, int] = {}
-    for i, task in enumerate(spec.tasks):
+    for i, model in enumerate(spec.tasks):
+        task = Task(model)
         if task.id in SPECIAL:
             problems.append(
                 f"{where(('tasks', i, 'id'))}tasks[{i}]: the task id {task.id!r} is reserved: "
@@ -119,6 +129,8 @@ def _parse(text: str, source: Path | None) -> Workflow:
             continue
         tasks[task.id] = task
         index[task.id] = i
+    # The tasks live on as Task objects, in ``tasks``: their models go now.
+    spec.tasks = []
     declared_inputs = set(spec.inputs)
     reads: dict[str, list[str]] = {}
     with_refs: set[str] = set()
@@ -236,7 +248,7 @@ def _parse(text: str, source: Path | None) -> Workflow:
     )
 
 
-def _ancestors(task_id: str, tasks: dict[str, TaskSpec]) -> set[str]:
+def _ancestors(task_id: str, tasks: dict[str, Task]) -> set[str]:
     """Every task that ``task_id`` waits for, directly or through others."""
     seen: set[str] = set()
     todo = [d for d in tasks[task_id].dependencies if d in tasks]
@@ -261,7 +273,7 @@ def _name_task(problem: str, data: dict[str, Any]) -> str:
     return problem
 
 
-def _kahn(tasks: dict[str, TaskSpec]) -> tuple[list[str], set[str]]:
+def _kahn(tasks: dict[str, Task]) -> tuple[list[str], set[str]]:
     """Topological order (dependencies first) and the tasks left over (on or behind a
     cycle). Iterative, so a chain of thousands of tasks is fine."""
     waiting = {t: len(set(spec.dependencies) & tasks.keys()) for t, spec in tasks.items()}
@@ -282,7 +294,7 @@ def _kahn(tasks: dict[str, TaskSpec]) -> tuple[list[str], set[str]]:
     return order, set(tasks) - set(order)
 
 
-def _find_cycle(tasks: dict[str, TaskSpec], left: set[str]) -> list[str]:
+def _find_cycle(tasks: dict[str, Task], left: set[str]) -> list[str]:
     """One cycle among ``left`` (the tasks :func:`_kahn` could not order), as
     ``a -> b -> ... -> a`` where each task depends on the next."""
     # Every leftover task has a leftover dependency; walking them must come back round.

@@ -112,6 +112,53 @@ class TaskSpec(_Strict):
         return self
 
 
+class Task:
+    """A checked task as a workflow keeps it: the fields of its :class:`TaskSpec` in
+    slots (a validated pydantic model per task costs some 600 bytes more)."""
+
+    __slots__ = (
+        "id",
+        "name",
+        "method",
+        "provider",
+        "model",
+        "parameters",
+        "dependencies",
+        "retry",
+        "timeout",
+        "for_each",
+        "batch",
+        "priority",
+        "tools",
+        "max_tool_rounds",
+        "description",
+    )
+
+    def __init__(self, spec: TaskSpec) -> None:
+        self.id: str = spec.id
+        self.name: str | None = spec.name
+        self.method: str = spec.method
+        self.provider: str | None = spec.provider
+        self.model: str | None = spec.model
+        self.parameters: dict[str, Any] = spec.parameters
+        self.dependencies: list[str] = spec.dependencies
+        self.retry: RetryPolicy | None = spec.retry
+        self.timeout: float | None = spec.timeout
+        self.for_each: str | list[Any] | GlobSpec | None = spec.for_each
+        self.batch: bool = spec.batch
+        self.priority: Priority = spec.priority
+        self.tools: list[str | dict[str, Any]] | None = spec.tools
+        self.max_tool_rounds: int | None = spec.max_tool_rounds
+        self.description: str = spec.description
+
+    def spec(self) -> TaskSpec:
+        """The task as its pydantic model again (not validated anew)."""
+        return TaskSpec.model_construct(**{name: getattr(self, name) for name in self.__slots__})
+
+    def __repr__(self) -> str:
+        return f"Task(id={self.id!r}, method={self.method!r})"
+
+
 class InputSpec(_Strict):
     default: Any = None
     description: str = ""
