@@ -37,6 +37,7 @@ def _unwrap(annotation: Any, key: Any) -> Any:
     """The annotation one step below ``annotation`` when indexing it with ``key``."""
     from pydantic import BaseModel
 
+    annotation = _bare(annotation)
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
@@ -57,9 +58,17 @@ def _unwrap(annotation: Any, key: Any) -> Any:
     return None
 
 
+def _bare(annotation: Any) -> Any:
+    """``X`` of ``Annotated[X, ...]`` (validators attached to a type), else as given."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        return typing.get_args(annotation)[0]
+    return annotation
+
+
 def _model_keys(annotation: Any) -> list[str]:
     from pydantic import BaseModel
 
+    annotation = _bare(annotation)
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         keys: list[str] = []

@@ -104,15 +104,52 @@ class PrioritySlots:
         self._free += 1
 
 
-@dataclass(slots=True)
 class TaskState:
-    id: str
-    status: str = "pending"  # pending | running | completed | failed | skipped
-    result: Any = None
-    error: str | None = None
-    attempts: int = 0
-    started: float | None = None
-    finished: float | None = None
+    """A task's state in a run. A stored result that no task reads any more is kept
+    as the JSON it was stored as (:meth:`keep_encoded`), and decoded when read."""
+
+    __slots__ = ("id", "status", "_result", "_encoded", "error", "attempts", "started", "finished")
+
+    def __init__(
+        self,
+        id: str,
+        status: str = "pending",  # pending | running | completed | failed | skipped
+        result: Any = None,
+        error: str | None = None,
+        attempts: int = 0,
+        started: float | None = None,
+        finished: float | None = None,
+    ) -> None:
+        self.id = id
+        self.status = status
+        self._result = result
+        self._encoded: str | None = None
+        self.error = error
+        self.attempts = attempts
+        self.started = started
+        self.finished = finished
+
+    @property
+    def result(self) -> Any:
+        if self._encoded is not None:
+            return json.loads(self._encoded)
+        return self._result
+
+    @result.setter
+    def result(self, value: Any) -> None:
+        self._result = value
+        self._encoded = None
+
+    def keep_encoded(self, encoded: str) -> None:
+        """Hold the result as ``encoded`` (its stored JSON) instead of as objects."""
+        self._encoded = encoded
+        self._result = None
+
+    def __repr__(self) -> str:
+        return (
+            f"TaskState(id={self.id!r}, status={self.status!r}, result={self.result!r}, "
+            f"error={self.error!r}, attempts={self.attempts!r})"
+        )
 
     @property
     def duration(self) -> float | None:
@@ -275,6 +312,19 @@ class _Run:
         self._sem: PrioritySlots | None = None
         #: Each worker's [task id, whether that task needs no 'running' row (any more)].
         self._slots: list[list[Any]] = []
+        # With a store, a result that no task will read any more is held as the JSON
+        # stored for it, not as objects: a run of 10,000 tasks does not keep 10,000
+        # results' objects alive. _readers counts, per task, the tasks that have yet to
+        # read its result; _held keeps the JSON of completed tasks still to be read.
+        self._readers: dict[str, int] = {}
+        self._held: dict[str, str] = {}
+        if self.store is not None:
+            readers = self._readers
+            reads = workflow.reads
+            for task_id, spec in workflow.tasks.items():
+                if spec.for_each is not None or task_id in self._templates:
+                    for read in reads.get(task_id, spec.dependencies):
+                        readers[read] = readers.get(read, 0) + 1
         self._running_timer: asyncio.TimerHandle | None = None
         self._timed_out: float | None = None
 
@@ -492,6 +542,8 @@ class _Run:
                             duration=finished - started,
                             result=result,
                         )
+                        if store is not None:
+                            self._stored(task_id, state, encoded)
                         unblocked = dependents[task_id]
                         if len(unblocked) == 1:
                             # The usual step of a chain (_settled's, shortened).
@@ -682,6 +734,8 @@ class _Run:
                     self.run_id, task_id, encoded, state.attempts, started, finished
                 )
             self.emit("task_completed", task=task_id, duration=state.duration, result=state.result)
+            if store is not None:
+                self._stored(task_id, state, encoded)
         else:
             if store is not None:
                 store.task_done(
@@ -700,9 +754,23 @@ class _Run:
         """What the task's references may name: the results it reads, inputs, env."""
         states = self.states
         scope: dict[str, Any] = {"inputs": self.inputs, "env": os.environ}
+        readers = self._readers
         for read in self.workflow.reads.get(task_id, spec.dependencies):
             scope[read] = states[read].result
+            left = readers.get(read)
+            if left is not None:
+                readers[read] = left = left - 1
+                if left == 0 and read in self._held:
+                    states[read].keep_encoded(self._held.pop(read))
         return scope
+
+    def _stored(self, task_id: str, state: TaskState, encoded: str) -> None:
+        """A completed task's result is stored as ``encoded``: held as that JSON now,
+        or once the last task that reads it has."""
+        if self._readers.get(task_id):
+            self._held[task_id] = encoded
+        else:
+            state.keep_encoded(encoded)
 
     def _glob(self, task_id: str, pattern: str) -> list[str]:
         """Files matching ``pattern`` inside ``files.allowed_roots``, at most

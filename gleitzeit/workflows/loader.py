@@ -114,7 +114,7 @@ def _parse(text: str, source: Path | None) -> Workflow:
     tasks: dict[str, Task] = {}
     index: dict[str, int] = {}
     for i, model in enumerate(spec.tasks):
-        task = Task(model)
+        task = model if isinstance(model, Task) else Task(model)  # kept as a Task already
         if task.id in SPECIAL:
             problems.append(
                 f"{where(('tasks', i, 'id'))}tasks[{i}]: the task id {task.id!r} is reserved: "

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
 
@@ -181,7 +181,10 @@ class WorkflowSpec(_Strict):
     timeout: float | None = Field(
         None, gt=0, description="seconds the whole run may take; what is left is then cancelled"
     )
-    tasks: list[TaskSpec] = Field(min_length=1)
+    #: Each task is validated as a TaskSpec and kept as a :class:`Task` at once, so a
+    #: file's models never all exist together (the loader then moves them to
+    #: ``Workflow.tasks``).
+    tasks: list[Annotated[TaskSpec, AfterValidator(Task)]] = Field(min_length=1)
 
     def input_specs(self) -> dict[str, InputSpec]:
         out = {}
