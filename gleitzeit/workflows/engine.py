@@ -341,10 +341,16 @@ class _Run:
             tasks=list(self.states),
             resumed=resuming,
         )
-        self._waiting = {
-            t: sum(1 for d in spec.dependencies if self.states[d].status != "completed")
-            for t, spec in self.workflow.tasks.items()
-        }
+        # How many dependencies each task still waits for (all of them, unless resuming).
+        states = self.states
+        self._waiting = (
+            {
+                t: sum(1 for d in spec.dependencies if states[d].status != "completed")
+                for t, spec in self.workflow.tasks.items()
+            }
+            if resuming
+            else {t: len(spec.dependencies) for t, spec in self.workflow.tasks.items()}
+        )
         if self.store is not None:
             self.store.start()
             self._running_timer = asyncio.get_running_loop().call_later(
