@@ -71,6 +71,10 @@ class Host:
         # Local instances whose start has not been attempted (lazy hosts start them
         # on demand); empty once everything started, so requests skip the check.
         self._unstarted: list[LocalInstance] = []
+        # (method, provider) of plain requests that no unstarted instance could take:
+        # they go straight to routing while others are still unstarted (lazy hosts).
+        # Emptied whenever an instance joins the unstarted.
+        self._settled: set[tuple[str, str | None]] = set()
         self._health_task: asyncio.Task[None] | None = None
         self.plugin_errors: dict[str, str] = {}
         #: Told about every call (metrics, request logs): handed to the dispatcher
@@ -116,6 +120,7 @@ class Host:
                 self._unstarted.append(inst)
         for provider in self._extra_providers:
             self._unstarted.append(self.local.attach(provider, origin="python"))
+        self._settled.clear()
         if self.plugin_errors and os.environ.get(STRICT_ENV, "").strip().lower() in TRUTHY:
             raise PluginError(
                 "Providers could not be set up (strict mode): "
@@ -191,6 +196,7 @@ class Host:
         needs it (or :meth:`ensure_started`)."""
         inst = self.local.attach(provider, origin="python")
         self._unstarted.append(inst)
+        self._settled.clear()
         return inst
 
     async def ensure_started(
@@ -210,6 +216,8 @@ class Host:
             if model is None:  # do not start what could not take the request anyway
                 pool = [i for i in pool if method not in i.model_required]
         if not pool:
+            if method is not None and model is None:
+                self._settled.add((method, provider))
             return
         timeout = self.config.health.startup_timeout
         await asyncio.gather(*(inst.ensure_started(timeout) for inst in pool))
@@ -265,8 +273,14 @@ class Host:
             request.params = apply_file_inputs(resolved, request.params, self.config.files)
 
     def _needs_preparing(self, request: Request) -> bool:
-        return bool(not self._started or self._unstarted) or not FILE_KEYS.isdisjoint(
-            request.params
+        if not self._started or not FILE_KEYS.isdisjoint(request.params):
+            return True
+        if not self._unstarted:
+            return False
+        return (
+            request.model is not None
+            or (request.method, request.provider) not in self._settled
+            or wants_tool_loop(request.params)
         )
 
     def _disabled_plugins(self) -> str | None:
@@ -314,7 +328,7 @@ class Host:
             if (
                 dispatcher is not None
                 and self._started
-                and not self._unstarted
+                and (not self._unstarted or (method, provider) in self._settled)
                 and type(params) is dict
                 and model is None
                 and method not in METHOD_ALIASES

@@ -422,3 +422,33 @@ async def test_methods_a_provider_learns_at_start_route_even_through_a_lazy_host
         provider.methods_changed()
         assert (await host.invoke("disc/later"))["result"] == "static"
         assert "disc/later" in host.registry.methods()
+
+
+async def test_a_lazy_host_starts_what_a_request_needs_once_and_again_for_a_new_provider():
+    config = Config()
+    host = Host(
+        config,
+        plugins=Plugins.load(config, installed=False),
+        providers=[Flaky(name="flaky"), Slow()],
+        lazy=True,
+    )
+    starts: list[tuple[str | None, str | None]] = []
+    ensure_started = host.ensure_started
+
+    async def counted(*, provider=None, method=None, model=None):
+        starts.append((method, provider))
+        await ensure_started(provider=provider, method=method, model=model)
+
+    host.ensure_started = counted  # type: ignore[method-assign]
+    async with host:
+        for _ in range(3):
+            assert (await host.invoke("tool/work"))["result"] == "flaky"
+        # Started on the first call; the next find nothing left to start for it.
+        assert starts == [("tool/work", None), ("tool/work", None)]
+        (slow,) = host.registry.instances("slow")
+        assert not slow.started  # nothing asked for it
+        late = host.add_provider(Flaky(name="flaky"))
+        for _ in range(2):
+            await host.invoke("tool/work")
+        assert late.started  # the new instance could take the request: started for it
+        assert not slow.started
