@@ -617,3 +617,42 @@ def test_live_progress_redraws_in_place():
     plain = io.StringIO()
     PlainProgress(plain)("task_retry", task="a", attempt=1, error="busy", delay=0.5)
     assert plain.getvalue() == "  ↻ a: try 1 failed (busy); retrying in 0.50s\n"
+
+
+class _Tuples:
+    """An API whose results JSON holds differently: a tuple and an int key."""
+
+    async def invoke(self, method: str, params: dict, **_: object) -> dict:
+        if method == "x/fail":
+            raise gleitzeit.ToolError("no")
+        return {"pair": (1, 2), "keys": {1: 2}, "got": params.get("x")}
+
+
+@pytest.mark.parametrize("reader_runs", [True, False])
+async def test_a_stored_runs_results_take_one_form_whether_or_not_their_readers_ran(
+    tmp_path, reader_runs
+):
+    flow = parse_workflow(
+        textwrap.dedent(
+            f"""
+            name: forms
+            tasks:
+              - id: a
+                method: x/obj
+              - id: b
+                method: {"x/obj" if reader_runs else "x/fail"}
+              - id: c
+                method: x/obj
+                dependencies: [a, b]
+                parameters: {{x: "${{a.pair}}"}}
+            """
+        )
+    )
+    store = RunStore(tmp_path / "runs.sqlite")
+    result = await Engine(_Tuples(), store=store).run(flow)  # type: ignore[arg-type]
+    stored = store.get_run(result.run_id)["tasks"]["a"]["result"]
+    store.close()
+    a = result.tasks["a"]
+    assert a.result == stored == {"pair": [1, 2], "keys": {"1": 2}, "got": None}
+    a.result["pair"].append(3)  # a result read is the caller's to change
+    assert a.result["pair"] == [1, 2, 3]

@@ -131,8 +131,8 @@ class TaskState:
 
     @property
     def result(self) -> Any:
-        if self._encoded is not None:
-            return json.loads(self._encoded)
+        if self._encoded is not None:  # decoded once, when first read
+            self._result, self._encoded = json.loads(self._encoded), None
         return self._result
 
     @result.setter
@@ -405,6 +405,11 @@ class _Run:
             self.emit(
                 "run_finished", run_id=self.run_id, status=status, duration=finished - started
             )
+        # Every stored result in the same form, its stored JSON, whether or not the
+        # tasks that were to read it ran.
+        for task_id, encoded in self._held.items():
+            self.states[task_id].keep_encoded(encoded)
+        self._held.clear()
         result = RunResult(
             self.run_id, self.workflow.name, status, self.states, started, finished, self.warnings
         )
