@@ -656,3 +656,32 @@ async def test_a_stored_runs_results_take_one_form_whether_or_not_their_readers_
     assert a.result == stored == {"pair": [1, 2], "keys": {"1": 2}, "got": None}
     a.result["pair"].append(3)  # a result read is the caller's to change
     assert a.result["pair"] == [1, 2, 3]
+
+
+def test_a_workflow_spec_validated_on_its_own_dumps_as_it_was_given():
+    from gleitzeit.workflows.models import WorkflowSpec
+
+    given = {
+        "name": "two",
+        "tasks": [
+            {"id": "a", "method": "calc/add", "parameters": {"a": 1, "b": 2}},
+            {"id": "b", "method": "calc/add", "dependencies": ["a"]},
+        ],
+    }
+    spec = WorkflowSpec.model_validate(given)
+    assert spec.model_dump(exclude_defaults=True) == given
+    assert json.loads(spec.model_dump_json(exclude_defaults=True)) == given
+    assert WorkflowSpec.model_validate(spec.model_dump()).model_dump() == spec.model_dump()
+
+
+async def test_a_stored_runs_result_converts_with_dataclasses_asdict(tmp_path):
+    import dataclasses
+
+    flow = parse_workflow((HERE.parent / "examples" / "topic.yaml").read_text())
+    store = RunStore(tmp_path / "runs.sqlite")
+    async with host_with() as host:
+        result = await Engine(host, store=store).run(flow)
+    store.close()
+    data = json.loads(json.dumps(dataclasses.asdict(result)))
+    assert data["tasks"]["double"]["result"]["result"] == 10
+    assert result.tasks["double"] == dataclasses.replace(result.tasks["double"])

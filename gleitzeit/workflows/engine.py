@@ -104,52 +104,43 @@ class PrioritySlots:
         self._free += 1
 
 
+class _HeldResult:
+    """:attr:`TaskState.result`: the result, or the stored JSON it is held as (see
+    :meth:`TaskState.keep_encoded`), decoded when first read. (Kept in the state's
+    ``__dict__`` beside the fields, so that ``dataclasses.asdict`` and ``==`` see the
+    result alone.)"""
+
+    def __get__(self, state: TaskState | None, owner: type | None = None) -> Any:
+        if state is None:  # the field's default, to the dataclass
+            return None
+        held = state.__dict__
+        encoded = held["_encoded"]
+        if encoded is not None:
+            held["_result"], held["_encoded"] = json.loads(encoded), None
+        return held["_result"]
+
+    def __set__(self, state: TaskState, value: Any) -> None:
+        held = state.__dict__
+        held["_result"], held["_encoded"] = value, None
+
+
+@dataclass
 class TaskState:
     """A task's state in a run. A stored result that no task reads any more is kept
     as the JSON it was stored as (:meth:`keep_encoded`), and decoded when read."""
 
-    __slots__ = ("id", "status", "_result", "_encoded", "error", "attempts", "started", "finished")
-
-    def __init__(
-        self,
-        id: str,
-        status: str = "pending",  # pending | running | completed | failed | skipped
-        result: Any = None,
-        error: str | None = None,
-        attempts: int = 0,
-        started: float | None = None,
-        finished: float | None = None,
-    ) -> None:
-        self.id = id
-        self.status = status
-        self._result = result
-        self._encoded: str | None = None
-        self.error = error
-        self.attempts = attempts
-        self.started = started
-        self.finished = finished
-
-    @property
-    def result(self) -> Any:
-        if self._encoded is not None:  # decoded once, when first read
-            self._result, self._encoded = json.loads(self._encoded), None
-        return self._result
-
-    @result.setter
-    def result(self, value: Any) -> None:
-        self._result = value
-        self._encoded = None
+    id: str
+    status: str = "pending"  # pending | running | completed | failed | skipped
+    result: Any = _HeldResult()
+    error: str | None = None
+    attempts: int = 0
+    started: float | None = None
+    finished: float | None = None
 
     def keep_encoded(self, encoded: str) -> None:
         """Hold the result as ``encoded`` (its stored JSON) instead of as objects."""
-        self._encoded = encoded
-        self._result = None
-
-    def __repr__(self) -> str:
-        return (
-            f"TaskState(id={self.id!r}, status={self.status!r}, result={self.result!r}, "
-            f"error={self.error!r}, attempts={self.attempts!r})"
-        )
+        held = self.__dict__
+        held["_result"], held["_encoded"] = None, encoded
 
     @property
     def duration(self) -> float | None:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
 
 ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
 
@@ -165,6 +173,11 @@ class InputSpec(_Strict):
     required: bool = False
 
 
+def _as_spec(task: Task | TaskSpec) -> TaskSpec:
+    """A task to serialize, as its model."""
+    return task.spec() if isinstance(task, Task) else task
+
+
 class WorkflowSpec(_Strict):
     """A workflow file."""
 
@@ -184,7 +197,9 @@ class WorkflowSpec(_Strict):
     #: Each task is validated as a TaskSpec and kept as a :class:`Task` at once, so a
     #: file's models never all exist together (the loader then moves them to
     #: ``Workflow.tasks``).
-    tasks: list[Annotated[TaskSpec, AfterValidator(Task)]] = Field(min_length=1)
+    tasks: list[
+        Annotated[TaskSpec, AfterValidator(Task), PlainSerializer(_as_spec, return_type=TaskSpec)]
+    ] = Field(min_length=1)
 
     def input_specs(self) -> dict[str, InputSpec]:
         out = {}
