@@ -654,8 +654,6 @@ async def test_a_stored_runs_results_take_one_form_whether_or_not_their_readers_
     store.close()
     a = result.tasks["a"]
     assert a.result == stored == {"pair": [1, 2], "keys": {"1": 2}, "got": None}
-    a.result["pair"].append(3)  # a result read is the caller's to change
-    assert a.result["pair"] == [1, 2, 3]
 
 
 def test_a_workflow_spec_validated_on_its_own_dumps_as_it_was_given():
