@@ -37,8 +37,9 @@ class Registry:
         #: Told ``(event, instance)`` when an instance is added, removed, turns
         #: (un)routable or starts cooling down (a cluster publishes from it).
         self.watchers: list[Callable[[str, ProviderInstance], None]] = []
-        #: Why a method may be missing beyond what the registry holds (plugins that
-        #: are installed but switched off): added to the hint of a method not found.
+        #: Why a provider or method may be missing beyond what the registry holds
+        #: (plugins that failed, or are installed but switched off): added to the hint
+        #: of a provider or method not found.
         self.missing_hint: str | None = None
 
     # -- what instances tell the registry --------------------------------------------
@@ -227,9 +228,12 @@ class Registry:
     def _unknown_provider(self, provider: str) -> None:
         names = self.names()
         near = suggest(provider, names)
+        hint = f"available providers: {', '.join(names) or '(none)'} — see `gleitzeit plugins list`"
+        if self.missing_hint:
+            hint += f"; {self.missing_hint}"
         raise RoutingError(
             f"No provider named {provider!r}" + (f"; did you mean {near!r}?" if near else ""),
-            hint=f"available providers: {', '.join(names) or '(none)'} — see `gleitzeit plugins list`",
+            hint=hint,
         )
 
     def candidates(

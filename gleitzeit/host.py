@@ -99,7 +99,6 @@ class Host:
             self.registry, self.router, self.config.routing, self.config.models
         )
         self._dispatcher.listeners.extend(self.call_listeners)
-        self.registry.missing_hint = self._disabled_plugins()
         if logging.getLogger("gleitzeit.calls").isEnabledFor(logging.INFO):
             from gleitzeit.logs import RequestLog
 
@@ -121,6 +120,7 @@ class Host:
         for provider in self._extra_providers:
             self._unstarted.append(self.local.attach(provider, origin="python"))
         self._settled.clear()
+        self.registry.missing_hint = self._missing_plugins()
         if self.plugin_errors and os.environ.get(STRICT_ENV, "").strip().lower() in TRUTHY:
             raise PluginError(
                 "Providers could not be set up (strict mode): "
@@ -283,19 +283,21 @@ class Host:
             or wants_tool_loop(request.params)
         )
 
-    def _disabled_plugins(self) -> str | None:
-        """Which installed plugins are switched off, and where: a method nobody offers
-        may belong to one of them."""
-        off = [r.name for r in self.plugins.records.values() if r.status == "disabled"]
-        if not off:
-            return None
-        only = os.environ.get("GLEITZEIT_PLUGINS")
-        where = (
-            f"GLEITZEIT_PLUGINS={only!r} leaves them out"
-            if only is not None
-            else f"switched off in {self.config.source or 'gleitzeit.yaml'}"
-        )
-        return f"installed but disabled: {', '.join(sorted(off))} ({where})"
+    def _missing_plugins(self) -> str | None:
+        """Which installed plugins failed (and why) or are switched off (and where): a
+        provider or method nobody offers may belong to one of them."""
+        records = sorted(self.plugins.records.values(), key=lambda r: r.name)
+        said = [f"plugin {r.name} failed: {r.error}" for r in records if r.status == "failed"]
+        off = [r.name for r in records if r.status == "disabled"]
+        if off:
+            only = os.environ.get("GLEITZEIT_PLUGINS")
+            where = (
+                f"GLEITZEIT_PLUGINS={only!r} leaves them out"
+                if only is not None
+                else f"switched off in {self.config.source or 'gleitzeit.yaml'}"
+            )
+            said.append(f"installed but disabled: {', '.join(off)} ({where})")
+        return "; ".join(said) or None
 
     @property
     def dispatcher(self) -> Dispatcher:

@@ -137,6 +137,18 @@ async def test_a_module_that_fails_to_import_fails_the_plugin_when_needed(module
     assert "greeter" not in plugins.provider_types
 
 
+async def test_a_call_for_a_provider_whose_plugin_failed_says_why(module):
+    name = module()
+    plugins = _load(_plugin(f"{name}:Nope", name="greeter"))
+    async with Host(Config(), plugins=plugins) as host:
+        with pytest.raises(gleitzeit.RoutingError, match="No provider named 'greeter'") as by_name:
+            await host.invoke("greet/say", {}, provider="greeter")
+        with pytest.raises(gleitzeit.MethodNotFoundError) as by_method:
+            await host.invoke("greet/say", {})
+    for failed in (by_name.value, by_method.value):
+        assert f"plugin p failed: provider 'greeter': cannot import {name}:Nope" in str(failed.hint)
+
+
 def test_a_class_whose_name_differs_from_the_declared_one_fails_the_plugin(module):
     name = module()
     plugins = _load(_plugin(f"{name}:Greeter", name="welcomer"))
