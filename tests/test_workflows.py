@@ -683,3 +683,46 @@ async def test_a_stored_runs_result_converts_with_dataclasses_asdict(tmp_path):
     data = json.loads(json.dumps(dataclasses.asdict(result)))
     assert data["tasks"]["double"]["result"]["result"] == 10
     assert result.tasks["double"] == dataclasses.replace(result.tasks["double"])
+
+
+class _Sleepy:
+    """An API whose calls wait a moment; ``x/cancel`` raises CancelledError itself."""
+
+    async def invoke(self, method: str, params: dict, **_: object) -> dict:
+        await asyncio.sleep(0)
+        if method == "x/cancel":
+            raise asyncio.CancelledError()
+        return {"v": params.get("v")}
+
+
+_THREE = """
+name: three
+tasks:
+  - {id: a, method: x/ok, parameters: {v: 1}}
+  - {id: b, method: x/ok, dependencies: [a], parameters: {v: 2}}
+  - {id: c, method: METHOD, dependencies: [b], parameters: {v: 3}}
+"""
+
+
+async def test_a_progress_callback_that_raises_stops_the_run_with_its_error(tmp_path):
+    def on_event(event: str, **data: object) -> None:
+        if event == "task_completed" and data["task"] == "b":
+            raise ValueError("progress bug")
+
+    store = RunStore(tmp_path / "runs.sqlite")
+    engine = Engine(_Sleepy(), store=store, on_event=on_event)  # type: ignore[arg-type]
+    flow = parse_workflow(_THREE.replace("METHOD", "x/ok"))
+    with pytest.raises(ValueError, match="progress bug"):
+        await asyncio.wait_for(engine.run(flow, run_id="r1"), 30)  # (a guard, not a timing)
+    shown = store.get_run("r1")
+    store.close()
+    assert shown["status"] == "failed"
+    assert shown["tasks"]["a"]["result"] == {"v": 1}  # what completed is kept
+    assert shown["tasks"]["b"]["result"] == {"v": 2}
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="Task.cancelling() is new in 3.11")
+async def test_a_call_that_raises_cancelled_error_itself_stops_the_run_with_a_clear_error():
+    flow = parse_workflow(_THREE.replace("METHOD", "x/cancel"))
+    with pytest.raises(gleitzeit.ProviderError, match="raised CancelledError without being"):
+        await asyncio.wait_for(Engine(_Sleepy()).run(flow), 30)  # type: ignore[arg-type]

@@ -289,6 +289,10 @@ class _Run:
         self.emit = engine.on_event
         self.warnings: list[str] = []
         self._all_done = asyncio.Event()
+        #: What broke a worker outside any task's own error handling (a progress
+        #: callback that raised, a provider that raised CancelledError): the run stops
+        #: with it rather than wait for tasks nobody will finish.
+        self._broken: BaseException | None = None
         self._outstanding = 0
         self._tasks: set[asyncio.Task[None]] = set()
         # Ready tasks beyond what may be under way at once wait here, most urgent first,
@@ -367,6 +371,11 @@ class _Run:
                         await asyncio.wait_for(self._all_done.wait(), timeout)
                     except asyncio.TimeoutError:
                         await self._time_out(timeout)
+            if self._broken is not None:
+                for task in list(self._tasks):
+                    task.cancel()
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+                raise self._broken
             status = (
                 "completed"
                 if all(s.status == "completed" for s in self.states.values())
@@ -464,7 +473,28 @@ class _Run:
         self._busy += 1
         task = asyncio.ensure_future(self._run_chain(task_id))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._worker_ended)
+
+    def _worker_ended(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if self._broken is not None:
+            return
+        if task.cancelled():
+            # Cancelled by nobody (no cancel() was asked for): CancelledError was raised
+            # from inside. (Python 3.10 cannot tell; it is left alone there.)
+            cancelling = getattr(task, "cancelling", None)
+            if cancelling is None or cancelling():
+                return
+            self._broken = ProviderError(
+                "A task's call raised CancelledError without being cancelled",
+                hint="a provider or task function must not raise asyncio.CancelledError "
+                "itself; raise an error of its own",
+            )
+        elif task.exception() is not None:
+            self._broken = task.exception()
+        else:
+            return
+        self._all_done.set()
 
     async def _run_chain(self, task_id: str | None) -> None:
         # A finished task hands one newly ready dependent back to run here, in the same
