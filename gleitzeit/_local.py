@@ -149,10 +149,11 @@ class LocalInstance(ProviderInstance):
             raise self._not_started()
         try:
             return await self.provider.invoke(method, params)
-        except GleitzeitError:
-            raise
         except Exception as exc:
-            raise _wrap(self.provider, method, exc) from exc
+            err = self.failure(method, exc)
+            if err is exc:
+                raise
+            raise err from exc
 
     def failure(self, method: str, exc: Exception) -> Exception:
         return exc if isinstance(exc, GleitzeitError) else _wrap(self.provider, method, exc)
@@ -165,10 +166,11 @@ class LocalInstance(ProviderInstance):
         try:
             async for chunk in self.provider.stream(method, params):
                 yield chunk
-        except GleitzeitError:
-            raise
         except Exception as exc:
-            raise _wrap(self.provider, method, exc) from exc
+            err = self.failure(method, exc)
+            if err is exc:
+                raise
+            raise err from exc
 
     async def check_health(self) -> dict[str, Any]:
         if not self.started:
