@@ -104,14 +104,24 @@ def test_missing_field_names_task_path_and_what_exists():
         {"x": ["${sum.parts[0]}", {"y": "${sum.parts}"}], "n": 1, "z": None},
         {"a": "${sum.result}", "b": 1},
         [1, "${sum.result}", {"c": "text"}],
+        {"a": "${proxy.result}", "b": "${ordered.inner.result}"},  # other mappings
+        {"a": "${sum.meta.tags}", "b": "${env.GLEITZEIT_TEST_REF}"},
+        "${sum}",
     ],
 )
-def test_a_compiled_template_renders_what_substitute_gives(value):
+def test_a_compiled_template_renders_what_substitute_gives(value, monkeypatch):
+    from collections import OrderedDict
+    from types import MappingProxyType
+
     from gleitzeit.workflows.references import compile_refs
 
+    monkeypatch.setenv("GLEITZEIT_TEST_REF", "set")
     scope = {
         "sum": {"result": 5, "parts": [2, 3], "meta": {"tags": ["a", "b"]}},
         "inputs": {"city": "Berlin"},
+        "proxy": MappingProxyType({"result": 7}),
+        "ordered": {"inner": OrderedDict(result=8)},
+        "env": os.environ,
     }
     template = compile_refs(value)
     assert template.render(scope, "t") == substitute(value, scope, "t")
@@ -120,16 +130,38 @@ def test_a_compiled_template_renders_what_substitute_gives(value):
         assert template.render(scope, "t") is not value  # a copy, as substitute makes
 
 
-def test_a_compiled_template_reports_a_bad_reference_as_substitute_does():
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": "x ${sum.reslt}"},
+        {"a": "${sum.reslt}"},
+        {"a": "${nothing.result}"},
+        {"a": "${sum.result.deeper}"},
+        {"a": "${sum.expression.x}", "b": "${sum.result}"},
+    ],
+)
+def test_a_compiled_template_reports_a_bad_reference_as_substitute_does(value):
     from gleitzeit.workflows.references import compile_refs
 
     scope = {"sum": {"result": 5, "expression": "2 + 3"}}
-    template = compile_refs({"a": "x ${sum.reslt}"})
+    template = compile_refs(value)
     with pytest.raises(TaskReferenceError) as info:
         template.render(scope, "double")
     with pytest.raises(TaskReferenceError) as expected:
-        substitute({"a": "x ${sum.reslt}"}, scope, "double")
+        substitute(value, scope, "double")
     assert str(info.value) == str(expected.value)
+
+
+def test_a_new_task_state_is_the_dataclass_default():
+    from dataclasses import asdict
+
+    from gleitzeit.workflows import TaskState
+
+    made, pending = TaskState("t"), TaskState.pending("t")
+    assert made == pending and asdict(made) == asdict(pending)
+    assert vars(made) == vars(pending) and list(vars(made)) == list(vars(pending))
+    pending.result = {"x": 1}
+    assert pending.result == {"x": 1} and made.result is None  # nothing shared
 
 
 # -- loading -----------------------------------------------------------------------------

@@ -138,6 +138,15 @@ class TaskState:
     started: float | None = None
     finished: float | None = None
 
+    @classmethod
+    def pending(cls, task_id: str) -> TaskState:
+        """``TaskState(task_id)``, made without a call per field: a run makes one per task."""
+        state = cls.__new__(cls)
+        held = state.__dict__
+        held.update(_PENDING)
+        held["id"] = task_id
+        return state
+
     def keep_encoded(self, encoded: str) -> None:
         """Hold the result as ``encoded`` (its stored JSON) instead of as objects."""
         held = self.__dict__
@@ -157,6 +166,19 @@ class TaskState:
             "attempts": self.attempts,
             "duration": None if self.duration is None else round(self.duration, 6),
         }
+
+
+#: A new state's fields, as :meth:`TaskState.pending` writes them.
+_PENDING: dict[str, Any] = {
+    "id": "",
+    "status": "pending",
+    "_result": None,
+    "_encoded": None,
+    "error": None,
+    "attempts": 0,
+    "started": None,
+    "finished": None,
+}
 
 
 @dataclass
@@ -279,7 +301,8 @@ class _Run:
         self.workflow = workflow
         self.inputs = inputs
         self.run_id = run_id
-        self.states = {t: TaskState(t) for t in workflow.tasks}
+        pending = TaskState.pending
+        self.states = {t: pending(t) for t in workflow.tasks}
         #: The parameters of the tasks whose parameters hold references, as templates.
         self._templates = workflow.templates
         for task_id in workflow.with_refs - workflow.templates.keys():

@@ -148,23 +148,40 @@ class Template:
         raise NotImplementedError
 
 
-_PATHS: dict[str, tuple[str, tuple[str | int, ...]]] = {}
+_PATHS: dict[str, tuple[str, tuple[str | int, ...], tuple[str | int, ...] | None]] = {}
+_ABSENT = object()
 
 
 class _Whole(Template):
     """A string that is exactly one reference: the value, its type kept."""
 
-    __slots__ = ("root", "path", "parts")
+    __slots__ = ("root", "path", "parts", "fields")
 
     def __init__(self, root: str, path: str) -> None:
         self.root = root
         # Thousands of tasks read the same path (".result"): one copy of it serves all.
         shared = _PATHS.get(path)
         if shared is None:
-            shared = _PATHS[path] = (path, tuple(parse_path(path)))
-        self.path, self.parts = shared
+            parts = tuple(parse_path(path))
+            names = parts if all(type(part) is str for part in parts) else None
+            shared = _PATHS[path] = (path, parts, names)
+        self.path, self.parts, names = shared
+        #: The path's parts when all are field names (``.result``, ``.a.b``) and the
+        #: root is not ``env``: then a walk through plain dicts takes the short way.
+        self.fields = names if root != "env" else None
 
     def render(self, scope: Mapping[str, Any], task_id: str) -> Any:
+        fields = self.fields
+        if fields is not None:
+            value = scope.get(self.root, _ABSENT)
+            for name in fields:
+                if type(value) is not dict or name not in value:
+                    break
+                value = value[name]
+            else:
+                if value is not _ABSENT:
+                    return value
+        # Anything else (a list index, env, another Mapping) and every error: the walk.
         return _walk(self.root, self.path, self.parts, scope, task_id)
 
 
