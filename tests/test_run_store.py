@@ -309,3 +309,108 @@ def test_cli_exits_non_zero_when_results_cannot_be_stored(run_cli):
     assert shown["stored"] is False
     assert len(shown["tasks"]) == 300
     assert shown["tasks"]["t299"]["result"]["result"] == 300
+
+
+# -- how the writer takes its rows ------------------------------------------------------
+
+
+def _queue_completed(store: RunStore, run_id: str, n: int) -> list[str]:
+    ids = [f"t{i}" for i in range(n)]
+    for i, task_id in enumerate(ids):
+        store.task_completed(run_id, task_id, json.dumps({"result": i}), 1, 1.0, 2.0)
+    return ids
+
+
+def _stored_ids(db: Path) -> list[str]:
+    with sqlite3.connect(db) as conn:
+        return [t for (t,) in conn.execute("SELECT task_id FROM tasks ORDER BY rowid")]
+
+
+def test_statement_rows_are_whole_statements_or_a_power_of_two():
+    from gleitzeit.workflows.store import _statement_rows
+
+    assert [_statement_rows(n, 1024) for n in (1, 2, 3, 700, 1023)] == [1, 2, 2, 512, 512]
+    assert [_statement_rows(n, 1024) for n in (1024, 1025, 2500, 4096)] == [1024] * 2 + [2048, 4096]
+
+
+def test_a_commit_in_part_leaves_the_rest_queued_in_order(tmp_path):
+    db = tmp_path / "part.sqlite"
+    store = RunStore(db)
+    try:
+        store.create_run("r", name="n", path=None, text="", inputs={}, target=None, task_ids=[])
+        ids = _queue_completed(store, "r", 2500)
+        store._executor.submit(store._commit_pending, True).result()
+        assert _stored_ids(db) == ids[:2048]
+        assert store.pending == 2500 - 2048
+        store.flush_now()
+        assert _stored_ids(db) == ids and store.pending == 0
+    finally:
+        store.close()
+
+
+def test_a_failed_commit_in_part_puts_its_rows_back_in_order(tmp_path):
+    db = tmp_path / "part-locked.sqlite"
+    store = RunStore(db, busy_timeout=0.05)
+    blocker = sqlite3.connect(db, isolation_level=None)
+    try:
+        store.create_run("r", name="n", path=None, text="", inputs={}, target=None, task_ids=[])
+        ids = _queue_completed(store, "r", 1500)
+        blocker.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(StoreWriteError, match="locked"):
+            store._executor.submit(store._commit_pending, True).result()
+        assert store.pending == 1500
+        blocker.execute("ROLLBACK")
+        store.flush_now()
+        assert _stored_ids(db) == ids
+    finally:
+        blocker.close()
+        store.close()
+
+
+async def test_the_commit_a_run_waits_for_last_leaves_the_checkpoint_for_after(tmp_path):
+    db = tmp_path / "checkpoint.sqlite"
+    store = RunStore(db)
+    seen: list[int] = []
+    original = store._write
+
+    def write(batch: Any) -> None:
+        assert store._conn is not None
+        seen.append(store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+        original(batch)
+
+    store._write = write  # type: ignore[method-assign]
+    try:
+        store.create_run("r", name="n", path=None, text="", inputs={}, target=None, task_ids=[])
+        assert seen == [1000]  # commits outside a run's end checkpoint as SQLite does
+        store.start()
+        ids = _queue_completed(store, "r", 300)
+        await store.stop()
+        # The commit stop() waited for checkpointed nothing; the writer did it after,
+        # and turned SQLite's own checkpoints back on.
+        assert seen == [1000, 0]
+        (row,) = store._read("PRAGMA wal_autocheckpoint")
+        assert row[0] == 1000
+        assert _stored_ids(db) == ids
+    finally:
+        store.close()
+
+
+async def test_checkpoints_come_back_on_when_the_last_commit_fails(tmp_path):
+    db = tmp_path / "checkpoint-locked.sqlite"
+    store = RunStore(db, busy_timeout=0.05)
+    blocker = sqlite3.connect(db, isolation_level=None)
+    try:
+        store.create_run("r", name="n", path=None, text="", inputs={}, target=None, task_ids=[])
+        store.start()
+        ids = _queue_completed(store, "r", 10)
+        blocker.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(StoreWriteError):
+            await store.stop()
+        blocker.execute("ROLLBACK")
+        (row,) = store._read("PRAGMA wal_autocheckpoint")
+        assert row[0] == 1000
+        store.flush_now()
+        assert _stored_ids(db) == ids
+    finally:
+        blocker.close()
+        store.close()

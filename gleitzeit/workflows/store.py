@@ -162,6 +162,8 @@ _Group = tuple[str, list[Any]]
 
 #: Seconds the writer lets rows gather after a commit before it starts the next one.
 GATHER = 0.05
+#: Pages of write-ahead log after which a commit checkpoints (SQLite's default).
+AUTOCHECKPOINT = 1000
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -191,6 +193,7 @@ class RunStore:
         self._stopping = False
         self._writer: asyncio.Task[None] | None = None
         self._hold: asyncio.Future[None] | None = None
+        self._chunk = CHUNK
         self._executor.submit(self._open).result()
 
     def _open(self) -> None:
@@ -203,6 +206,11 @@ class RunStore:
         conn.execute("PRAGMA foreign_keys=ON")
         conn.executescript(SCHEMA)
         _migrate(conn)
+        # Rows per statement: CHUNK, within the limit on bound parameters (999 before
+        # SQLite 3.32); a completed task's row binds six.
+        self._chunk = CHUNK
+        while self._chunk * 6 > _bound_parameters(conn):
+            self._chunk //= 2
         self._conn = conn
 
     def close(self) -> None:
@@ -249,18 +257,52 @@ class RunStore:
         """Rows queued and not yet committed."""
         return self._rows
 
-    def _commit_pending(self) -> None:
+    def _checkpoint(self) -> None:
+        """Writer thread: the checkpoint the last commit of a run left out (see
+        :meth:`stop`), and SQLite's automatic checkpoints back on. One that cannot
+        finish now (a reader holds old pages) is left to the next."""
+        if self._conn is None:
+            return
+        try:
+            self._conn.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT}")
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:
+            pass
+
+    def _commit_pending(self, part: bool = False, checkpoint: bool = True) -> None:
         """Writer thread: take everything queued and commit it in one transaction.
+
+        With ``part``, a queue of completed tasks' rows alone may be taken in part:
+        whole statements' worth of rows (see :func:`_statement_rows`), the rest left
+        queued, in order, for the next commit. Without ``checkpoint``, the commit
+        leaves SQLite's automatic checkpoint to :meth:`_checkpoint`.
 
         Taking the batch here, not on the event loop, means no batch can be lost
         between being taken and being written; a failed transaction puts it back.
         """
         with self._lock:
-            batch, self._pending = self._pending, []
-            taken, self._rows = self._rows, 0
+            pending = self._pending
+            rows: list[Any]
+            if part and len(pending) == 1 and pending[0][0] is self._COMPLETED:
+                sql, rows = pending[0]
+                size = _statement_rows(len(rows), self._chunk)
+                batch = [(sql, rows[:size])]
+                del rows[:size]
+                taken = size
+                self._rows -= size
+                if not rows:
+                    self._pending = []
+            else:
+                batch, self._pending = pending, []
+                taken, self._rows = self._rows, 0
         if not batch:
             return
         try:
+            if not checkpoint:
+                # SQLite checkpoints inside a commit once the log is long enough; this
+                # commit is waited for, so that one follows later (_checkpoint).
+                assert self._conn is not None
+                self._conn.execute("PRAGMA wal_autocheckpoint=0")
             self._write(batch)
         except Exception as exc:
             with self._lock:
@@ -276,11 +318,18 @@ class RunStore:
     def _write(self, batch: list[_Group]) -> None:
         assert self._conn is not None
         conn = self._conn
+        if len(batch) == 1 and batch[0][0] is self._COMPLETED:
+            sql, rows = batch[0]
+            if len(rows) <= self._chunk and _statement_rows(len(rows), self._chunk) == len(rows):
+                # One statement: atomic by itself, no transaction to open and close
+                # (each statement costs the writer the GIL back once or more).
+                _insert_rows(conn, sql, rows, self._chunk)
+                return
         conn.execute("BEGIN IMMEDIATE")
         try:
             for sql, rows in batch:
                 if sql is self._COMPLETED:
-                    _insert_rows(conn, sql, rows)
+                    _insert_rows(conn, sql, rows, self._chunk)
                 else:
                     conn.executemany(sql, map(_encoded, rows))
             conn.execute("COMMIT")
@@ -291,6 +340,10 @@ class RunStore:
     def flush_now(self) -> None:
         """Commit everything queued, from synchronous code; raises StoreWriteError."""
         self._executor.submit(self._commit_pending).result()
+
+    async def _flush_part(self) -> None:
+        """:meth:`flush`, but a long queue of completed rows may be written in part."""
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._commit_pending, True)
 
     async def flush(self) -> None:
         """Commit everything queued so far; raises StoreWriteError.
@@ -331,8 +384,14 @@ class RunStore:
             await asyncio.shield(writer)
         finally:
             self._writer = self._wake = None
-        if self._pending:
-            await self.flush()  # one last try; raises if the cause persists
+        try:
+            if self._pending:
+                await self.flush()  # one last try; raises if the cause persists
+        finally:
+            # The run's last commit left the checkpoint out, so that the run ends
+            # without waiting for it: it follows on the writer thread, before any
+            # later write.
+            self._executor.submit(self._checkpoint)
 
     async def _write_loop(self) -> None:
         assert self._wake is not None
@@ -343,18 +402,27 @@ class RunStore:
             wake.clear()
             if self._pending:
                 try:
-                    await self.flush()
+                    if self._stopping:
+                        await loop.run_in_executor(
+                            self._executor, self._commit_pending, False, False
+                        )
+                    else:
+                        await self._flush_part()
                 except StoreWriteError:
                     # Kept queued; the next wake-up (or stop()) tries again. Waiting
                     # for new work avoids spinning on a full disk.
                     if self._stopping:
                         return
+                else:
+                    if self._pending:
+                        wake.set()  # a part left for the next commit
             if self._stopping and not self._pending:
                 return
-            if not self._stopping:
+            if not self._stopping and self._rows < self._chunk:
                 # Let rows gather for a moment before the next commit: a commit per
-                # GATHER seconds, not one per task, whatever the tasks' pace. stop()
-                # ends the wait at once.
+                # GATHER seconds, not one per task, whatever the tasks' pace (with a
+                # whole statement's worth already queued, no pause). stop() ends the
+                # wait at once.
                 hold = self._hold = loop.create_future()
                 timer = loop.call_later(GATHER, _resolve, hold)
                 try:
@@ -696,21 +764,43 @@ def encode_result(result: Any) -> str:
     return "".join(_encode(result, 0))
 
 
-#: Rows per statement: the binding of each statement's parameters is the only part of a
-#: write that holds the GIL (SQLite itself runs without it), so the writer thread takes
-#: the GIL once per CHUNK rows rather than once per row.
-CHUNK = 256
+#: Rows per statement at most. SQLite runs a statement without the GIL, and the writer
+#: thread takes the GIL back after it: while the event loop's thread is busy (in-process
+#: tasks that never wait), that takes up to a switch interval (5 ms) each time. Few,
+#: long statements keep the writer up with a run, and the commit at its end short.
+CHUNK = 1024
 
 
-def _insert_rows(conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+def _bound_parameters(conn: sqlite3.Connection) -> int:
+    """How many parameters one statement may bind on ``conn``."""
+    getlimit = getattr(conn, "getlimit", None)  # Python 3.11+
+    if getlimit is not None:
+        return int(getlimit(getattr(sqlite3, "SQLITE_LIMIT_VARIABLE_NUMBER", 9)))
+    return 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
+
+
+def _statement_rows(queued: int, chunk: int) -> int:
+    """How many of ``queued`` rows a commit that may leave some takes: all the whole
+    statements of ``chunk`` rows, or the largest power of two of fewer."""
+    if queued >= chunk:
+        return queued - queued % chunk
+    size = 1
+    while size * 2 <= queued:
+        size *= 2
+    return size
+
+
+def _insert_rows(
+    conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]], chunk: int = CHUNK
+) -> None:
     """Write the rows of ``sql`` (an INSERT of one ``VALUES (...)``) with multi-row
-    statements of CHUNK, 128, 64, ... 1 rows (few distinct statements, each prepared
-    once and kept in the connection's cache)."""
+    statements of ``chunk``, ``chunk / 2``, ... 1 rows (few distinct statements, each
+    prepared once and kept in the connection's cache)."""
     head, _, values = sql.partition(" VALUES ")
     head += " VALUES "
     flat = itertools.chain.from_iterable
     at, left = 0, len(rows)
-    size = CHUNK
+    size = chunk
     while left:
         while size > left:
             size //= 2
