@@ -108,25 +108,34 @@ class _HeldResult:
     """:attr:`TaskState.result`: the result, or the stored JSON it is held as (see
     :meth:`TaskState.keep_encoded`), decoded anew each time it is read: a run of
     10,000 tasks whose results are all read (the command line's table) does not end
-    up holding them all as objects. (Kept in the state's ``__dict__`` beside the
-    fields, so that ``dataclasses.asdict`` and ``==`` see the result alone.)"""
+    up holding them all as objects. (Kept in the attributes ``_result`` and
+    ``_encoded`` beside the fields, so that ``dataclasses.asdict`` and ``==`` see the
+    result alone. They are set as attributes, never through ``__dict__``: Python 3.11
+    keeps an instance's attributes without a dict of their own until ``__dict__`` is
+    asked for, a third of a state's memory.)"""
 
     def __get__(self, state: TaskState | None, owner: type | None = None) -> Any:
         if state is None:  # the field's default, to the dataclass
             return None
-        held = state.__dict__
-        encoded = held["_encoded"]
+        encoded = state._encoded
         if encoded is not None:
             return json.loads(encoded)
-        return held["_result"]
+        return state._result
 
     def __set__(self, state: TaskState, value: Any) -> None:
-        held = state.__dict__
-        held["_result"], held["_encoded"] = value, None
+        state._result = value
+        state._encoded = None
+
+
+class _Held:
+    """Where :class:`_HeldResult` keeps a state's result (a plain base: not fields)."""
+
+    _result: Any
+    _encoded: str | None
 
 
 @dataclass
-class TaskState:
+class TaskState(_Held):
     """A task's state in a run. A stored result that no task reads any more is kept
     as the JSON it was stored as (:meth:`keep_encoded`), and decoded when read."""
 
@@ -140,17 +149,24 @@ class TaskState:
 
     @classmethod
     def pending(cls, task_id: str) -> TaskState:
-        """``TaskState(task_id)``, made without a call per field: a run makes one per task."""
+        """``TaskState(task_id)``, made without a call per field: a run makes one per
+        task. (Attributes set in the order __init__ sets them: instances then share
+        one table of attribute names.)"""
         state = cls.__new__(cls)
-        held = state.__dict__
-        held.update(_PENDING)
-        held["id"] = task_id
+        state.id = task_id
+        state.status = "pending"
+        state._result = None
+        state._encoded = None
+        state.error = None
+        state.attempts = 0
+        state.started = None
+        state.finished = None
         return state
 
     def keep_encoded(self, encoded: str) -> None:
         """Hold the result as ``encoded`` (its stored JSON) instead of as objects."""
-        held = self.__dict__
-        held["_result"], held["_encoded"] = None, encoded
+        self._result = None
+        self._encoded = encoded
 
     @property
     def duration(self) -> float | None:
@@ -166,19 +182,6 @@ class TaskState:
             "attempts": self.attempts,
             "duration": None if self.duration is None else round(self.duration, 6),
         }
-
-
-#: A new state's fields, as :meth:`TaskState.pending` writes them.
-_PENDING: dict[str, Any] = {
-    "id": "",
-    "status": "pending",
-    "_result": None,
-    "_encoded": None,
-    "error": None,
-    "attempts": 0,
-    "started": None,
-    "finished": None,
-}
 
 
 @dataclass
