@@ -617,13 +617,18 @@ class Plugins:
     @staticmethod
     def _import_class(ref: str, name: str) -> type[Provider]:
         module_name, _, qualname = ref.partition(":")
+        obj: Any = None
+        looking_for: str | None = None  # set once the module is imported
         try:
-            obj: Any = importlib.import_module(module_name)
-            for part in qualname.split("."):
-                obj = getattr(obj, part)
+            obj = importlib.import_module(module_name)
+            for looking_for in qualname.split("."):
+                obj = getattr(obj, looking_for)
         except Exception as exc:
+            hint = ""
+            if isinstance(exc, AttributeError) and looking_for is not None:
+                hint = _missing_class_hint(obj, looking_for)
             raise PluginError(
-                f"provider {name!r}: cannot import {ref}: {type(exc).__name__}: {exc}"
+                f"provider {name!r}: cannot import {ref}: {type(exc).__name__}: {exc}{hint}"
             ) from exc
         return _checked_provider_class(obj, name)
 
@@ -720,6 +725,26 @@ class Plugins:
 
     def listing(self, *, include_builtins: bool = False) -> list[PluginRecord]:
         return [r for r in self.records.values() if include_builtins or not r.builtin]
+
+
+def _missing_class_hint(owner: Any, missing: str) -> str:
+    """For a reference to a name ``owner`` (a module or class) lacks: the provider
+    class meant ("; did you mean 'Greeter'?"), or the ones it has."""
+    import difflib
+
+    from gleitzeit.provider import Provider
+
+    classes = [
+        key
+        for key, value in vars(owner).items()
+        if isinstance(value, type) and issubclass(value, Provider) and value is not Provider
+    ]
+    close = difflib.get_close_matches(missing, classes, n=1)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    if classes:
+        return f"; its provider classes: {', '.join(sorted(classes))}"
+    return f"; {getattr(owner, '__name__', owner)!s} has no provider class"
 
 
 def _check_reference(ref: str) -> None:

@@ -166,6 +166,25 @@ def test_a_missing_class_fails_the_plugin_with_the_attribute_error(module):
     plugins.settle()
     rec = plugins.records["p"]
     assert rec.status == "failed" and "AttributeError" in rec.error
+    assert rec.error.endswith("; its provider classes: Greeter")
+
+
+@pytest.mark.parametrize(
+    ("wrong", "said"),
+    [
+        ("Greter", "; did you mean 'Greeter'?"),
+        ("greeter", "; did you mean 'Greeter'?"),
+        ("Settings.Nope", "; Settings has no provider class"),
+    ],
+)
+def test_a_misspelt_class_is_named_with_what_the_module_has(module, wrong, said):
+    name = module()
+    plugins = _load(_plugin(f"{name}:{wrong}", name="greeter"))
+    plugins.settle()
+    rec = plugins.records["p"]
+    assert rec.status == "failed"
+    assert f"cannot import {name}:{wrong}: AttributeError" in rec.error
+    assert rec.error.endswith(said)
 
 
 def test_strict_mode_imports_every_reference_at_load(module):
@@ -271,3 +290,12 @@ def test_plugins_list_imports_no_pydantic_nor_provider_modules(tmp_path):
     rows = [line.split() for line in out.splitlines()]
     assert ["calculator", "0.1.0", "loaded", "calculator"] in rows, out
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_an_attribute_error_while_importing_the_module_is_reported_as_it_is(module):
+    name = module("raise AttributeError('inside the module')\n")
+    plugins = _load(_plugin(f"{name}:Greeter", name="greeter"))
+    plugins.settle()
+    rec = plugins.records["p"]
+    assert rec.status == "failed"
+    assert rec.error.endswith(f"cannot import {name}:Greeter: AttributeError: inside the module")
