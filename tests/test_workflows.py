@@ -753,7 +753,6 @@ async def test_a_progress_callback_that_raises_stops_the_run_with_its_error(tmp_
     assert shown["tasks"]["b"]["result"] == {"v": 2}
 
 
-@pytest.mark.skipif(sys.version_info < (3, 11), reason="Task.cancelling() is new in 3.11")
 async def test_a_call_that_raises_cancelled_error_itself_stops_the_run_with_a_clear_error():
     flow = parse_workflow(_THREE.replace("METHOD", "x/cancel"))
     with pytest.raises(gleitzeit.ProviderError, match="raised CancelledError without being"):

@@ -349,6 +349,8 @@ class _Run:
                         readers[read] = readers.get(read, 0) + 1
         self._running_timer: asyncio.TimerHandle | None = None
         self._timed_out: float | None = None
+        #: Whether the run has cancelled its workers (see _worker_ended).
+        self._cancelled = False
 
     # -- scheduling ------------------------------------------------------------------
 
@@ -398,9 +400,7 @@ class _Run:
                     except asyncio.TimeoutError:
                         await self._time_out(timeout)
             if self._broken is not None:
-                for task in list(self._tasks):
-                    task.cancel()
-                await asyncio.gather(*self._tasks, return_exceptions=True)
+                await self._cancel_workers()
                 raise self._broken
             status = (
                 "completed"
@@ -409,9 +409,7 @@ class _Run:
             )
         except asyncio.CancelledError:
             status = "interrupted"
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._cancel_workers()
             raise
         finally:
             if self._running_timer is not None:
@@ -456,9 +454,7 @@ class _Run:
         """The workflow's timeout ran out: cancel what runs, and record every task that
         did not finish as failed (it was cut off) or skipped (it never started)."""
         self._timed_out = timeout
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._cancel_workers()
         now = time.time()
         for task_id, state in self.states.items():
             if state.status not in ("pending", "running"):
@@ -501,15 +497,21 @@ class _Run:
         self._tasks.add(task)
         task.add_done_callback(self._worker_ended)
 
+    async def _cancel_workers(self) -> None:
+        """Cancel every worker and wait for them to end."""
+        self._cancelled = True
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
     def _worker_ended(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         if self._broken is not None:
             return
         if task.cancelled():
-            # Cancelled by nobody (no cancel() was asked for): CancelledError was raised
-            # from inside. (Python 3.10 cannot tell; it is left alone there.)
-            cancelling = getattr(task, "cancelling", None)
-            if cancelling is None or cancelling():
+            # Only the run cancels its workers (they are its own tasks, held nowhere
+            # else): one cancelled before that raised CancelledError from inside.
+            if self._cancelled:
                 return
             self._broken = ProviderError(
                 "A task's call raised CancelledError without being cancelled",
