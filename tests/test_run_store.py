@@ -414,3 +414,70 @@ async def test_checkpoints_come_back_on_when_the_last_commit_fails(tmp_path):
     finally:
         blocker.close()
         store.close()
+
+
+async def test_a_cancelled_stop_leaves_checkpoints_on_and_no_writer_behind(tmp_path):
+    db = tmp_path / "cancelled-stop.sqlite"
+    store = RunStore(db)
+    try:
+        store.create_run("r", name="n", path=None, text="", inputs={}, target=None, task_ids=[])
+        store.start()
+        ids = _queue_completed(store, "r", 5000)
+        stopping = asyncio.ensure_future(store.stop())
+        await asyncio.sleep(0)  # stop() now waits for the writer's last commit
+        stopping.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await stopping
+        store.start()  # a writer of its own; the old one finishes and ends
+        more = [f"u{i}" for i in range(10)]
+        for task_id in more:
+            store.task_completed("r", task_id, "{}", 1, 1.0, 2.0)
+        await store.stop()
+        writers = [
+            t
+            for t in asyncio.all_tasks()
+            if getattr(t.get_coro(), "__qualname__", "") == "RunStore._write_loop"
+        ]
+        assert writers == []
+        (row,) = store._read("PRAGMA wal_autocheckpoint")
+        assert row[0] == 1000
+        assert sorted(_stored_ids(db)) == sorted(ids + more)
+    finally:
+        store.close()
+
+
+async def test_after_a_failed_commit_the_writer_pauses_however_many_rows_wait(
+    tmp_path, monkeypatch
+):
+    from gleitzeit.workflows import store as store_module
+
+    monkeypatch.setattr(store_module, "GATHER", 3600.0)  # a pause only stop() ends
+    db = tmp_path / "failing.sqlite"
+    store = RunStore(db, busy_timeout=0.01)
+    blocker = sqlite3.connect(db, isolation_level=None)
+    attempts: list[int] = []
+    original = store._commit_pending
+
+    def counted(*args: Any) -> None:
+        attempts.append(store.pending)
+        original(*args)
+
+    store._commit_pending = counted  # type: ignore[method-assign]
+    try:
+        store.create_run("r", name="n", path=None, text="", inputs={}, target=None, task_ids=[])
+        attempts.clear()
+        blocker.execute("BEGIN EXCLUSIVE")
+        store.start()
+        ids = _queue_completed(store, "r", 2000)  # more than a statement's worth
+        while store.failure is None:  # the first try fails
+            await asyncio.sleep(0.01)
+        for i in range(50):  # each wakes the writer; it stays in its pause
+            store.task_completed("r", f"late{i}", "{}", 1, 1.0, 2.0)
+            await asyncio.sleep(0)
+        assert len(attempts) == 1
+        blocker.execute("ROLLBACK")
+        await store.stop()
+        assert sorted(_stored_ids(db)) == sorted(ids + [f"late{i}" for i in range(50)])
+    finally:
+        blocker.close()
+        store.close()

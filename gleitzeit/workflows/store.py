@@ -166,6 +166,19 @@ GATHER = 0.05
 AUTOCHECKPOINT = 1000
 
 
+class _Writing:
+    """A writer task's own state, from :meth:`RunStore.start` to its end."""
+
+    __slots__ = ("wake", "stopping", "hold", "task")
+
+    def __init__(self) -> None:
+        self.wake = asyncio.Event()
+        self.stopping = False
+        #: The gathering pause under way, which stop() ends.
+        self.hold: asyncio.Future[None] | None = None
+        self.task: asyncio.Task[None] | None = None
+
+
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -189,10 +202,10 @@ class RunStore:
         self._failure: BaseException | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gleitzeit-store")
         self._conn: sqlite3.Connection | None = None
+        #: The writer task's state while one runs (start() to stop()), and its wake-up
+        #: (set when something is queued).
+        self._writing: _Writing | None = None
         self._wake: asyncio.Event | None = None
-        self._stopping = False
-        self._writer: asyncio.Task[None] | None = None
-        self._hold: asyncio.Future[None] | None = None
         self._chunk = CHUNK
         self._executor.submit(self._open).result()
 
@@ -259,12 +272,11 @@ class RunStore:
 
     def _checkpoint(self) -> None:
         """Writer thread: the checkpoint the last commit of a run left out (see
-        :meth:`stop`), and SQLite's automatic checkpoints back on. One that cannot
-        finish now (a reader holds old pages) is left to the next."""
+        :meth:`stop`). One that cannot finish now (a reader holds old pages) is left
+        to the next commit's."""
         if self._conn is None:
             return
         try:
-            self._conn.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT}")
             self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error:
             pass
@@ -298,12 +310,19 @@ class RunStore:
         if not batch:
             return
         try:
-            if not checkpoint:
+            if checkpoint:
+                self._write(batch)
+            else:
                 # SQLite checkpoints inside a commit once the log is long enough; this
                 # commit is waited for, so that one follows later (_checkpoint).
                 assert self._conn is not None
                 self._conn.execute("PRAGMA wal_autocheckpoint=0")
-            self._write(batch)
+                try:
+                    self._write(batch)
+                finally:
+                    # Back on at once (it acts at the next commit): nothing can leave
+                    # the connection without checkpoints.
+                    self._conn.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT}")
         except Exception as exc:
             with self._lock:
                 self._pending[:0] = batch
@@ -357,13 +376,13 @@ class RunStore:
     def start(self) -> None:
         """Start the writer task: from now on, queued statements are committed as
         soon as the previous commit is done. Call from the event loop."""
-        if self._writer is not None:
+        if self._writing is not None:
             return
-        self._stopping = False
-        self._wake = asyncio.Event()
+        writing = self._writing = _Writing()
+        self._wake = writing.wake
         if self._pending:
-            self._wake.set()
-        self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+            writing.wake.set()
+        writing.task = asyncio.get_running_loop().create_task(self._write_loop(writing))
 
     async def stop(self) -> None:
         """Stop the writer task once everything queued is committed.
@@ -371,20 +390,21 @@ class RunStore:
         Raises :class:`StoreWriteError` when the queue could not be written (the
         statements stay queued, so nothing is dropped silently).
         """
-        writer, wake = self._writer, self._wake
-        if writer is None or wake is None:
+        writing = self._writing
+        if writing is None:
             await self.flush()
             return
-        self._stopping = True
-        wake.set()
-        if self._hold is not None:
-            _resolve(self._hold)
+        # From here on that writer is on its way out, whatever becomes of this call: a
+        # start() after a cancelled stop() makes a writer of its own.
+        self._writing = self._wake = None
+        writing.stopping = True
+        writing.wake.set()
+        if writing.hold is not None:
+            _resolve(writing.hold)
+        assert writing.task is not None
         try:
             # Shielded: a second Ctrl-C must not abandon the final commit half-way.
-            await asyncio.shield(writer)
-        finally:
-            self._writer = self._wake = None
-        try:
+            await asyncio.shield(writing.task)
             if self._pending:
                 await self.flush()  # one last try; raises if the cause persists
         finally:
@@ -393,43 +413,44 @@ class RunStore:
             # later write.
             self._executor.submit(self._checkpoint)
 
-    async def _write_loop(self) -> None:
-        assert self._wake is not None
-        wake = self._wake
+    async def _write_loop(self, writing: _Writing) -> None:
+        wake = writing.wake
         loop = asyncio.get_running_loop()
         while True:
             await wake.wait()
             wake.clear()
+            failed = False
             if self._pending:
                 try:
-                    if self._stopping:
+                    if writing.stopping:
                         await loop.run_in_executor(
                             self._executor, self._commit_pending, False, False
                         )
                     else:
                         await self._flush_part()
                 except StoreWriteError:
-                    # Kept queued; the next wake-up (or stop()) tries again. Waiting
-                    # for new work avoids spinning on a full disk.
-                    if self._stopping:
+                    # Kept queued; the next wake-up (or stop()) tries again, after the
+                    # pause below: waiting for new work avoids spinning on a full disk.
+                    if writing.stopping:
                         return
+                    failed = True
                 else:
                     if self._pending:
                         wake.set()  # a part left for the next commit
-            if self._stopping and not self._pending:
+            if writing.stopping and not self._pending:
                 return
-            if not self._stopping and self._rows < self._chunk:
+            if not writing.stopping and (failed or self._rows < self._chunk):
                 # Let rows gather for a moment before the next commit: a commit per
                 # GATHER seconds, not one per task, whatever the tasks' pace (with a
-                # whole statement's worth already queued, no pause). stop() ends the
-                # wait at once.
-                hold = self._hold = loop.create_future()
+                # whole statement's worth already queued, no pause, unless the last
+                # commit failed). stop() ends the wait at once.
+                hold = writing.hold = loop.create_future()
                 timer = loop.call_later(GATHER, _resolve, hold)
                 try:
                     await hold
                 finally:
                     timer.cancel()
-                    self._hold = None
+                    writing.hold = None
 
     # -- the run's record ------------------------------------------------------------
 
