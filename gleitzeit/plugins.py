@@ -736,7 +736,7 @@ def _missing_class_hint(owner: Any, missing: str) -> str:
 
     classes = [
         key
-        for key, value in vars(owner).items()
+        for key, value in getattr(owner, "__dict__", {}).items()
         if isinstance(value, type) and issubclass(value, Provider) and value is not Provider
     ]
     close = difflib.get_close_matches(missing, classes, n=1)

@@ -314,6 +314,10 @@ def test_cli_exits_non_zero_when_results_cannot_be_stored(run_cli):
 # -- how the writer takes its rows ------------------------------------------------------
 
 
+def _create_run(store: RunStore, run_id: str) -> None:
+    store.create_run(run_id, name="n", path=None, text="", inputs={}, target=None, task_ids=[])
+
+
 def _queue_completed(store: RunStore, run_id: str, n: int) -> list[str]:
     ids = [f"t{i}" for i in range(n)]
     for i, task_id in enumerate(ids):
@@ -337,7 +341,7 @@ def test_a_commit_in_part_leaves_the_rest_queued_in_order(tmp_path):
     db = tmp_path / "part.sqlite"
     store = RunStore(db)
     try:
-        store.create_run("r", name="n", path=None, text="", inputs={}, target=None, task_ids=[])
+        _create_run(store, "r")
         ids = _queue_completed(store, "r", 2500)
         store._executor.submit(store._commit_pending, True).result()
         assert _stored_ids(db) == ids[:2048]
@@ -353,7 +357,7 @@ def test_a_failed_commit_in_part_puts_its_rows_back_in_order(tmp_path):
     store = RunStore(db, busy_timeout=0.05)
     blocker = sqlite3.connect(db, isolation_level=None)
     try:
-        store.create_run("r", name="n", path=None, text="", inputs={}, target=None, task_ids=[])
+        _create_run(store, "r")
         ids = _queue_completed(store, "r", 1500)
         blocker.execute("BEGIN EXCLUSIVE")
         with pytest.raises(StoreWriteError, match="locked"):
@@ -380,7 +384,7 @@ async def test_the_commit_a_run_waits_for_last_leaves_the_checkpoint_for_after(t
 
     store._write = write  # type: ignore[method-assign]
     try:
-        store.create_run("r", name="n", path=None, text="", inputs={}, target=None, task_ids=[])
+        _create_run(store, "r")
         assert seen == [1000]  # commits outside a run's end checkpoint as SQLite does
         store.start()
         ids = _queue_completed(store, "r", 300)
@@ -400,7 +404,7 @@ async def test_checkpoints_come_back_on_when_the_last_commit_fails(tmp_path):
     store = RunStore(db, busy_timeout=0.05)
     blocker = sqlite3.connect(db, isolation_level=None)
     try:
-        store.create_run("r", name="n", path=None, text="", inputs={}, target=None, task_ids=[])
+        _create_run(store, "r")
         store.start()
         ids = _queue_completed(store, "r", 10)
         blocker.execute("BEGIN EXCLUSIVE")
@@ -420,7 +424,7 @@ async def test_a_cancelled_stop_leaves_checkpoints_on_and_no_writer_behind(tmp_p
     db = tmp_path / "cancelled-stop.sqlite"
     store = RunStore(db)
     try:
-        store.create_run("r", name="n", path=None, text="", inputs={}, target=None, task_ids=[])
+        _create_run(store, "r")
         store.start()
         ids = _queue_completed(store, "r", 5000)
         stopping = asyncio.ensure_future(store.stop())
@@ -464,7 +468,7 @@ async def test_after_a_failed_commit_the_writer_pauses_however_many_rows_wait(
 
     store._commit_pending = counted  # type: ignore[method-assign]
     try:
-        store.create_run("r", name="n", path=None, text="", inputs={}, target=None, task_ids=[])
+        _create_run(store, "r")
         attempts.clear()
         blocker.execute("BEGIN EXCLUSIVE")
         store.start()
