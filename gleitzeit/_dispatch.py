@@ -230,6 +230,10 @@ class Dispatcher:
         try:
             call.retry()
         except ProviderUnavailableError as exc:
+            if self.registry.get(call.instance.id) is call.instance:
+                # The instance is still here: it (or the service behind it, answering
+                # 500) failed, and no other is left to try. Waiting brings none.
+                raise
             gone = self.registry.departed(call.request.method, call.request.provider)
             call.attempt(await self._wait_for_instance(call, exc, gone or call.instance.name))
 

@@ -53,6 +53,36 @@ async def test_a_callers_bad_stream_requests_leave_the_instance_healthy_and_rout
         assert not inst.routable
 
 
+class Flaky(gleitzeit.Provider):
+    """Connected, but the service behind it answers 500."""
+
+    name = "flaky"
+    kind = "tool"
+
+    @gleitzeit.method("tool/flake")
+    async def flake(self, params: dict[str, Any]) -> Any:
+        raise gleitzeit.ProviderUnavailableError("upstream failed with 500: boom", status=500)
+
+    @gleitzeit.method("tool/flakes")
+    async def flakes(self, params: dict[str, Any]) -> Any:
+        raise gleitzeit.ProviderUnavailableError("upstream failed with 500: boom", status=500)
+        yield {"token": "never"}
+
+
+async def test_an_instance_that_fails_as_unavailable_but_stays_is_not_waited_for():
+    config = "routing: {wait_for_instance: 60, retries: 2}"
+    async with host(providers=[Flaky()], config=config) as h:
+        for call in (h.invoke("tool/flake", {}), _drain(h.stream("tool/flakes", {}))):
+            with pytest.raises(gleitzeit.ProviderUnavailableError, match="500: boom"):
+                # (a guard against a hang: without the rule it waits 60 s)
+                await asyncio.wait_for(call, 20)
+
+
+async def _drain(chunks: Any) -> None:
+    async for _chunk in chunks:
+        pass
+
+
 async def test_invoke_and_stream_share_the_rule_for_caller_errors():
     async with host(providers=[Strict()], config="routing: {failure_threshold: 1}") as h:
         (inst,) = h.registry.instances("strict")

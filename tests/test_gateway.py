@@ -246,6 +246,19 @@ def test_an_upstream_rate_limit_is_a_rate_limit_error_with_its_retry_after(serve
     assert info.value.response.headers["retry-after-ms"] == "7000"
 
 
+def test_an_upstream_server_error_is_a_502_at_once_naming_the_upstreams_answer(served):
+    served.upstream.scenario = Scenario(
+        status=500, error={"error": {"message": "internal upstream failure", "type": "server"}}
+    )
+    with pytest.raises(openai.InternalServerError) as info:
+        served.client().chat.completions.create(model="gpt-4o-mini", messages=HI)
+    # The instance is connected: its upstream failed. No wait for another instance,
+    # and no advice to start the provider again.
+    assert info.value.status_code == 502
+    assert "failed with 500: internal upstream failure" in info.value.message
+    assert "waited" not in info.value.message
+
+
 def test_every_instance_down_is_a_503(served):
     with pytest.raises(openai.APIStatusError) as info:
         served.client().chat.completions.create(model="dead-model", messages=HI)

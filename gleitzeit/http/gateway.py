@@ -83,6 +83,9 @@ def status_of(exc: GleitzeitError) -> tuple[int, str, str | None]:
         return 429, "rate_limit_error", "rate_limit_exceeded"
     if isinstance(exc, ProviderTimeoutError):
         return 504, "timeout_error", exc.code
+    if isinstance(exc, ProviderUnavailableError) and exc.details.get("status"):
+        # The upstream answered, with an error of its own (a 5xx, a 404 for its path).
+        return 502, "upstream_error", exc.code
     if isinstance(exc, (InstancesDownError, ProviderUnavailableError)):
         return 503, "server_error", exc.code
     if isinstance(exc, PayloadTooLargeError):

@@ -388,7 +388,7 @@ class HttpLLMProvider(Provider, Generic[S]):
                 hint=f"retry after {wait:g}s" if wait is not None else "slow down and retry",
             )
         if status >= 500 or status in (408, 409):
-            return ProviderUnavailableError(f"{where} failed with {status}: {msg}")
+            return ProviderUnavailableError(f"{where} failed with {status}: {msg}", status=status)
         if status == 400 and failure.code == "context_length_exceeded":
             return ContextWindowError(
                 f"{where}: the conversation is longer than the context window of model "
