@@ -281,7 +281,7 @@ class Dispatcher:
 
     def failed(self, inst: ProviderInstance, exc: GleitzeitError) -> None:
         """Record a failed call of ``inst``, by the one rule."""
-        if exc.caller_error:
+        if exc.caller_error or not inst.cools_down:
             inst.errors += 1  # counted, but the caller's fault: no cool-down
             inst.last_error = str(exc)
             return

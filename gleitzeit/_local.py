@@ -69,6 +69,7 @@ class LocalInstance(ProviderInstance):
         self.start_error: GleitzeitError | None = None
         self._starting: asyncio.Future[None] | None = None
         self.dynamic_methods = type(provider).dynamic_methods
+        self.cools_down = type(provider).cools_down
 
     def hold(self, reason: GleitzeitError) -> None:
         """Keep the provider down, unstarted, with ``reason`` as its health detail and

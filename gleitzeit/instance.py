@@ -30,6 +30,9 @@ class ProviderInstance:
     #: the outcome (a cluster node's mirror of another node's instance): the host's
     #: periodic checks leave it out; checks asked for now still run.
     checked_elsewhere: bool = False
+    #: False when failures of the instance are never its own (see
+    #: :attr:`gleitzeit.Provider.cools_down`): counted, never cooled down for.
+    cools_down: bool = True
     #: The provider's own ``invoke`` while this instance runs it, started, in this
     #: process: the dispatcher then calls it with no layer in between and passes what
     #: it raises through :meth:`failure`. ``None``: calls go through :meth:`invoke`.

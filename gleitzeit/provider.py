@@ -142,6 +142,10 @@ class Provider:
     #: other instance offers, re-reads ``method_specs()`` once it has started, and again
     #: whenever the provider calls :meth:`methods_changed`.
     dynamic_methods: ClassVar[bool] = False
+    #: False for a provider whose failures are its callers' own work (the functions of
+    #: ``@gleitzeit.task``): they are counted, but never take the provider out of
+    #: routing (``routing.failure_threshold`` and ``cooldown`` do not apply to it).
+    cools_down: ClassVar[bool] = True
 
     __methods__: ClassVar[dict[str, MethodSpec]] = {}
     __method_index__: ClassVar[MethodIndex] = MethodIndex()

@@ -86,12 +86,20 @@ def _threads() -> Any:
 
 def build_provider_class(functions: dict[str, Callable[..., Any]]) -> type:
     """A Provider class with one ``python/<name>`` method per registered function."""
+    import logging
+
+    from gleitzeit.errors import GleitzeitError, ProviderError
     from gleitzeit.provider import Provider, method
+
+    log = logging.getLogger("gleitzeit.tasks")
 
     namespace: dict[str, Any] = {
         "name": "python",
         "kind": "extension",
         "description": "Python functions registered with @gleitzeit.task",
+        # A task function that raises (or runs past its timeout) fails its task; the
+        # other tasks, and its own retries, still run.
+        "cools_down": False,
     }
     for task_name, fn in functions.items():
         model = params_model(fn)
@@ -101,15 +109,25 @@ def build_provider_class(functions: dict[str, Callable[..., Any]]) -> type:
             async def handler(self: Any, p: Any) -> dict[str, Any]:
                 kwargs = {k: getattr(p, k) for k in type(p).model_fields}
                 kwargs.update(p.model_extra or {})
-                if inspect.iscoroutinefunction(f):
-                    value = await f(**kwargs)
-                else:
-                    import asyncio
+                try:
+                    if inspect.iscoroutinefunction(f):
+                        value = await f(**kwargs)
+                    else:
+                        import asyncio
 
-                    # Threads of their own, not the loop's default executor: stopping
-                    # the loop (Ctrl-C) must not wait for a sync task to return.
-                    loop = asyncio.get_running_loop()
-                    value = await loop.run_in_executor(_threads(), lambda: f(**kwargs))
+                        # Threads of their own, not the loop's default executor:
+                        # stopping the loop (Ctrl-C) must not wait for a sync task.
+                        loop = asyncio.get_running_loop()
+                        value = await loop.run_in_executor(_threads(), lambda: f(**kwargs))
+                except GleitzeitError:
+                    raise
+                except Exception as exc:
+                    # The task's own code failed, not Gleitzeit or a provider.
+                    log.debug("task %s raised", f.__qualname__, exc_info=exc)
+                    raise ProviderError(
+                        f"{f.__module__}.{f.__qualname__} raised {type(exc).__name__}: {exc}",
+                        hint="an error in the task function; run with --debug for the traceback",
+                    ) from exc
                 return {"result": value}
 
             return handler

@@ -372,6 +372,45 @@ async def test_fan_out_keeps_order_over_task_lists_literals_and_globs(tmp_path, 
     ] == [True, True]
 
 
+async def test_a_python_task_that_raises_is_retried_and_takes_no_other_task_down():
+    import_task_modules(
+        wf("imports: [wf_tasks]\ntasks: [{id: x, method: python/flaky}]", str(HERE / "x.yaml"))
+    )
+    flow = wf(
+        """
+        tasks:
+          - id: fan
+            method: python/flaky
+            for_each: [a, b, c]
+            parameters: {key: "${item}", fail_times: 1}
+          - id: r1
+            method: python/flaky
+            parameters: {key: retried, fail_times: 3}
+            retry: {max_attempts: 5, backoff: fixed, base_delay: 0}
+          - id: after
+            method: python/split
+            dependencies: [r1]
+            parameters: {text: "still here"}
+        """
+    )
+    calls = sys.modules["wf_tasks"].FLAKY_CALLS  # (imported by the file's imports:)
+    for key in ("a", "b", "c", "retried"):
+        calls.pop(key, None)
+    # Five failures in a row are past failure_threshold: a task function's failures
+    # are its own, and never take the python provider out of routing.
+    async with host_with(config="routing: {failure_threshold: 2, cooldown: 60}") as host:
+        result = await Engine(host, concurrency=1).run(flow)
+        (inst,) = host.registry.instances("python")
+        assert inst.routable
+    assert result.tasks["r1"].attempts == 4 and result.tasks["r1"].result == {"result": 4}
+    fan = result.tasks["fan"]
+    assert fan.status == "failed" and "wf_tasks.flaky raised RuntimeError: flaky failure 1" in (
+        fan.error or ""
+    )
+    assert "bug in the provider" not in (fan.error or "")
+    assert result.tasks["after"].result == {"result": ["still", "here"]}
+
+
 async def test_inputs_defaults_and_required():
     flow = wf(
         """

@@ -30,3 +30,16 @@ async def shout_async(text: str, times: int = 1) -> str:
 @gleitzeit.task
 def split(text: str) -> list:
     return text.split()
+
+
+#: Calls of `flaky` so far, per key.
+FLAKY_CALLS: dict[str, int] = {}
+
+
+@gleitzeit.task
+def flaky(key: str, fail_times: int) -> int:
+    """Raise on the first FAIL_TIMES calls for KEY, then return the number of calls."""
+    calls = FLAKY_CALLS[key] = FLAKY_CALLS.get(key, 0) + 1
+    if calls <= fail_times:
+        raise RuntimeError(f"flaky failure {calls}")
+    return calls
