@@ -320,6 +320,12 @@ class RunNotFound(GleitzeitError):
     exit_code = 2
 
 
+class RunInProgressError(GleitzeitError):
+    """The run asked for is still running in another process."""
+
+    code = "run_in_progress"
+
+
 class StoreWriteError(GleitzeitError):
     """Results could not be committed to the run database (disk full, locked...).
 

@@ -411,6 +411,30 @@ async def test_a_python_task_that_raises_is_retried_and_takes_no_other_task_down
     assert result.tasks["after"].result == {"result": ["still", "here"]}
 
 
+def test_input_values_are_text_unless_they_read_back_as_written():
+    from gleitzeit.workflows.runner import parse_inputs
+
+    given = ["zip=01234", "hex=0x1F", "v=1.10", "a=no", "on=on", "n=3", "x=-2", "f=1.5"]
+    given += ["t=true", "z=null", "l=[a, 1]", "m={k: v}", "e=", "s=two words", "p=+3"]
+    assert parse_inputs(given) == {
+        "zip": "01234",
+        "hex": "0x1F",
+        "v": "1.10",
+        "a": "no",
+        "on": "on",
+        "n": 3,
+        "x": -2,
+        "f": 1.5,
+        "t": True,
+        "z": None,
+        "l": ["a", 1],
+        "m": {"k": "v"},
+        "e": "",
+        "s": "two words",
+        "p": "+3",
+    }
+
+
 async def test_inputs_defaults_and_required():
     flow = wf(
         """
@@ -514,6 +538,18 @@ def test_a_killed_run_resumes_without_repeating_completed_tasks(tmp_path):
         while _completed_on_record(db) < 2:
             assert time.monotonic() < deadline, "a and b never reached the database"
             time.sleep(0.02)
+        # While its process lives, the run is not resumed a second time beside it.
+        (live,) = json.loads(
+            subprocess.run(
+                [*cmd, "runs", "list", "--json"], env=env, capture_output=True, text=True
+            ).stdout
+        )
+        twice = subprocess.run(
+            [*cmd, "run", "--resume", live["id"]], env=env, capture_output=True, text=True
+        )
+        assert twice.returncode == 1, twice.stderr
+        assert f"run {live['id']} is still running (pid {proc.pid}" in twice.stderr
+        assert marks.read_text().split() == ["a", "b", "c"]
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
     finally:

@@ -42,7 +42,9 @@ def _store(state: Any, db: str | None) -> Any:
 )
 @click.option("--token", envvar="GLEITZEIT_TOKEN", help="The server's token.")
 @click.option(
-    "--concurrency", type=int, help="Calls in flight at once (default: workflows.concurrency)."
+    "--concurrency",
+    type=click.IntRange(min=1),
+    help="Calls in flight at once (default: workflows.concurrency).",
 )
 @click.option("--db", help="SQLite file of runs (default: workflows.database).")
 @click.option(
@@ -78,7 +80,7 @@ def run(
     Exits 0 when every task completed, 1 when one failed, 2 when the file is invalid.
     """
     from gleitzeit.api import Api
-    from gleitzeit.errors import StoreWriteError
+    from gleitzeit.errors import RunInProgressError, StoreWriteError
     from gleitzeit.workflows import Engine, load_workflow, parse_workflow
     from gleitzeit.workflows.engine import new_run_id
     from gleitzeit.workflows.progress import LiveProgress, PlainProgress
@@ -110,6 +112,14 @@ def run(
         if resume_id is not None:
             stored = store.get_run(resume_id)
             run_id = stored["id"]
+            if stored.get("running_in"):
+                host, _, rest = stored["running_in"].partition(":")
+                raise RunInProgressError(
+                    f"run {run_id} is still running (pid {rest.partition(':')[0]} on {host}); "
+                    "resuming it now would run its tasks twice",
+                    hint="wait for it to end, or stop that process; a run whose process "
+                    "is gone resumes",
+                )
             if stored.get("interrupted"):
                 click.echo(
                     f"run {run_id} was interrupted ({stored['error']}); resuming it", err=True

@@ -250,6 +250,8 @@ class Engine:
         on_event: Callable[..., None] | None = None,
         rand: Callable[[], float] = random.random,
     ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be 1 or more, got {concurrency}")
         self.api = api
         self.store = store
         self.concurrency = concurrency

@@ -221,21 +221,38 @@ def check_execute(workflow: Workflow, allowed: bool) -> None:
 
 
 def parse_inputs(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
-    """``name=value`` pairs; values are read as YAML scalars (3 is a number)."""
-    import yaml
-
+    """``name=value`` pairs. A value is text unless it reads back exactly as written:
+    a number in its plain form (``3``, ``-2``, ``1.5``), ``true``, ``false``, ``null``,
+    or a ``[...]`` list or ``{...}`` mapping. ``01234``, ``0x1F``, ``1.10``, ``no`` and
+    ``on`` stay text (YAML 1.1 would turn them into other values)."""
     out: dict[str, Any] = {}
     for pair in pairs:
         name, sep, raw = pair.partition("=")
         if not sep or not name:
             raise ConfigError(f"--input {pair!r} must look like name=value")
-        try:
-            value = yaml.safe_load(raw) if raw else ""
-        except yaml.YAMLError:
-            value = raw
-        out[name.strip()] = (
-            value
-            if isinstance(value, (str, int, float, bool, list, dict)) or value is None
-            else raw
-        )
+        out[name.strip()] = _input_value(raw)
     return out
+
+
+_PLAIN = {"true": True, "false": False, "null": None}
+
+
+def _input_value(raw: str) -> Any:
+    if raw in _PLAIN:
+        return _PLAIN[raw]
+    if raw[:1] in ("[", "{"):
+        import yaml
+
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            return raw
+        return value if isinstance(value, (list, dict)) else raw
+    for kind in (int, float):
+        try:
+            number = kind(raw)
+        except ValueError:
+            continue
+        # Only the number's own spelling: "01234" (a ZIP code) and "1.10" stay text.
+        return number if repr(number) == raw else raw
+    return raw
