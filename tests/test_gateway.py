@@ -246,6 +246,23 @@ def test_an_upstream_rate_limit_is_a_rate_limit_error_with_its_retry_after(serve
     assert info.value.response.headers["retry-after-ms"] == "7000"
 
 
+def test_every_response_a_stream_too_carries_its_request_id(served):
+    body = json.dumps({"model": "echo", "messages": HI, "stream": True}).encode()
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    url = f"{served.url}/v1/chat/completions"
+    with httpx.stream(
+        "POST", url, content=body, headers={**headers, "X-Request-ID": "strm-1"}, timeout=30
+    ) as resp:
+        assert resp.status_code == 200 and resp.headers["X-Request-ID"] == "strm-1"
+        assert "[DONE]" in resp.read().decode()
+    # None given, or one unfit for log lines: the call's own id comes back instead.
+    for given in ({}, {"X-Request-ID": "bad id with spaces!"}):
+        resp = served.post("/chat/completions", body.replace(b"true", b"false"), **given)
+        assert resp.status_code == 200
+        made = resp.headers["X-Request-ID"]
+        assert made and " " not in made
+
+
 def test_an_upstream_server_error_is_a_502_at_once_naming_the_upstreams_answer(served):
     served.upstream.scenario = Scenario(
         status=500, error={"error": {"message": "internal upstream failure", "type": "server"}}
@@ -300,6 +317,10 @@ def test_malformed_json_is_refused(served):
         **{"Content-Type": "application/json"},
     )
     assert resp.status_code == 400 and _shape(resp)["code"] == "invalid_json"
+    deep = b'{"model": "echo", "messages": [], "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    resp = served.post("/chat/completions", deep, **{"Content-Type": "application/json"})
+    assert resp.status_code == 400 and _shape(resp)["code"] == "invalid_json"
+    assert "nested too deeply" in _shape(resp)["message"]
 
 
 def test_a_wrong_content_type_is_refused(served):

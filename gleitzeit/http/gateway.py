@@ -164,6 +164,13 @@ class Gateway:
                     raise too_large
         try:
             body = json.loads(data)
+        except RecursionError:
+            raise HttpError(
+                400,
+                "The JSON body of your request is nested too deeply to read; send a flatter "
+                "document",
+                code="invalid_json",
+            ) from None
         except ValueError as exc:
             raise HttpError(
                 400,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gleitzeit.health import health_row
-from gleitzeit.request import CALL_ID, valid_call_id
+from gleitzeit.request import CALL_ID, new_call_id, valid_call_id
 from gleitzeit.socketio.guard import AccessDenied
 
 if TYPE_CHECKING:
@@ -18,28 +18,39 @@ if TYPE_CHECKING:
 
 STATIC = Path(__file__).resolve().parent / "static"
 PAGES = {"/": "dashboard.html", "/chat": "chat.html"}
+#: Where python-socketio serves (its default ``socketio_path``).
+SOCKETIO_PATH = "/socket.io/"
 CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
 
 
 def request_id_middleware() -> Any:
-    """Take ``X-Request-ID`` (when it is a usable id) as the call id of whatever the
-    route dispatches, and echo the id back."""
+    """Take ``X-Request-ID`` (when it is a usable id; else a new id) as the call id of
+    whatever the route dispatches; :func:`echo_request_id` sends it back."""
     from aiohttp import web
 
     @web.middleware
     async def middleware(request: Any, handler: Any) -> Any:
-        call_id = valid_call_id(request.headers.get("X-Request-ID"))
-        if call_id is None:
+        if request.path.startswith(SOCKETIO_PATH):
+            # A Socket.IO connection lives on in this request: each of its calls has
+            # an id of its own.
             return await handler(request)
+        call_id = valid_call_id(request.headers.get("X-Request-ID")) or new_call_id()
+        request["call_id"] = call_id
         token = CALL_ID.set(call_id)
         try:
-            response = await handler(request)
+            return await handler(request)
         finally:
             CALL_ID.reset(token)
-        response.headers.setdefault("X-Request-ID", call_id)
-        return response
 
     return middleware
+
+
+async def echo_request_id(request: Any, response: Any) -> None:
+    """``on_response_prepare``: the request's call id in ``X-Request-ID``, on every
+    response, a stream's too (its headers leave before its handler returns)."""
+    call_id = request.get("call_id")
+    if call_id is not None:
+        response.headers.setdefault("X-Request-ID", call_id)
 
 
 class HttpRoutes:
@@ -54,6 +65,7 @@ class HttpRoutes:
 
     def add_to(self, app: Any) -> None:
         app.middlewares.append(request_id_middleware())
+        app.on_response_prepare.append(echo_request_id)
         app.router.add_get("/metrics", self.metrics_page)
         app.router.add_get("/health", self.health)
         for path in PAGES:
