@@ -499,3 +499,24 @@ async def test_client_link_timeout_is_server_unreachable(serve, procs):
                 "invoke", {"method": "work/do", "params": {"id": 1, "delay": 2}}, 0.2
             )
         assert (await client.invoke("work/do", {"id": 2}))["result"] == 2
+
+
+async def test_a_client_fails_calls_pending_on_a_lost_connection_and_connects_again(serve, procs):
+    server = await serve()
+    port = server.port
+    procs.provider("remote_providers:Worker", server.url)
+    await wait_until(lambda: remote(server, "worker"), "registration")
+    async with Client(server.url, token=TOKEN) as client:
+        assert (await client.invoke("work/do", {"id": 1}))["result"] == 1
+        pending = asyncio.ensure_future(client.invoke("work/do", {"id": 2, "delay": 600}))
+        await wait_until(lambda: server.in_flight() >= 1, "the call in flight")
+        await server.stop(grace=0)
+        # At once, not when the link's own timer (the call's timeout + 30 s) runs out.
+        with pytest.raises(ServerUnreachable, match="Lost the connection") as lost:
+            await asyncio.wait_for(pending, 30)
+        assert "may or may not have run the call" in str(lost.value)
+        again = await serve(port=port)
+        procs.provider("remote_providers:Worker", again.url)
+        await wait_until(lambda: remote(again, "worker"), "registration again")
+        # The same client: its next call connects to the server that is there now.
+        assert (await client.invoke("work/do", {"id": 3}))["result"] == 3

@@ -51,12 +51,35 @@ class Client:
         #: Chunks the server may send ahead of the reader (flow control).
         self.stream_window = stream_window
         self._sio: Any = None
+        #: A connection that was lost, to close before the next one opens.
+        self._lost: Any = None
+        self._connecting: Any = None  # an asyncio.Lock, made on first use
+        #: The answers awaited now: a lost connection fails them at once.
+        self._awaited: set[Any] = set()
         self._streams = StreamDemux()
         self._ids = itertools.count(1)
 
     async def connect(self) -> None:
         """Connect now (calls connect on first use otherwise)."""
-        await self._connect()
+        await self._connection()
+
+    async def _connection(self) -> Any:
+        """The connection, made now if there is none: on first use, or after the last
+        one was lost (the server restarted, or dropped it)."""
+        sio = self._sio
+        if sio is not None:
+            return sio
+        import asyncio
+
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:  # concurrent first calls share one connection
+            if self._sio is None:
+                if self._lost is not None:
+                    lost, self._lost = self._lost, None
+                    await _discard(lost)
+                await self._connect()
+            return self._sio
 
     async def _connect(self) -> Any:
         import socketio
@@ -68,7 +91,7 @@ class Client:
         sio.on("stream:data", self._on_data, namespace=ns)
         sio.on("stream:end", self._on_end, namespace=ns)
         sio.on("stream:error", self._on_error, namespace=ns)
-        sio.on("disconnect", self._on_disconnect, namespace=ns)
+        sio.on("disconnect", lambda *reason: self._on_disconnect(sio), namespace=ns)
         refused: list[str] = []
         sio.on("connect_error", lambda data=None: refused.append(_reason(data)), namespace=ns)
         try:
@@ -95,9 +118,12 @@ class Client:
         return sio
 
     async def close(self) -> None:
-        if self._sio is not None:
-            await self._sio.disconnect()
-            self._sio = None
+        sio, self._sio = self._sio, None
+        if sio is not None:
+            await sio.disconnect()
+        if self._lost is not None:
+            lost, self._lost = self._lost, None
+            await _discard(lost)
 
     async def __aenter__(self) -> Client:
         await self.connect()
@@ -120,7 +146,12 @@ class Client:
         if isinstance(data, dict):
             self._streams.fail(str(data.get("stream_id")), error_from_dict(data.get("error") or {}))
 
-    def _on_disconnect(self, *reason: Any) -> None:
+    def _on_disconnect(self, sio: Any) -> None:
+        if self._sio is sio:  # (not after close(): that one was meant)
+            self._sio, self._lost = None, sio
+        for fut in list(self._awaited):
+            if not fut.done():
+                fut.set_exception(_Lost())
         self._streams.fail_all(
             lambda began: StreamError(f"Lost the connection to {self.url} during the stream")
         )
@@ -128,9 +159,16 @@ class Client:
     # -- calls -----------------------------------------------------------------------
 
     async def _call(self, event: str, data: dict[str, Any], timeout: float | None) -> Any:
-        sio = self._sio if self._sio is not None else await self._connect()
+        sio = await self._connection()
         try:
-            reply = await _ask(sio, event, data, timeout)
+            reply = await _ask(sio, event, data, timeout, self._awaited)
+        except _Lost:
+            raise ServerUnreachable(
+                f"Lost the connection to {self.url} before the answer to {event} came",
+                hint="the server stopped or dropped the connection (a request above its "
+                "server.max_payload_bytes is dropped); it may or may not have run the call. "
+                "The next call connects again",
+            ) from None
         except Exception as exc:
             raise ServerUnreachable(
                 f"{event} to {self.url} failed: {type(exc).__name__}: {exc}"
@@ -180,7 +218,7 @@ class Client:
         chunk_timeout: float | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Stream one request through the server; the last chunk has ``done: true``."""
-        sio = self._sio if self._sio is not None else await self._connect()
+        sio = await self._connection()
         stream_id = f"c{next(self._ids)}"
         self._streams.open(stream_id)
         data: dict[str, Any] = {
@@ -236,9 +274,16 @@ class Client:
         return rows
 
 
-async def _ask(sio: Any, event: str, data: dict[str, Any], timeout: float | None) -> Any:
+class _Lost(Exception):
+    """The connection went away while an answer was awaited."""
+
+
+async def _ask(
+    sio: Any, event: str, data: dict[str, Any], timeout: float | None, awaited: set[Any]
+) -> Any:
     """``sio.call`` without its task per call: the ack resolves a future, a timer
-    (when ``timeout`` is given) fails it with the same ``TimeoutError``."""
+    (when ``timeout`` is given) fails it with the same ``TimeoutError``; while it is
+    awaited, the future is in ``awaited`` (a lost connection fails it)."""
     import asyncio  # not at import: `import gleitzeit` stays without asyncio
 
     import socketio
@@ -254,13 +299,18 @@ async def _ask(sio: Any, event: str, data: dict[str, Any], timeout: float | None
         if not fut.done():
             fut.set_exception(socketio.exceptions.TimeoutError())
 
-    await sio.emit(event, data, namespace=CLIENTS_NAMESPACE, callback=ack)
-    timer = loop.call_later(timeout, expire) if timeout is not None else None
+    awaited.add(fut)
+    timer = None
     try:
+        await sio.emit(event, data, namespace=CLIENTS_NAMESPACE, callback=ack)
+        timer = loop.call_later(timeout, expire) if timeout is not None else None
         return await fut
     finally:
+        awaited.discard(fut)
         if timer is not None:
             timer.cancel()
+        if fut.done() and not fut.cancelled():
+            fut.exception()  # (seen: a loss during the emit is raised by the emit)
 
 
 async def _discard(sio: Any) -> None:
