@@ -25,7 +25,7 @@ from gleitzeit._validation import suggest
 from gleitzeit.aliases import METHOD_ALIASES
 from gleitzeit.builtins.inprocess import InProcessTransport
 from gleitzeit.config import Config, load_config
-from gleitzeit.errors import ConfigError, InvalidParamsError, PluginError
+from gleitzeit.errors import ConfigError, GleitzeitError, InvalidParamsError, PluginError
 from gleitzeit.files import FILE_KEYS, apply_file_inputs
 from gleitzeit.health import health_row, run_checks
 from gleitzeit.instance import ProviderInstance
@@ -112,7 +112,14 @@ class Host:
         for transport in self.transports.values():
             await transport.start()
         for built in build_providers(self.config, plugins, self.plugin_errors):
-            inst = self.local.attach(built.provider, origin=built.origin)
+            try:
+                inst = self.local.attach(built.provider, origin=built.origin)
+            except GleitzeitError as exc:
+                # One provider that cannot describe its methods stays out; the host
+                # serves the others (strict mode below makes it an error).
+                self.plugin_errors[built.provider.name] = f"{built.origin}: {exc}"
+                log.warning("provider %s left out: %s", built.provider.name, exc)
+                continue
             if built.held is not None:
                 inst.hold(PluginError(built.held, hint="set the variable, then restart"))
             else:

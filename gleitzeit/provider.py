@@ -30,6 +30,7 @@ from gleitzeit.errors import (
     GleitzeitError,
     InvalidParamsError,
     MethodNotFoundError,
+    PluginError,
 )
 from gleitzeit.methods import Kind, MethodDescription, MethodIndex
 from gleitzeit.results import collect_stream
@@ -55,7 +56,15 @@ class MethodSpec:
         """JSON Schema of the method's parameters."""
         if self.params is None:
             return {"type": "object"}
-        return self.params.model_json_schema()
+        try:
+            return self.params.model_json_schema()
+        except Exception as exc:
+            raise PluginError(
+                f"method {self.name!r}: its params model {self.params.__name__} has no "
+                f"JSON Schema ({type(exc).__name__}: {str(exc).splitlines()[0]})",
+                hint="give every field a type pydantic can describe in JSON Schema, or "
+                "leave params out and validate the dict in the method",
+            ) from exc
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -84,6 +93,15 @@ def method(
     """
     if "/" not in name:
         raise ValueError(f"method name {name!r} needs a protocol prefix, like 'tool/{name}'")
+
+    if params is not None and not (
+        isinstance(params, type) and hasattr(params, "model_json_schema")
+    ):
+        raise TypeError(
+            f"@method({name!r}, params=...) takes a pydantic model class (or None for the "
+            f"raw dict), got {type(params).__name__}: write the parameters as a model "
+            "(class Params(pydantic.BaseModel): ...); its JSON Schema is made from it"
+        )
 
     def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
         if not (inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import types
 
 import pytest
 
@@ -452,3 +453,49 @@ async def test_a_lazy_host_starts_what_a_request_needs_once_and_again_for_a_new_
             await host.invoke("tool/work")
         assert late.started  # the new instance could take the request: started for it
         assert not slow.started
+
+
+def test_params_that_are_not_a_model_class_are_refused_where_the_method_is_declared():
+    with pytest.raises(TypeError, match=r"takes a pydantic model class .* got dict"):
+
+        @gleitzeit.method("bad/go", params={"type": "object"})  # type: ignore[arg-type]
+        async def go(self, params):  # pragma: no cover - never declared
+            return {}
+
+
+class _Opaque:
+    """A type pydantic can validate (arbitrary_types_allowed) but not describe."""
+
+
+async def test_a_provider_whose_params_have_no_json_schema_stays_out_and_the_rest_serve():
+    import pydantic
+
+    from gleitzeit.socketio.runner import ProviderRunner
+
+    class Params(pydantic.BaseModel):
+        model_config = pydantic.ConfigDict(arbitrary_types_allowed=True)
+        thing: _Opaque
+
+    class Undescribed(gleitzeit.Provider):
+        name = "undescribed"
+
+        @gleitzeit.method("odd/go", params=Params)
+        async def go(self, params):  # pragma: no cover - never routed
+            return {}
+
+    plugin = types.SimpleNamespace(
+        gleitzeit_register_providers=gleitzeit.hookimpl(lambda register: register(Undescribed))
+    )
+    cfg = Config()
+    host = Host(cfg, plugins=Plugins.load(cfg, installed=False, extra=[("odd", plugin)]))
+    async with host:
+        problem = host.plugin_errors["undescribed"]
+        assert "'odd/go': its params model Params has no JSON Schema" in problem
+        with pytest.raises(gleitzeit.PluginError, match=r"'odd/go': its params model Params"):
+            host.add_provider(Undescribed())
+        assert (await host.invoke("llm/chat", {"messages": [{"role": "user", "content": "hi"}]}))[
+            "response"
+        ] == "hi"
+    # As its own process, it stops at once with the reason (rather than retry forever).
+    with pytest.raises(gleitzeit.PluginError, match="has no JSON Schema"):
+        await ProviderRunner(Undescribed(), "http://127.0.0.1:9").run()

@@ -180,6 +180,9 @@ class ProviderRunner:
         """Start the provider, connect (retrying until the server is there), serve, and
         on :meth:`stop` disconnect and stop the provider."""
         await self.provider.start()
+        # A provider that cannot describe itself (a params model with no JSON Schema)
+        # fails here, at once, rather than at each registration, which no retry mends.
+        self.provider.registration()
         self._sio = self._client()
         heartbeat = asyncio.ensure_future(self._heartbeats())
         ticks = asyncio.ensure_future(self._ticks())
