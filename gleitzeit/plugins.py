@@ -9,6 +9,8 @@ goes on with the rest; ``GLEITZEIT_STRICT_PLUGINS=1`` turns failures into an err
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -17,7 +19,7 @@ import sys
 import time
 import types
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import pluggy
 
@@ -223,6 +225,22 @@ class ProviderType:
         return self._cls is not None
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _prints_to_stderr(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """What plugin code prints while ``fn`` runs (at import, in a hook) goes to stderr:
+    stdout carries the commands' own output (``--json``, ``mcp serve``'s protocol)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with contextlib.redirect_stdout(sys.stderr):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
 class Plugins:
     """The plugins of one host: records, the pluggy manager, and what they registered."""
 
@@ -252,6 +270,7 @@ class Plugins:
     # -- loading ---------------------------------------------------------------------
 
     @classmethod
+    @_prints_to_stderr
     def load(
         cls,
         config: PluginConfig | None = None,
@@ -468,6 +487,7 @@ class Plugins:
             rec._settle = lambda: self.settle(rec)
         return rec
 
+    @_prints_to_stderr
     def settle(self, rec: PluginRecord | None = None) -> None:
         """Finish loading ``rec`` (every loaded plugin when ``None``) where :attr:`lazy`
         left it: import its provider classes and validate its settings. A plugin that
@@ -694,6 +714,7 @@ class Plugins:
         # pluggy collects the non-None results of the (here: one) implementation.
         return results[0] if results else None
 
+    @_prints_to_stderr
     def call_each(self, hook: str, **kwargs: Any) -> list[tuple[PluginRecord, Any]]:
         """Call every loaded plugin's implementation of ``hook`` in isolation, in
         pluggy's order of precedence: ``tryfirst`` ones first, ``trylast`` ones last,

@@ -144,3 +144,63 @@ def test_trace_hooks_prints_each_hook_call(run_cli):
     assert any(
         "gleitzeit_register_providers plugin=calculator" in line and "ms]" in line for line in lines
     )
+
+
+PRINTER = """
+import gleitzeit
+
+print("printer plugin: loading!")
+
+
+class Printer(gleitzeit.Provider):
+    name = "printer"
+    kind = "tool"
+
+    async def start(self):
+        print("printer: starting")
+
+    @gleitzeit.method("print/hello")
+    async def hello(self, params):
+        print("printer: hello called")
+        return {"result": "hi"}
+
+    @gleitzeit.method("print/tokens")
+    async def tokens(self, params):
+        print("printer: streaming")
+        yield {"token": "a"}
+        yield {"token": "b"}
+
+
+@gleitzeit.hookimpl
+def gleitzeit_register_providers(register):
+    print("registering printer")
+    register(Printer)
+"""
+
+
+def test_what_a_plugin_prints_goes_to_stderr_and_json_output_stays_json(run_cli, tmp_path):
+    site = tmp_path / "printer-site"
+    site.mkdir()
+    (site / "printer_plug.py").write_text(PRINTER)
+    info = site / "printer_plug-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: printer-plug\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[gleitzeit.plugins]\nprinter = printer_plug\n")
+    env = {"PYTHONPATH": str(site)}
+    calls = [
+        ("providers", "invoke", "printer", "print/hello", "--json"),
+        ("providers", "invoke", "printer", "print/tokens", "--json", "--stream"),
+        ("providers", "list", "--json"),
+        ("plugins", "list", "--json"),
+    ]
+    for args in calls:
+        result = run_cli(*args, env=env)
+        assert result.code == 0, result.err
+        if "--stream" in args:
+            assert [json.loads(line) for line in result.out.splitlines()][-1]["done"] is True
+        else:
+            result.json()  # stdout is the JSON alone
+        for chatter in ("loading!", "registering printer", "printer: "):
+            assert chatter not in result.out
+        assert "printer plugin: loading!" in result.err
+    assert "printer: hello called" in run_cli(*calls[0], env=env).err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -62,7 +63,8 @@ def providers_list(
             _warn_setup_problems(api)
             return await api.providers(check=not server_url)
 
-    data = _run(go())
+    with contextlib.redirect_stdout(sys.stderr):  # what providers print, at start
+        data = _run(go())
     if as_json:
         echo_json(data)
         return
@@ -202,6 +204,7 @@ def providers_invoke(
     params = _parse_args(raw_args)
     state = state_of(ctx)
     target = None if provider == "-" else provider
+    out = sys.stdout  # the command's output; what providers print goes to stderr
 
     async def go() -> Any:
         async with state.api(server_url, token) as host:
@@ -215,17 +218,18 @@ def providers_invoke(
                     method, params, provider=target, model=model, chunk_timeout=timeout
                 ):
                     if as_json:
-                        click.echo(json.dumps(chunk, ensure_ascii=False, default=str))
+                        click.echo(json.dumps(chunk, ensure_ascii=False, default=str), file=out)
                     elif chunk.get("token"):
-                        write(chunk["token"])
+                        write(chunk["token"], out)
                         wrote_text = True
             finally:
                 if wrote_text:
-                    write("\n")
+                    write("\n", out)
             return None
 
     started = time.perf_counter()
-    result = _run(go())
+    with contextlib.redirect_stdout(sys.stderr):
+        result = _run(go())
     if stream:
         return
     if as_json:
