@@ -135,6 +135,10 @@ _RESERVED = frozenset(
 )
 
 
+#: Provider methods the host awaits: a subclass's own must be coroutine functions.
+_ASYNC_HOOKS = ("start", "stop", "health", "on_connected", "on_disconnected")
+
+
 class Provider:
     """Base class of every provider.
 
@@ -170,6 +174,13 @@ class Provider:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        for attr in _ASYNC_HOOKS:
+            fn = cls.__dict__.get(attr)
+            if fn is not None and not inspect.iscoroutinefunction(fn):
+                raise TypeError(
+                    f"{cls.__qualname__}.{attr} must be 'async def' (the host awaits it); "
+                    f"got {type(fn).__name__} {getattr(fn, '__qualname__', fn)!r}"
+                )
         specs: dict[str, MethodSpec] = {}
         for base in reversed(cls.__mro__[1:]):
             for spec in getattr(base, "__methods__", {}).values():

@@ -499,3 +499,12 @@ async def test_a_provider_whose_params_have_no_json_schema_stays_out_and_the_res
     # As its own process, it stops at once with the reason (rather than retry forever).
     with pytest.raises(gleitzeit.PluginError, match="has no JSON Schema"):
         await ProviderRunner(Undescribed(), "http://127.0.0.1:9").run()
+
+
+@pytest.mark.parametrize("hook", ["start", "stop", "health", "on_connected", "on_disconnected"])
+def test_a_provider_hook_that_is_not_async_is_refused_with_its_name(hook):
+    def sync(self):  # pragma: no cover - never called
+        return {}
+
+    with pytest.raises(TypeError, match=rf"Bad\.{hook} must be 'async def' \(the host awaits it\)"):
+        type("Bad", (gleitzeit.Provider,), {"name": "bad", hook: sync})
