@@ -326,6 +326,13 @@ class RunInProgressError(GleitzeitError):
     code = "run_in_progress"
 
 
+class StoreOpenError(GleitzeitError):
+    """The run database cannot be opened (a path that is not a writable SQLite file)."""
+
+    code = "store_unavailable"
+    exit_code = 2
+
+
 class StoreWriteError(GleitzeitError):
     """Results could not be committed to the run database (disk full, locked...).
 

@@ -204,3 +204,25 @@ def test_what_a_plugin_prints_goes_to_stderr_and_json_output_stays_json(run_cli,
             assert chatter not in result.out
         assert "printer plugin: loading!" in result.err
     assert "printer: hello called" in run_cli(*calls[0], env=env).err
+
+
+def test_a_run_database_that_cannot_be_opened_is_named_with_what_to_do(run_cli, tmp_path):
+    work = run_cli.workdir
+    (work / "notes.sqlite").write_text("not a database")
+    (work / "folder").mkdir()
+    cases = [
+        (("runs", "list", "--db", "notes.sqlite"), "is not an SQLite database"),
+        (("runs", "list", "--db", "typo.sqlite"), "No run database at typo.sqlite (--db)"),
+        (("runs", "show", "abc", "--db", "typo.sqlite"), "No run database at typo.sqlite"),
+        (("run", "flow.yaml", "--db", "folder"), "that is a directory; name a file in it"),
+    ]
+    (work / "flow.yaml").write_text("tasks: [{id: a, method: calc/add, parameters: {a: 1, b: 2}}]")
+    for args, said in cases:
+        result = run_cli(*args)
+        assert result.code == 2, (args, result.err)
+        assert said in result.err and "internal error" not in result.err, result.err
+    assert not (work / "typo.sqlite").exists()  # reading never creates a database
+    # Nothing has run yet: an empty list, and no database made for it.
+    data = {"XDG_DATA_HOME": str(tmp_path / "data")}
+    assert run_cli("runs", "list", env=data).out.strip() == "no runs yet"
+    assert not (tmp_path / "data").exists()

@@ -30,6 +30,25 @@ def _store(state: Any, db: str | None) -> Any:
     return RunStore(path)
 
 
+def _stored_runs(state: Any, db: str | None) -> Any:
+    """The store to read runs from; ``None`` when the default database does not exist
+    yet (nothing has run). A database named by --db or workflows.database must exist:
+    reading never creates one."""
+    from gleitzeit.errors import StoreOpenError
+    from gleitzeit.workflows import default_database
+
+    named = db or state.config.workflows.database
+    if named is None:
+        return _store(state, db) if default_database().exists() else None
+    if named != ":memory:" and not Path(named).expanduser().exists():
+        where = "--db" if db else "workflows.database"
+        raise StoreOpenError(
+            f"No run database at {named} ({where})",
+            hint="give the file `gleitzeit run` stored its runs in (see its --db)",
+        )
+    return _store(state, db)
+
+
 @click.command("run")
 @click.argument("workflow_file", required=False, type=click.Path(dir_okay=False))
 @click.option("--input", "-i", "inputs", multiple=True, help="name=value, for ${inputs.name}.")
@@ -305,11 +324,13 @@ def runs_group() -> None:
 @click.pass_context
 def runs_list(ctx: click.Context, as_json: bool, limit: int, db: str | None) -> None:
     """The most recent runs."""
-    store = _store(state_of(ctx), db)
-    try:
-        runs = store.list_runs(limit)
-    finally:
-        store.close()
+    store = _stored_runs(state_of(ctx), db)
+    runs = []
+    if store is not None:
+        try:
+            runs = store.list_runs(limit)
+        finally:
+            store.close()
     if as_json:
         echo_json(runs)
         return
@@ -335,7 +356,11 @@ def runs_list(ctx: click.Context, as_json: bool, limit: int, db: str | None) -> 
 @click.pass_context
 def runs_show(ctx: click.Context, run_id: str, as_json: bool, db: str | None) -> None:
     """One run: each task's status, attempts, result or error."""
-    store = _store(state_of(ctx), db)
+    store = _stored_runs(state_of(ctx), db)
+    if store is None:
+        from gleitzeit.errors import RunNotFound
+
+        raise RunNotFound(f"No run {run_id!r}: nothing has run yet", hint="see gleitzeit runs list")
     try:
         data = store.get_run(run_id)
     finally:

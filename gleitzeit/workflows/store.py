@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from gleitzeit.errors import RunNotFound, StoreWriteError
+from gleitzeit.errors import RunNotFound, StoreOpenError, StoreWriteError
 
 try:
     from _json import encode_basestring_ascii
@@ -193,7 +193,6 @@ class RunStore:
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
         self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.busy_timeout = busy_timeout
         self._pending: list[_Group] = []
         self._rows = 0
@@ -207,10 +206,33 @@ class RunStore:
         self._writing: _Writing | None = None
         self._wake: asyncio.Event | None = None
         self._chunk = CHUNK
-        self._executor.submit(self._open).result()
+        try:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._executor.submit(self._open).result()
+        except (OSError, sqlite3.Error) as exc:
+            self._executor.shutdown()
+            if self.path.is_dir():
+                why = f"that is a directory; name a file in it, like {self.path / 'runs.sqlite'}"
+            elif isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
+                why = "that file is not an SQLite database"
+            else:
+                why = "it needs a directory this user may write in"
+            raise StoreOpenError(
+                f"Cannot open the run database {self.path}: {type(exc).__name__}: {exc}",
+                hint=f"{why}; pass --db PATH, or set workflows.database in gleitzeit.yaml",
+            ) from None
 
     def _open(self) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.busy_timeout)
+        try:
+            self._prepare(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         # 512 KiB of page cache rather than 2 MiB: rows are appended, and a run's
@@ -224,7 +246,6 @@ class RunStore:
         self._chunk = CHUNK
         while self._chunk * 6 > _bound_parameters(conn):
             self._chunk //= 2
-        self._conn = conn
 
     def close(self) -> None:
         """Commit what is still queued (best effort) and close the database.
