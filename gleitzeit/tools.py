@@ -16,7 +16,9 @@ A ``llm/chat`` request whose ``tools`` list names methods or patterns (``"calc/*
 
 The result is the last answer plus ``tool_rounds``, the transcript of every call. A
 call of one of the request's own functions (not a Gleitzeit method) ends the loop and is
-returned to the caller in ``tool_calls``, as without provider tools. Streamed, each
+returned to the caller in ``tool_calls``, as without provider tools (the round's calls of
+Gleitzeit methods run first); a call of a name nobody offered goes back to the model as
+an error. Streamed, each
 round is reported as chunks of ``kind: tool_call`` and ``kind: tool_result`` before the
 answer's tokens.
 """
@@ -139,6 +141,10 @@ class ToolLoop:
             raise InvalidParamsError("tools must be a list")
         patterns = [t for t in tools if isinstance(t, str)] + list(extra)
         functions = [t for t in tools if not isinstance(t, str)]
+        #: The names of the caller's own functions: calls of these go back to the caller.
+        self.own = {
+            str((f.get("function") or {}).get("name", "")) for f in functions if isinstance(f, dict)
+        }
         self.box = Toolbox(dispatcher.registry, patterns)
         params["tools"] = functions + self.box.definitions
         self.messages: list[Any] = list(params.pop("messages", None) or [])
@@ -150,9 +156,13 @@ class ToolLoop:
         params = {**self.params, "messages": list(self.messages)}
         return Request(r.method, params, r.provider, r.model, r.capability, r.timeout)
 
-    def _ours(self, calls: list[dict[str, Any]]) -> bool:
-        """Whether every call is of a Gleitzeit method (else the caller runs them)."""
-        return bool(calls) and all(_name(c) in self.box for c in calls)
+    def _split(
+        self, calls: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """A round's calls: those this loop answers (Gleitzeit methods, and names nobody
+        offered, which the model is told of as an error), and the caller's own."""
+        theirs = [c for c in calls if _name(c) in self.own and _name(c) not in self.box]
+        return [c for c in calls if c not in theirs], theirs
 
     def _check_rounds(self) -> None:
         if len(self.rounds) >= self.max_rounds:
@@ -184,8 +194,14 @@ class ToolLoop:
 
     async def _run(self, call: dict[str, Any]) -> dict[str, Any]:
         name = _name(call)
-        method = self.box.methods[name]
+        method = self.box.methods.get(name)
         entry: dict[str, Any] = {"id": call["id"], "name": name, "method": method}
+        if method is None:
+            offered = sorted([*self.box.methods, *self.own])
+            entry["error"] = (
+                f"there is no tool named {name!r}; the tools are: {', '.join(offered) or '(none)'}"
+            )
+            return entry
         raw = (call.get("function") or {}).get("arguments") or "{}"
         try:
             args = json.loads(raw) if isinstance(raw, str) else dict(raw)
@@ -209,12 +225,17 @@ class ToolLoop:
         """The final answer, with ``tool_rounds``."""
         while True:
             result = await self.dispatcher.invoke_model(self._chat())
-            calls = result.get("tool_calls") or []
-            if not self._ours(calls):
+            mine, theirs = self._split(result.get("tool_calls") or [])
+            if mine:
+                self._check_rounds()
+                await self._round(str(result.get("response") or ""), mine)
+            if theirs or not mine:
+                # The caller's functions: theirs to run (this round's other calls ran
+                # here, and are in tool_rounds).
+                if theirs:
+                    result["tool_calls"] = theirs
                 result["tool_rounds"] = self.rounds
                 return result
-            self._check_rounds()
-            await self._round(str(result.get("response") or ""), calls)
 
     async def stream(self) -> AsyncGenerator[dict[str, Any], None]:
         """Chunks: each round's ``tool_call`` and ``tool_result`` chunks, then the
@@ -236,28 +257,33 @@ class ToolLoop:
                     yield chunk
             finally:
                 await chunks.aclose()
-            calls = final.get("tool_calls") or []
-            if not self._ours(calls):
+            mine, theirs = self._split(final.get("tool_calls") or [])
+            if mine:
+                self._check_rounds()
+                mine = [_with_id(c) for c in mine]
+                for call in mine:
+                    yield {
+                        "token": "",
+                        "done": False,
+                        "kind": "tool_call",
+                        "tool_call": {
+                            "id": call["id"],
+                            "name": _name(call),
+                            "method": self.box.methods.get(_name(call)),
+                            "arguments": (call.get("function") or {}).get("arguments"),
+                        },
+                    }
+                for entry in await self._round("".join(text), mine):
+                    yield {"token": "", "done": False, "kind": "tool_result", "tool_result": entry}
+            if theirs or not mine:
                 for chunk in held:
-                    yield chunk
+                    shown = [c for c in chunk["tool_calls"] if _name(c) not in self.box.methods]
+                    if shown or not mine:
+                        yield {**chunk, "tool_calls": shown} if mine else chunk
+                if theirs:
+                    final = {**final, "tool_calls": theirs}
                 yield {**final, "tool_rounds": self.rounds}
                 return
-            self._check_rounds()
-            calls = [_with_id(c) for c in calls]
-            for call in calls:
-                yield {
-                    "token": "",
-                    "done": False,
-                    "kind": "tool_call",
-                    "tool_call": {
-                        "id": call["id"],
-                        "name": _name(call),
-                        "method": self.box.methods[_name(call)],
-                        "arguments": (call.get("function") or {}).get("arguments"),
-                    },
-                }
-            for entry in await self._round("".join(text), calls):
-                yield {"token": "", "done": False, "kind": "tool_result", "tool_result": entry}
 
 
 def _name(call: Mapping[str, Any]) -> str:

@@ -153,6 +153,40 @@ async def test_a_loop_that_never_ends_stops_at_max_tool_rounds():
     assert len(info.value.details["tool_rounds"]) == 3
 
 
+async def test_a_call_of_a_name_nobody_offered_goes_back_to_the_model_as_an_error():
+    text = "/call calc_frobnicate {}"
+    async with host(config="plugins: {ollama: false, openai: false}", installed=True) as h:
+        for stream in (False, True):
+            params = {"model": "echo", "messages": [{"role": "user", "content": text}]}
+            params["tools"] = ["calc/add", WEATHER]
+            if stream:
+                chunks = [c async for c in h.stream("llm/chat", params)]
+                result = chunks[-1]
+            else:
+                result = await h.invoke("llm/chat", params)
+            assert not result.get("tool_calls")  # not handed to a caller who never offered it
+            (call,) = result["tool_rounds"][0]["calls"]
+            assert call["error"] == (
+                "there is no tool named 'calc_frobnicate'; the tools are: calc_add, get_weather"
+            )
+
+
+async def test_a_round_that_calls_a_gleitzeit_method_and_a_callers_function_runs_ours():
+    text = '/call calc_multiply {"a": 6, "b": 7}\n/call get_weather {"city": "Oslo"}'
+    async with host(config="plugins: {ollama: false, openai: false}", installed=True) as h:
+        for stream in (False, True):
+            params = {"model": "echo", "messages": [{"role": "user", "content": text}]}
+            params["tools"] = ["calc/*", WEATHER]
+            if stream:
+                result = [c async for c in h.stream("llm/chat", params)][-1]
+            else:
+                result = await h.invoke("llm/chat", params)
+            # The caller gets the one call it can run; the calculator's ran here.
+            assert [c["function"]["name"] for c in result["tool_calls"]] == ["get_weather"]
+            (ours,) = result["tool_rounds"][0]["calls"]
+            assert ours["name"] == "calc_multiply" and ours["result"]["result"] == 42
+
+
 async def test_an_unknown_tool_pattern_is_refused_naming_what_there_is():
     async with host(config="plugins: {ollama: false, openai: false}", installed=True) as h:
         with pytest.raises(InvalidParamsError, match="no method matches 'nope/"):
