@@ -65,6 +65,7 @@ from gleitzeit.errors import (
     MethodNotFoundError,
     ProviderTimeoutError,
     ProviderUnavailableError,
+    RateLimitError,
     RoutingError,
 )
 from gleitzeit.instance import ProviderInstance
@@ -284,6 +285,20 @@ class Dispatcher:
         if exc.caller_error or not inst.cools_down:
             inst.errors += 1  # counted, but the caller's fault: no cool-down
             inst.last_error = str(exc)
+            return
+        if isinstance(exc, RateLimitError):
+            # Not broken: told to wait. It rests as long as its upstream asked (other
+            # instances serve meanwhile), and does not count towards failure_threshold.
+            inst.errors += 1
+            inst.last_error = str(exc)
+            if exc.retry_after:
+                until = time.monotonic() + exc.retry_after
+                if until > inst.cooldown_until:
+                    inst.cooldown_until = until
+                    if inst.registry is not None:
+                        inst.registry.cooling(inst)
+                    for listener in self.listeners:
+                        listener.cooldown_entered(inst, exc)
             return
         before = inst.cooldown_until
         inst.record_failure(

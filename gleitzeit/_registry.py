@@ -312,13 +312,21 @@ class Registry:
                 return RoutingError(f"No provider with capability {capability!r} serves {asked}")
         down = [i for i in pool if not i.routable]
         if down:
+            now = time.monotonic()
             reasons = "; ".join(
                 f"{i.id}: {i.health.detail or i.last_error or 'cooling down after failures'}"
+                + (f" (back in {i.cooldown_until - now:.0f}s)" if i.cooldown_until > now else "")
                 for i in down[:5]
             )
+            resting = [i.cooldown_until - now for i in down if i.cooldown_until > now]
+            # When every one rests (none is unhealthy), the first to come back says
+            # when to try again.
+            back = min(resting) if len(resting) == len(down) else None
             return InstancesDownError(
                 f"Every instance that serves {asked} is down or cooling down ({reasons})",
-                hint="see `gleitzeit providers health`",
+                hint="see `gleitzeit providers health`"
+                + (f"; retry in {back:.0f}s" if back is not None else ""),
+                retry_after=back,
             )
         return RoutingError(f"No provider serves {asked}")
 

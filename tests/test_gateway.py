@@ -15,6 +15,7 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -238,12 +239,27 @@ def test_an_upstream_rate_limit_is_a_rate_limit_error_with_its_retry_after(serve
                 "code": "rate_limit_exceeded",
             }
         },
-        headers={"retry-after": "7"},
+        headers={"retry-after": "2"},
     )
     with pytest.raises(openai.RateLimitError) as info:
         served.client().chat.completions.create(model="gpt-4o-mini", messages=HI)
-    assert info.value.response.headers["retry-after"] == "7"
-    assert info.value.response.headers["retry-after-ms"] == "7000"
+    assert info.value.response.headers["retry-after"] == "2"
+    assert info.value.response.headers["retry-after-ms"] == "2000"
+    # The only instance rests as long as its upstream asked: meanwhile a request is
+    # told when to come back, and afterwards it is served again.
+    served.upstream.scenario = Scenario()
+    with pytest.raises(openai.InternalServerError) as rested:
+        served.client().chat.completions.create(model="gpt-4o-mini", messages=HI)
+    assert rested.value.status_code == 503
+    assert 1 <= int(rested.value.response.headers["retry-after"]) <= 2
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            served.client().chat.completions.create(model="gpt-4o-mini", messages=HI)
+            break
+        except openai.InternalServerError:
+            assert time.monotonic() < deadline, "the instance never came back"
+            time.sleep(0.2)
 
 
 def test_every_response_a_stream_too_carries_its_request_id(served):

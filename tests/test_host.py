@@ -9,6 +9,7 @@ import pytest
 
 import gleitzeit
 from gleitzeit.config import Config, parse_config
+from gleitzeit.errors import InstancesDownError
 from gleitzeit.host import Host
 from gleitzeit.plugins import Plugins
 
@@ -508,3 +509,35 @@ def test_a_provider_hook_that_is_not_async_is_refused_with_its_name(hook):
 
     with pytest.raises(TypeError, match=rf"Bad\.{hook} must be 'async def' \(the host awaits it\)"):
         type("Bad", (gleitzeit.Provider,), {"name": "bad", hook: sync})
+
+
+class Limited(gleitzeit.Provider):
+    """An upstream that rate-limits: every call gets 429, with or without retry-after."""
+
+    name = "limited"
+    kind = "tool"
+    retry_after: float | None = None
+
+    @gleitzeit.method("tool/limited")
+    async def limited(self, params):
+        raise gleitzeit.RateLimitError("429: slow down", retry_after=self.retry_after)
+
+
+async def test_a_rate_limited_instance_rests_as_asked_and_never_by_the_failure_count():
+    config = parse_config("routing: {failure_threshold: 1, cooldown: 600}")
+    without = Limited()
+    async with _host(without, config=config) as host:
+        for _ in range(3):  # no retry-after: nothing to rest for, however often
+            with pytest.raises(gleitzeit.RateLimitError):
+                await host.invoke("tool/limited")
+        (inst,) = host.registry.instances("limited")
+        assert inst.routable and inst.errors == 3
+        without.retry_after = 30
+        with pytest.raises(gleitzeit.RateLimitError):
+            await host.invoke("tool/limited")
+        assert not inst.routable
+        # It rests as long as the upstream asked (not routing.cooldown), and says when
+        # to come back.
+        with pytest.raises(InstancesDownError, match=r"back in (29|30)s") as down:
+            await host.invoke("tool/limited")
+        assert 29 <= down.value.details["retry_after"] <= 30

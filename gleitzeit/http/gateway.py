@@ -212,9 +212,16 @@ class Gateway:
                 f"The model `{model}` does not exist or no provider serves it ({exc.message}). "
                 f"Models served: {', '.join(self._served()) or '(none)'}"
             )
-        if isinstance(exc, RateLimitError) and exc.retry_after is not None:
-            headers["retry-after"] = str(max(1, math.ceil(exc.retry_after)))
-            headers["retry-after-ms"] = str(int(exc.retry_after * 1000))
+        wait = (
+            exc.retry_after
+            if isinstance(exc, RateLimitError)
+            else exc.details.get("retry_after")
+            if isinstance(exc, InstancesDownError)
+            else None
+        )
+        if wait is not None:
+            headers["retry-after"] = str(max(1, math.ceil(wait)))
+            headers["retry-after-ms"] = str(int(wait * 1000))
         return web.json_response(
             api.error_body(message, type_, code, param), status=status, headers=headers
         )
