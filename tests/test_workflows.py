@@ -435,6 +435,24 @@ def test_input_values_are_text_unless_they_read_back_as_written():
     }
 
 
+async def test_inputs_read_by_a_file_without_an_inputs_section_are_checked_before_running():
+    flow = wf(
+        """
+        tasks:
+          - {id: a, method: calc/add, parameters: {a: "${inputs.x}", b: "${inputs.y}"}}
+          - {id: b, method: calc/add, parameters: {a: 1, b: 2}, dependencies: [a]}
+        """
+    )
+    assert flow.inputs_used == {"x", "y"}
+    async with host_with() as host:
+        with pytest.raises(
+            WorkflowError, match=r"needs input\(s\) y \(its tasks read \$\{inputs.y\}\)"
+        ):
+            await Engine(host).run(flow, {"x": 1})
+        result = await Engine(host).run(flow, {"x": 1, "y": 2})
+    assert result.tasks["a"].result["result"] == 3
+
+
 async def test_inputs_defaults_and_required():
     flow = wf(
         """

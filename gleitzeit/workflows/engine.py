@@ -235,6 +235,16 @@ def resolve_inputs(workflow: Workflow, given: dict[str, Any] | None) -> dict[str
             hint=f"its inputs are: {', '.join(specs)}",
         )
     out.update(given)
+    unset = sorted(workflow.inputs_used - out.keys())
+    if unset and not specs:
+        # No inputs: section to check against when the file was read: the references
+        # are checked here, before anything runs.
+        raise WorkflowError(
+            f"Workflow {workflow.name!r} needs input(s) {', '.join(unset)} (its tasks read "
+            + ", ".join(f"${{inputs.{n}}}" for n in unset)
+            + ")",
+            hint="pass them with --input name=value, or declare them under inputs: with a default",
+        )
     return out
 
 

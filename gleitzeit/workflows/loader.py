@@ -51,6 +51,8 @@ class Workflow:
     notes: list[str] = field(default_factory=list)
     #: V4 constructs with no counterpart in this project's format (``gleitzeit convert``).
     dropped: list[str] = field(default_factory=list)
+    #: The inputs the tasks' references name (``${inputs.city}``: ``city``).
+    inputs_used: set[str] = field(default_factory=set)
 
     @property
     def name(self) -> str:
@@ -132,6 +134,7 @@ def _parse(text: str, source: Path | None) -> Workflow:
     # The tasks live on as Task objects, in ``tasks``: their models go now.
     spec.tasks = []
     declared_inputs = set(spec.inputs)
+    inputs_used: set[str] = set()
     reads: dict[str, list[str]] = {}
     with_refs: set[str] = set()
     templates: dict[str, Template] = {}
@@ -174,6 +177,8 @@ def _parse(text: str, source: Path | None) -> Workflow:
                 ref = f"${{{root}{path}}}"
                 if root == "inputs":
                     name = path.lstrip(".").split(".")[0].split("[")[0]
+                    if name:
+                        inputs_used.add(name)
                     if declared_inputs and name not in declared_inputs:
                         near = suggest(name, sorted(declared_inputs))
                         problems.append(
@@ -245,6 +250,7 @@ def _parse(text: str, source: Path | None) -> Workflow:
         format=form,
         notes=notes,
         dropped=dropped,
+        inputs_used=inputs_used,
     )
 
 
