@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from gleitzeit._validation import describe_errors, suggest
 from gleitzeit.config import Config
 from gleitzeit.config.models import ProviderInstanceConfig
-from gleitzeit.errors import ConfigError
+from gleitzeit.errors import ConfigError, GleitzeitError, PluginError
 from gleitzeit.plugins import Plugins
 from gleitzeit.provider import Provider
 
@@ -162,7 +162,15 @@ def build_provider(
             settings = record.settings
     if settings is not None and schema is not None and not isinstance(settings, BaseModel):
         settings = _validate(schema, settings, ("settings",))
-    return cls(settings, name=name)
+    try:
+        return cls(settings, name=name)
+    except GleitzeitError:
+        raise
+    except Exception as exc:
+        raise PluginError(
+            f"could not create provider {name or cls.name!r}: {type(exc).__name__}: {exc}",
+            hint=f"{cls.__module__}.{cls.__qualname__}.__init__ raised; --debug shows where",
+        ) from exc
 
 
 def _validate(schema: type[BaseModel], raw: Any, prefix: tuple[str, ...]) -> BaseModel:

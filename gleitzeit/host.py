@@ -295,6 +295,8 @@ class Host:
         provider or method nobody offers may belong to one of them."""
         records = sorted(self.plugins.records.values(), key=lambda r: r.name)
         said = [f"plugin {r.name} failed: {r.error}" for r in records if r.status == "failed"]
+        # Providers of loaded plugins that could not be built (their __init__ raised).
+        said += [f"{where}: {problem}" for where, problem in self.plugin_errors.items()]
         off = [r.name for r in records if r.status == "disabled"]
         if off:
             only = os.environ.get("GLEITZEIT_PLUGINS")

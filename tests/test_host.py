@@ -541,3 +541,32 @@ async def test_a_rate_limited_instance_rests_as_asked_and_never_by_the_failure_c
         with pytest.raises(InstancesDownError, match=r"back in (29|30)s") as down:
             await host.invoke("tool/limited")
         assert 29 <= down.value.details["retry_after"] <= 30
+
+
+async def test_a_provider_whose_init_raises_is_named_with_why_where_it_is_missing():
+    from gleitzeit._factory import build_provider
+
+    class Raiser(gleitzeit.Provider):
+        name = "raiser"
+
+        def __init__(self, settings=None, *, name=None):
+            super().__init__(settings, name=name)
+            raise RuntimeError("no credentials file")
+
+        @gleitzeit.method("raise/go")
+        async def go(self, params):  # pragma: no cover - never built
+            return {}
+
+    plugin = types.SimpleNamespace(
+        gleitzeit_register_providers=gleitzeit.hookimpl(lambda register: register(Raiser))
+    )
+    cfg = Config()
+    plugins = Plugins.load(cfg, installed=False, extra=[("raising", plugin)])
+    async with Host(cfg, plugins=plugins) as host:
+        with pytest.raises(gleitzeit.GleitzeitError) as missing:
+            await host.invoke("raise/go", {}, provider="raiser")
+        assert "could not create provider: RuntimeError: no credentials file" in str(missing.value)
+    # `gleitzeit provider run raiser` says the same, not "internal error".
+    with pytest.raises(gleitzeit.PluginError, match="no credentials file") as made:
+        build_provider(plugins, "raiser")
+    assert "Raiser.__init__ raised" in (made.value.hint or "")

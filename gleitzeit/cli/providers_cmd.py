@@ -45,6 +45,9 @@ def _warn_setup_problems(api: Any) -> None:
     if isinstance(api, Host):  # a server reports its own setup problems in its log
         for where, problem in api.plugin_errors.items():
             warn(problem if problem.startswith(where) else f"{where}: {problem}")
+        for rec in api.plugins.records.values():
+            if rec.status == "failed":  # its providers are missing from the list: say why
+                warn(f"plugin {rec.name} failed: {rec.error} (gleitzeit plugins info {rec.name})")
 
 
 @providers_group.command("list")
