@@ -31,6 +31,7 @@ from gleitzeit.errors import (
     InvalidParamsError,
     MethodNotFoundError,
     PluginError,
+    ProviderError,
 )
 from gleitzeit.methods import Kind, MethodDescription, MethodIndex
 from gleitzeit.results import collect_stream
@@ -330,7 +331,16 @@ class Provider:
         spec = self.resolve_method(method)
         value = self._validate(spec, params)
         if spec.invoke_handler:
-            return await getattr(self, spec.invoke_handler)(value)
+            result = await getattr(self, spec.invoke_handler)(value)
+            if type(result) is not dict and not isinstance(result, dict):
+                # The wire carries a JSON object: in-process, the same contract holds.
+                raise ProviderError(
+                    f"{spec.name} returned {type(result).__name__}; a method returns a dict "
+                    f"(a JSON object)",
+                    hint=f"return it as a field: {{'result': ...}} in "
+                    f"{type(self).__qualname__}.{spec.invoke_handler}",
+                )
+            return result
         if spec.stream_handler:
             chunks = [c async for c in self._run_stream(spec, value)]
             return collect_stream(chunks)

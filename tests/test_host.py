@@ -570,3 +570,17 @@ async def test_a_provider_whose_init_raises_is_named_with_why_where_it_is_missin
     with pytest.raises(gleitzeit.PluginError, match="no credentials file") as made:
         build_provider(plugins, "raiser")
     assert "Raiser.__init__ raised" in (made.value.hint or "")
+
+
+async def test_a_method_that_returns_no_dict_fails_in_process_as_it_would_remotely():
+    class Bare(gleitzeit.Provider):
+        name = "bare"
+
+        @gleitzeit.method("bare/one")
+        async def one(self, params):
+            return 1
+
+    async with _host(Bare()) as host:
+        with pytest.raises(gleitzeit.ProviderError, match="bare/one returned int") as info:
+            await host.invoke("bare/one")
+    assert "{'result': ...} in" in (info.value.hint or "")
