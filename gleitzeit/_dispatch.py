@@ -539,7 +539,12 @@ class Dispatcher:
                         task.uncancel()  # ours, not the caller's: the caller may go on
                     raise ProviderTimeoutError(
                         f"{request.method} took longer than {timeout:g}s",
-                        hint="raise routing.timeout in gleitzeit.yaml or pass a timeout",
+                        hint=(
+                            "raise routing.timeout in gleitzeit.yaml or pass a timeout"
+                            if request.timeout is None
+                            else "the call's own timeout ran out (a task's timeout:, "
+                            "--timeout, timeout=): raise it"
+                        ),
                     ) from None
                 raise
         except BaseException as exc:

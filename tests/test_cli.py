@@ -226,3 +226,17 @@ def test_a_run_database_that_cannot_be_opened_is_named_with_what_to_do(run_cli, 
     data = {"XDG_DATA_HOME": str(tmp_path / "data")}
     assert run_cli("runs", "list", env=data).out.strip() == "no runs yet"
     assert not (tmp_path / "data").exists()
+
+
+def test_resuming_a_run_whose_file_changed_says_it_runs_the_stored_workflow(run_cli, tmp_path):
+    work, db = run_cli.workdir, str(tmp_path / "runs.sqlite")
+    flow = work / "divide.yaml"
+    flow.write_text("tasks: [{id: a, method: calc/divide, parameters: {a: 1, b: 0}}]\n")
+    assert run_cli("run", "divide.yaml", "--db", db).code == 1
+    (run,) = run_cli("runs", "list", "--json", "--db", db).json()
+    flow.write_text(flow.read_text().replace("b: 0", "b: 5"))
+    resumed = run_cli("run", "--resume", run["id"], "--db", db)
+    assert f"{flow} changed since run {run['id']} started" in resumed.err
+    assert f"start a new run: gleitzeit run {flow}" in resumed.err
+    both = run_cli("run", "divide.yaml", "--resume", run["id"], "--db", db)
+    assert both.code == 2 and "not both" in both.err

@@ -266,6 +266,9 @@ def test_convert_then_run_gives_the_same_results(v4, name):
     assert original.code == 0, original.err
     converted = v4("convert", name, "-o", f"converted-{name}")
     assert converted.code == 0, converted.err
+    kept = v4("convert", name, "-o", name)  # onto the source: refused, nothing lost
+    assert kept.code == 2 and "it is the file being converted" in kept.err
+    assert v4("convert", name, "-o", f"converted-{name}", "--force").code == 0
     text = (v4.workdir / f"converted-{name}").read_text()
     assert "params:" not in text and "protocol:" not in text
     again = v4("run", f"converted-{name}", "--json")

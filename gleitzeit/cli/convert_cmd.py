@@ -13,7 +13,8 @@ import click
 @click.option(
     "-o", "--output", "out", type=click.Path(dir_okay=False), help="Write here instead of stdout."
 )
-def convert(workflow_file: str, out: str | None) -> None:
+@click.option("--force", is_flag=True, help="Overwrite an existing --output file.")
+def convert(workflow_file: str, out: str | None, force: bool) -> None:
     """Write WORKFLOW_FILE (the original Gleitzeit's V4 format) in this project's format.
 
     Everything both formats can express is carried over, so the result runs to the same
@@ -21,6 +22,14 @@ def convert(workflow_file: str, out: str | None) -> None:
     """
     from gleitzeit.workflows import load_workflow
     from gleitzeit.workflows.convert import native_yaml, not_carried
+
+    if out is not None and Path(out).exists() and not force:
+        same = Path(out).resolve() == Path(workflow_file).resolve()
+        raise click.UsageError(
+            f"{out} exists"
+            + (" (it is the file being converted: its comments would be lost)" if same else "")
+            + "; give another --output, or --force to overwrite it"
+        )
 
     workflow = load_workflow(workflow_file)
     if workflow.format != "v4":

@@ -112,7 +112,12 @@ def run(
     )
 
     state = state_of(ctx)
-    if (workflow_file is None) == (resume_id is None):
+    if workflow_file is not None and resume_id is not None:
+        raise click.UsageError(
+            "give a WORKFLOW_FILE or --resume RUN_ID, not both (a resumed run keeps the "
+            "workflow it was started with)"
+        )
+    if workflow_file is None and resume_id is None:
         raise click.UsageError("give a WORKFLOW_FILE, or --resume RUN_ID")
     if explain:
         from gleitzeit.workflows.convert import explain as explain_text
@@ -144,6 +149,14 @@ def run(
                     f"run {run_id} was interrupted ({stored['error']}); resuming it", err=True
                 )
             source = Path(stored["workflow_path"]) if stored["workflow_path"] else None
+            with contextlib.suppress(OSError):
+                if source is not None and source.read_text() != stored["workflow_text"]:
+                    click.echo(
+                        f"note: {source} changed since run {run_id} started; --resume runs "
+                        "the workflow as it was then. To run the edited file, start a new "
+                        f"run: gleitzeit run {source}",
+                        err=True,
+                    )
             workflow = parse_workflow(stored["workflow_text"], source=source)
             given = stored["inputs"]
             completed = {
