@@ -339,6 +339,23 @@ def test_malformed_json_is_refused(served):
     assert "nested too deeply" in _shape(resp)["message"]
 
 
+def test_unknown_paths_and_methods_under_v1_answer_in_openais_shape(served):
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    missing = httpx.get(f"{served.url}/v1/foo", headers=headers, timeout=30)
+    assert missing.status_code == 404 and _shape(missing)["code"] == "unknown_url"
+    assert "POST /v1/chat/completions" in _shape(missing)["message"]
+    wrong = httpx.get(f"{served.url}/v1/chat/completions", headers=headers, timeout=30)
+    assert wrong.status_code == 405 and _shape(wrong)["code"] == "method_not_allowed"
+    assert "use POST" in _shape(wrong)["message"] and wrong.headers["Allow"] == "POST"
+    foreign = httpx.post(
+        f"{served.url}/v1/chat/completions",
+        headers={**headers, "Origin": "https://evil.example"},
+        content=b"{}",
+        timeout=30,
+    )
+    assert foreign.status_code == 403 and _shape(foreign)["type"] == "invalid_request_error"
+
+
 def test_a_wrong_content_type_is_refused(served):
     resp = served.post("/chat/completions", b"model=echo", **{"Content-Type": "text/plain"})
     assert resp.status_code == 415 and _shape(resp)["type"] == "invalid_request_error"

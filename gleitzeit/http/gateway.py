@@ -103,6 +103,37 @@ def status_of(exc: GleitzeitError) -> tuple[int, str, str | None]:
     return 502, "upstream_error", exc.code
 
 
+#: The routes under /v1, for the error that names them.
+ROUTES = (
+    "POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings, GET /v1/models, "
+    "GET /v1/models/{model}"
+)
+
+
+async def _openai_shaped_misses(request: web.Request, handler: Callable[..., Any]) -> Any:
+    """Middleware: a path under /v1 that no route serves, or a method a route does not
+    take, is answered in OpenAI's error shape too (aiohttp answers plain text)."""
+    from aiohttp import web
+
+    if not request.path.startswith("/v1/") and request.path != "/v1":
+        return await handler(request)
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status not in (404, 405):
+            raise
+        if exc.status == 404:
+            message = f"No route {request.method} {request.path}; the API has {ROUTES}"
+            code = "unknown_url"
+        else:
+            allowed = exc.headers.get("Allow", "")
+            message = f"{request.method} is not allowed on {request.path}; use {allowed}"
+            code = "method_not_allowed"
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        body = api.error_body(message, "invalid_request_error", code)
+        return web.json_response(body, status=exc.status, headers=headers)
+
+
 class Gateway:
     """Serves ``/v1`` for one host."""
 
@@ -113,6 +144,9 @@ class Gateway:
         self.started = int(time.time())
 
     def attach(self, app: web.Application) -> None:
+        from aiohttp import web
+
+        app.middlewares.append(web.middleware(_openai_shaped_misses))
         r = app.router
         r.add_post("/v1/chat/completions", self.chat_completions)
         r.add_post("/v1/completions", self.completions)

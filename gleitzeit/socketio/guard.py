@@ -144,6 +144,8 @@ def _denied(exc: AccessDenied) -> Any:
     from aiohttp import web
 
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    # OpenAI's shape (type and param too), so an SDK on /v1 reads it like the others.
+    error = {"message": exc.message, "type": "invalid_request_error", "param": None}
     return web.json_response(
-        {"error": {"code": exc.code, "message": exc.message}}, status=exc.status, headers=headers
+        {"error": {**error, "code": exc.code}}, status=exc.status, headers=headers
     )
