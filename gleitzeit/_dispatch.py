@@ -323,6 +323,16 @@ class Dispatcher:
         for listener in self.listeners:
             listener.call_ended(call, call.instance, error, result)
 
+    @staticmethod
+    def _tool_loop(request: Request) -> bool:
+        """Whether the request names Gleitzeit methods as tools; an empty
+        ``gleitzeit_tools`` (none) is taken out rather than sent to the provider."""
+        if wants_tool_loop(request.params):
+            return True
+        if "gleitzeit_tools" in request.params:
+            request.params = {k: v for k, v in request.params.items() if k != "gleitzeit_tools"}
+        return False
+
     #: Parameters that make a request more than a call to route: a model (an alias or
     #: targets to resolve), tools (a tool loop).
     MORE_THAN_ROUTING = frozenset(("model", "tools", "gleitzeit_tools"))
@@ -338,7 +348,7 @@ class Dispatcher:
         if request.method in METHOD_ALIASES:
             self._method_alias(request)
         params = request.params
-        if ("tools" in params or "gleitzeit_tools" in params) and wants_tool_loop(params):
+        if ("tools" in params or "gleitzeit_tools" in params) and self._tool_loop(request):
             from gleitzeit.tools import ToolLoop
 
             return ToolLoop(self, request).invoke()
@@ -372,7 +382,7 @@ class Dispatcher:
         if request.method in METHOD_ALIASES:
             self._method_alias(request)
         params = request.params
-        if ("tools" in params or "gleitzeit_tools" in params) and wants_tool_loop(params):
+        if ("tools" in params or "gleitzeit_tools" in params) and self._tool_loop(request):
             from gleitzeit.tools import ToolLoop
 
             chunks = ToolLoop(self, request).stream()

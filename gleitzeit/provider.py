@@ -39,6 +39,14 @@ from gleitzeit.results import collect_stream
 _MARK = "__gleitzeit_method__"
 
 
+def _param_path(loc: tuple[int | str, ...]) -> str:
+    """A field's place as a caller writes it: ``messages[0].role``."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    return path
+
+
 @dataclass
 class MethodSpec:
     """What a provider says about one of its methods."""
@@ -324,6 +332,7 @@ class Provider:
             raise InvalidParamsError(
                 f"Invalid parameters for {spec.name}: " + "; ".join(lines),
                 hint=f"see `gleitzeit providers list --json` for the schema of {spec.name}",
+                param=_param_path(exc.errors()[0]["loc"]),
             ) from None
 
     async def invoke(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:

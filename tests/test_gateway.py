@@ -356,6 +356,18 @@ def test_unknown_paths_and_methods_under_v1_answer_in_openais_shape(served):
     assert foreign.status_code == 403 and _shape(foreign)["type"] == "invalid_request_error"
 
 
+def test_invalid_parameters_name_the_field_in_param(served):
+    bad = [{"role": "wizard", "content": "hi"}]
+    with pytest.raises(openai.BadRequestError) as info:
+        served.client().chat.completions.create(model="echo", messages=bad)
+    assert info.value.code == "invalid_params" and info.value.param == "messages[0].role"
+    # No Gleitzeit tools is the same as not naming any.
+    answer = served.client().chat.completions.create(
+        model="echo", messages=HI, extra_body={"gleitzeit_tools": []}
+    )
+    assert answer.choices[0].message.content == "hello there gateway"
+
+
 def test_a_wrong_content_type_is_refused(served):
     resp = served.post("/chat/completions", b"model=echo", **{"Content-Type": "text/plain"})
     assert resp.status_code == 415 and _shape(resp)["type"] == "invalid_request_error"

@@ -239,7 +239,8 @@ class Gateway:
             body = api.error_body(f"{type(exc).__name__}: {exc}", "server_error")
             return web.json_response(body, status=500)
         status, type_, code = status_of(exc)
-        message, param, headers = str(exc), None, {}
+        param = exc.details.get("param") if isinstance(exc.details.get("param"), str) else None
+        message, headers = str(exc), {}
         if status == 404 and code == "model_not_found" and model is not None:
             param = "model"
             message = (
