@@ -187,9 +187,7 @@ class Credentials:
         if self.open:
             return OPEN
         if given is None or given == "":
-            raise AuthFailed(
-                "authentication failed: no token given", "pass --token or set GLEITZEIT_TOKEN"
-            )
+            raise AuthFailed("authentication failed: no token given", "give the server's token")
         if not isinstance(given, str) or len(given) > 8192:
             raise AuthFailed("authentication failed: the token must be a string")
         if not given.isascii() or not given.isprintable():
@@ -198,6 +196,4 @@ class Credentials:
             return self.static
         if self.secret is not None and given.count(".") == 2:
             return _decode(self.secret, given)
-        raise AuthFailed(
-            "authentication failed: missing or wrong token", "set GLEITZEIT_TOKEN or pass --token"
-        )
+        raise AuthFailed("authentication failed: missing or wrong token", "give the server's token")

@@ -108,7 +108,7 @@ class Client:
             if "authentication failed" in text:
                 raise AuthRefused(
                     f"{self.url} refused the connection: {text}",
-                    hint="pass the server's token with --token or GLEITZEIT_TOKEN",
+                    hint="Client(url, token=...) or GLEITZEIT_TOKEN (--token on the command line)",
                 ) from None
             raise ServerUnreachable(
                 f"Cannot reach a gleitzeit server at {self.url}: {text or 'connection failed'}",
