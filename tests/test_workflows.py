@@ -487,6 +487,58 @@ async def test_runs_are_stored(tmp_path):
     store.close()
 
 
+class Gate(gleitzeit.Provider):
+    """Passes items below ``open_below`` at once; the others wait until cancelled."""
+
+    name = "gate"
+    kind = "tool"
+
+    def __init__(self, settings=None, *, name=None, open_below=10**9):
+        super().__init__(settings, name=name)
+        self.open_below = open_below
+        self.called: list[int] = []
+        self.waiting = asyncio.Event()
+
+    @gleitzeit.method("gate/pass")
+    async def pass_(self, params):
+        self.called.append(params["i"])
+        if params["i"] >= self.open_below:
+            self.waiting.set()
+            await asyncio.Event().wait()
+        return {"result": params["i"] * 10}
+
+
+async def test_an_interrupted_fan_out_resumes_without_calling_its_done_items_again(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite")
+    flow = wf(
+        """
+        tasks:
+          - {id: fan, method: gate/pass, for_each: [a, b, c, d, e, f], parameters: {i: "${item_index}"}}
+        """
+    )
+    first = Gate(open_below=4)
+    async with host_with(first) as host:
+        run = asyncio.ensure_future(Engine(host, store=store, concurrency=1).run(flow))
+        await asyncio.wait_for(first.waiting.wait(), 20)
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+    assert first.called == [0, 1, 2, 3, 4]
+    (stored,) = store.list_runs()
+    kept = store.done_items(stored["id"])
+    assert sorted(kept["fan"]) == [0, 1, 2, 3]
+
+    again = Gate()
+    async with host_with(again) as host:
+        result = await Engine(host, store=store, concurrency=1).run(
+            flow, run_id=stored["id"], completed={}, items=kept
+        )
+    assert result.status == "completed"
+    assert again.called == [4, 5]  # the four done items were not called again
+    assert [r["result"] for r in result.tasks["fan"].result["results"]] == [0, 10, 20, 30, 40, 50]
+    store.close()
+
+
 # -- processes ---------------------------------------------------------------------------
 
 

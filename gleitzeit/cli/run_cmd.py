@@ -131,6 +131,7 @@ def run(
         state.config.workflows.allow_execute = True
     store = _store(state, db)
     completed: dict[str, Any] | None = None
+    done_items: dict[str, dict[int, Any]] | None = None
     run_id = None
     try:
         if resume_id is not None:
@@ -164,6 +165,8 @@ def run(
                 for t, item in stored["tasks"].items()
                 if item["status"] == "completed"
             }
+            # Fan-out items the interrupted run finished inside a task it did not.
+            done_items = store.done_items(run_id)
             server_url = server_url or stored.get("target")
         else:
             assert workflow_file is not None  # checked above: one of the two is given
@@ -200,7 +203,12 @@ def run(
                 await check_methods(workflow, api)
                 outcome.append(
                     await engine.run(
-                        workflow, given, run_id=run_id, completed=completed, target=server_url
+                        workflow,
+                        given,
+                        run_id=run_id,
+                        completed=completed,
+                        target=server_url,
+                        items=done_items,
                     )
                 )
             # Returned through ``outcome``, not as the coroutine's value: on its way out

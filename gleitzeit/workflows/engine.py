@@ -276,12 +276,17 @@ class Engine:
         run_id: str | None = None,
         completed: dict[str, Any] | None = None,
         target: str | None = None,
+        items: dict[str, dict[int, tuple[str, Any]]] | None = None,
     ) -> RunResult:
-        """Run (or, with ``completed`` results of an earlier run, resume) a workflow."""
+        """Run (or, with ``completed`` results of an earlier run, resume) a workflow.
+
+        ``items``: per fan-out task, the items an interrupted run completed
+        (:meth:`RunStore.done_items`), which a resume does not call again."""
         resuming = completed is not None
         inputs = resolve_inputs(workflow, inputs) if not resuming else dict(inputs or {})
         run_id = run_id or new_run_id()
         run = _Run(self, workflow, inputs, run_id)
+        run.done_items = dict(items or {})
         for task_id, result in (completed or {}).items():
             if task_id in run.states:
                 state = run.states[task_id]
@@ -363,6 +368,8 @@ class _Run:
         self._timed_out: float | None = None
         #: Whether the run has cancelled its workers (see _worker_ended).
         self._cancelled = False
+        #: Fan-out items an interrupted earlier run completed, per task (see Engine.run).
+        self.done_items: dict[str, dict[int, tuple[str, Any]]] = {}
 
     # -- scheduling ------------------------------------------------------------------
 
@@ -765,22 +772,11 @@ class _Run:
                 scope = self._scope(task_id, spec)
                 items = self._items(spec, scope)
                 template = self._templates.get(task_id) or compile_refs(spec.parameters)
-                calls = [
-                    self._attempts(
-                        spec,
-                        state,
-                        template.render({**scope, "item": item, "item_index": i}, task_id),
-                        item_index=i,
-                    )
-                    for i, item in enumerate(items)
-                ]
+                outcomes = await self._fan_out(task_id, spec, state, scope, items, template)
                 if spec.batch:
-                    state.result = _batch_result(
-                        items, await asyncio.gather(*calls, return_exceptions=True)
-                    )
+                    state.result = _batch_result(items, outcomes)
                 else:
-                    results = await asyncio.gather(*calls)
-                    state.result = {"items": items, "results": list(results), "count": len(items)}
+                    state.result = {"items": items, "results": outcomes, "count": len(items)}
             state.status = "completed"
         except asyncio.CancelledError:
             state.status = "pending"
@@ -789,6 +785,56 @@ class _Run:
             state.status = "failed"
             state.error = _describe(exc)
         return self._finished(task_id, state, started)
+
+    async def _fan_out(
+        self,
+        task_id: str,
+        spec: Task,
+        state: TaskState,
+        scope: dict[str, Any],
+        items: list[Any],
+        template: Any,
+    ) -> list[Any]:
+        """Each item's outcome, in item order: its result (for a batch, or the
+        :class:`_Failed` it ended with). Items an interrupted earlier run completed
+        are not called again; when this run is interrupted mid-task, the items done
+        so far are stored for the next resume."""
+        kept = self.done_items.pop(task_id, {})
+        outcomes: list[Any] = [None] * len(items)
+        calls: dict[int, asyncio.Future[Any]] = {}
+        for i, item in enumerate(items):
+            done = kept.get(i)
+            if done is not None and done[0] == _item_key(item):
+                outcomes[i] = done[1]
+                continue
+            rendered = template.render({**scope, "item": item, "item_index": i}, task_id)
+            calls[i] = asyncio.ensure_future(self._attempts(spec, state, rendered, item_index=i))
+        try:
+            got = await asyncio.gather(*calls.values(), return_exceptions=spec.batch)
+        except asyncio.CancelledError:
+            self._keep_items(task_id, items, calls)
+            raise
+        for i, outcome in zip(calls, got, strict=True):
+            outcomes[i] = outcome
+        return outcomes
+
+    def _keep_items(
+        self, task_id: str, items: list[Any], calls: dict[int, asyncio.Future[Any]]
+    ) -> None:
+        """The run stops mid fan-out: store the items that completed."""
+        for call in calls.values():
+            call.cancel()
+        if self.store is None:
+            return
+        done: list[tuple[int, str, str]] = []
+        for i, call in calls.items():
+            if call.done() and not call.cancelled() and call.exception() is None:
+                try:
+                    done.append((i, _item_key(items[i]), encode_result(call.result())))
+                except Exception:  # a result that cannot be stored is called again
+                    continue
+        if done:
+            self.store.items_done(self.run_id, task_id, done)
 
     def _finished(self, task_id: str, state: TaskState, started: float) -> str | None:
         """Record and report a task that ended; returns what :meth:`_settled` does."""
@@ -1027,6 +1073,12 @@ def _batch_result(items: list[Any], outcomes: list[Any]) -> dict[str, Any]:
         "files": files,
         "summary": {"total": len(items), "successful": len(items) - failed, "failed": failed},
     }
+
+
+def _item_key(item: Any) -> str:
+    """A fan-out item as stored beside its result: a resume reuses the result only for
+    the same item at the same place (a glob may match other files by then)."""
+    return json.dumps(item, sort_keys=True, default=str)
 
 
 def _describe(exc: BaseException) -> str:

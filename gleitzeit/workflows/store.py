@@ -76,6 +76,14 @@ CREATE TABLE IF NOT EXISTS attempts (
     finished_at REAL,
     PRIMARY KEY (run_id, task_id, attempt)
 );
+CREATE TABLE IF NOT EXISTS items (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    task_id TEXT NOT NULL,
+    item_index INTEGER NOT NULL,
+    item_json TEXT NOT NULL,
+    result_json TEXT NOT NULL,
+    PRIMARY KEY (run_id, task_id, item_index)
+);
 CREATE INDEX IF NOT EXISTS runs_created ON runs(created_at);
 CREATE TABLE IF NOT EXISTS chat_sessions (
     id TEXT PRIMARY KEY,
@@ -532,6 +540,30 @@ class RunStore:
         "INSERT OR REPLACE INTO tasks (run_id, task_id, status, result_json, error, attempts,"
         " started_at, finished_at) VALUES (?, ?, 'completed', ?, NULL, ?, ?, ?)"
     )
+
+    def items_done(self, run_id: str, task_id: str, items: list[tuple[int, str, str]]) -> None:
+        """The items of a fan-out that completed before the run stopped mid-task, as
+        ``(index, item JSON, result JSON)``: a resume runs only the others."""
+        self.queue(
+            "INSERT OR REPLACE INTO items (run_id, task_id, item_index, item_json, result_json)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [(run_id, task_id, *item) for item in items],
+            many=True,
+        )
+
+    def done_items(self, run_id: str) -> dict[str, dict[int, tuple[str, Any]]]:
+        """Per task, the fan-out items :meth:`items_done` kept: index -> (item JSON,
+        result)."""
+        out: dict[str, dict[int, tuple[str, Any]]] = {}
+        for row in self._read(
+            "SELECT task_id, item_index, item_json, result_json FROM items WHERE run_id=?",
+            (self.resolve_id(run_id),),
+        ):
+            out.setdefault(row["task_id"], {})[row["item_index"]] = (
+                row["item_json"],
+                json.loads(row["result_json"]),
+            )
+        return out
 
     def task_started(self, run_id: str, task_id: str, attempt: int, at: float) -> None:
         self.queue(self._UPSERT, (run_id, task_id, "running", None, None, attempt, at, None))
