@@ -257,7 +257,10 @@ async def test_an_interrupted_run_keeps_the_rows_of_tasks_that_finished(tmp_path
     assert run_status(db) == ["interrupted"]
 
 
-async def test_a_locked_database_is_not_reported_completed(tmp_path):
+async def test_a_locked_database_is_not_reported_completed(tmp_path, caplog, monkeypatch):
+    from gleitzeit.workflows import store as store_module
+
+    monkeypatch.setattr(store_module, "SLOW_STOP", 0.05)
     db = tmp_path / "locked.sqlite"
     store = RunStore(db, busy_timeout=0.2)
     blocker = sqlite3.connect(db, isolation_level=None)
@@ -276,6 +279,9 @@ async def test_a_locked_database_is_not_reported_completed(tmp_path):
         # The work itself is not lost: the error carries the run's results.
         assert caught.value.result.status == "completed"
         assert len(caught.value.result.tasks) == 50
+        # While it waited for the lock, the run said why it did not end.
+        said = [r.getMessage() for r in caplog.records if r.name == "gleitzeit.store"]
+        assert any("the database is busy (locked by another process?)" in m for m in said)
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()

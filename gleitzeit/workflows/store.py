@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -31,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from gleitzeit.errors import RunNotFound, StoreOpenError, StoreWriteError
+
+log = logging.getLogger("gleitzeit.store")
 
 try:
     from _json import encode_basestring_ascii
@@ -170,6 +173,8 @@ _Group = tuple[str, list[Any]]
 
 #: Seconds the writer lets rows gather after a commit before it starts the next one.
 GATHER = 0.05
+#: Seconds the last commit of a run may take before the wait is reported.
+SLOW_STOP = 2.0
 #: Pages of write-ahead log after which a commit checkpoints (SQLite's default).
 AUTOCHECKPOINT = 1000
 
@@ -432,6 +437,14 @@ class RunStore:
             _resolve(writing.hold)
         assert writing.task is not None
         try:
+            if not (await asyncio.wait({writing.task}, timeout=SLOW_STOP))[0]:
+                # A run that seems to hang says why it waits.
+                log.warning(
+                    "waiting to store the run's last results in %s: the database is busy "
+                    "(locked by another process?); giving up after %gs",
+                    self.path,
+                    self.busy_timeout,
+                )
             # Shielded: a second Ctrl-C must not abandon the final commit half-way.
             await asyncio.shield(writing.task)
             if self._pending:
