@@ -9,8 +9,9 @@ collector out of the way while it allocates (nothing it builds can be garbage).
 
 Whatever it does not handle itself — explicit tags, merge keys, complex keys, more
 than one document, undefined aliases — it hands to PyYAML's own safe loader, so the
-result (or the error) is always the one ``yaml.safe_load`` gives. Without libyaml it
-is ``yaml.safe_load`` with the Python parser.
+result (or the error) is always the one ``yaml.safe_load`` gives — but for a key given
+twice in one mapping, which is an error here (with its line) where PyYAML keeps the
+last. Without libyaml it is ``yaml.safe_load`` with the Python parser.
 
 Line numbers are not kept: an error that needs one parses again (see
 :mod:`gleitzeit._yamllines`), so a valid file never pays for them.
@@ -62,6 +63,10 @@ class _Unusual(Exception):
     """A construct left to PyYAML's own loader."""
 
 
+class _Duplicate(Exception):
+    """A mapping names one key twice."""
+
+
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """No cyclic garbage collection inside: for code that allocates many objects and
@@ -78,7 +83,9 @@ def gc_paused() -> Iterator[None]:
 
 def load(text: str) -> Any:
     """The Python value of the one YAML document in ``text``, as ``yaml.safe_load``
-    gives it; a syntax error raises PyYAML's error, with its position."""
+    gives it, except that a key given twice in one mapping is an error (PyYAML keeps
+    the last one silently: a misplaced line would override its twin unseen); a syntax
+    error raises PyYAML's error, with its position."""
     with gc_paused():
         if HAS_LIBYAML:
             loader = SafeLoader(text)
@@ -86,9 +93,36 @@ def load(text: str) -> Any:
                 return _build(loader)
             except _Unusual:
                 pass
+            except _Duplicate:
+                _raise_duplicate(text)
             finally:
                 loader.dispose()
         return yaml.load(text, Loader=SafeLoader)  # noqa: S506 - a safe loader
+
+
+def _raise_duplicate(text: str) -> None:
+    """Raise PyYAML's kind of error, with the line, for the first key given twice."""
+    root = yaml.compose(text, Loader=SafeLoader)
+    todo = [root]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, Any] = {}
+            for key, value in node.value:
+                if isinstance(key, ScalarNode):
+                    if key.value in seen:
+                        first = seen[key.value]
+                        raise yaml.constructor.ConstructorError(
+                            f"while reading a mapping (key {key.value!r} first on line "
+                            f"{first.start_mark.line + 1})",
+                            node.start_mark,
+                            f"found key {key.value!r} a second time; remove one of them",
+                            key.start_mark,
+                        )
+                    seen[key.value] = key
+                todo.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            todo.extend(node.value)
 
 
 def _build(loader: Any) -> Any:
@@ -153,6 +187,8 @@ def _build(loader: Any) -> Any:
                     raise _Unusual  # PyYAML reports it (or builds a tuple key from a list)
                 key = value
                 continue
+            if key in top:
+                raise _Duplicate
             top[key] = value
             key = _NO_KEY
         else:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime
 import gc
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from gleitzeit import _yamlread as yamlread
+from gleitzeit.workflows import WorkflowError, parse_workflow
 
 DOCUMENTS = [
     "",
@@ -19,7 +21,6 @@ DOCUMENTS = [
     "- 1\n- 2\n",
     "[1, [2, [3]], {a: b}]",
     "a: {b: [1, {c: d}], e: []}\nf: {}\n",
-    "a: 1\na: 2\n",
     "1: 2\n3.5: x\nnull: y\ntrue: z\n",
     "a: 2001-12-14t21:59:43.10-05:00\nb: 0x1f\nc: 1_000\nd: .inf\ne: ~\nf: yes\n",
     "g: 'yes'\nh: \"1\"\ni: 1:30\nj: 0o17\nk: 017\nl: -.5\nm: +12\nn: .nan\no: 2002-12-14\n",
@@ -93,3 +94,16 @@ def test_the_collector_is_switched_back_on_after_an_error() -> None:
     with pytest.raises(yaml.YAMLError):
         yamlread.load("a: [1, 2\n")
     assert gc.isenabled()
+
+
+@pytest.mark.skipif(not yamlread.HAS_LIBYAML, reason="PyYAML without libyaml keeps the last")
+def test_a_key_given_twice_is_an_error_with_its_line():
+    text = "tasks:\n  - id: a\n    method: calc/add\n    method: calc/multiply\n"
+    with pytest.raises(yaml.YAMLError) as info:
+        yamlread.load(text)
+    assert info.value.problem == "found key 'method' a second time; remove one of them"
+    assert info.value.problem_mark.line + 1 == 4
+    # Keys equal in Python but distinct in YAML stay as safe_load reads them.
+    assert yamlread.load("{1: a, 1.0: b}") == yaml.safe_load("{1: a, 1.0: b}")
+    with pytest.raises(WorkflowError, match=r"x.yaml:4:5: not valid YAML: found key 'method'"):
+        parse_workflow(text, source=Path("x.yaml"))
