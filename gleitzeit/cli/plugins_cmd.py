@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -76,18 +77,37 @@ def plugins_new(name: str, kind: str, directory: str, description: str | None) -
     )
 
 
-def _snapshot() -> dict[str, tuple[str | None, str]]:
+def _config_file(ctx: click.Context) -> Path | None:
+    from gleitzeit.config.paths import find_config_path
+
+    state = state_of(ctx)
+    return find_config_path(state.config_path, state.config_origin)
+
+
+def _snapshot(config: Path | None) -> dict[str, tuple[str | None, str]]:
     """name -> (version, status) of every installed plugin, read in a fresh process (this
-    one's view of installed packages does not change when pip runs)."""
+    one's view of installed packages does not change when pip runs).
+
+    It runs in an empty directory, with this command's config file named: ``python -m``
+    puts the working directory first on sys.path, where a plugin's own folder (its
+    ``*.egg-info``) would show it installed whatever pip did."""
     import json
+    import os
     import subprocess
     import sys
+    import tempfile
 
-    out = subprocess.run(
-        [sys.executable, "-m", "gleitzeit", "plugins", "list", "--json"],
-        capture_output=True,
-        text=True,
-    )
+    env = dict(os.environ)
+    if config is not None:
+        env["GLEITZEIT_CONFIG"] = str(config.resolve())
+    with tempfile.TemporaryDirectory() as empty:
+        out = subprocess.run(
+            [sys.executable, "-m", "gleitzeit", "plugins", "list", "--json"],
+            capture_output=True,
+            text=True,
+            cwd=empty,
+            env=env,
+        )
     try:
         records = json.loads(out.stdout)
     except ValueError:
@@ -169,9 +189,10 @@ def plugins_install(
         args += ["-e", path]
     args += [_requirement(n) for n in names if not n.startswith("-")]
     args += [n for n in names if n.startswith("-")] + list(ctx.args)
-    before = _snapshot()
+    config = _config_file(ctx)
+    before = _snapshot(config)
     _pip(args)
-    _report(before, _snapshot())
+    _report(before, _snapshot(config))
 
 
 @plugins_group.command(
@@ -189,9 +210,10 @@ def plugins_uninstall(ctx: click.Context, names: tuple[str, ...]) -> None:
         dists.append(
             rec.distribution if rec is not None and rec.distribution else _requirement(name)
         )
-    before = _snapshot()
+    config = _config_file(ctx)
+    before = _snapshot(config)
     _pip(["uninstall", "-y", *dists, *ctx.args])
-    _report(before, _snapshot())
+    _report(before, _snapshot(config))
 
 
 @plugins_group.command("info")
