@@ -368,6 +368,17 @@ def test_invalid_parameters_name_the_field_in_param(served):
     assert answer.choices[0].message.content == "hello there gateway"
 
 
+def test_malformed_messages_tools_and_formats_are_refused_naming_them(served):
+    cases = [
+        ({"messages": [{"role": "user"}]}, "messages[0] (user) needs a content"),
+        ({"messages": HI, "tools": [{"type": "function"}]}, "tools[0] needs a function"),
+        ({"messages": HI, "response_format": {"type": "xml"}}, "'xml' is not one of text"),
+    ]
+    for extra, said in cases:
+        resp = served.post("/chat/completions", json.dumps({"model": "echo", **extra}).encode())
+        assert resp.status_code == 400 and said in _shape(resp)["message"], resp.text
+
+
 def test_a_wrong_content_type_is_refused(served):
     resp = served.post("/chat/completions", b"model=echo", **{"Content-Type": "text/plain"})
     assert resp.status_code == 415 and _shape(resp)["type"] == "invalid_request_error"

@@ -91,6 +91,38 @@ class ChatCompletionRequest(_Sampling):
     )
     max_tool_rounds: int | None = Field(None, ge=1, le=100)
 
+    @field_validator("messages")
+    @classmethod
+    def _contents(cls, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for i, m in enumerate(messages):
+            role = m.get("role")
+            if role in ("user", "system", "developer", "tool") and m.get("content") is None:
+                raise ValueError(f"messages[{i}] ({role}) needs a content")
+        return messages
+
+    @field_validator("response_format")
+    @classmethod
+    def _format(cls, fmt: dict[str, Any] | None) -> dict[str, Any] | None:
+        if fmt is not None and fmt.get("type") not in ("text", "json_object", "json_schema"):
+            raise ValueError(
+                f"response_format.type {fmt.get('type')!r} is not one of text, json_object, "
+                "json_schema"
+            )
+        return fmt
+
+    @field_validator("tools")
+    @classmethod
+    def _functions(cls, tools: list[str | dict[str, Any]] | None) -> Any:
+        for i, tool in enumerate(tools or []):
+            if isinstance(tool, dict) and not (
+                isinstance(tool.get("function"), dict) and tool["function"].get("name")
+            ):
+                raise ValueError(
+                    f"tools[{i}] needs a function with a name: "
+                    '{"type": "function", "function": {"name": ..., "parameters": {...}}}'
+                )
+        return tools
+
     def params(self) -> dict[str, Any]:
         """The ``llm/chat`` parameters."""
         params = self.sampling()
