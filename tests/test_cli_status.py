@@ -15,6 +15,13 @@ pytest_plugins = ["gleitzeit.testing.fixtures"]
         (["config", "providers"], "gleitzeit providers list"),
         (["config", "create", "--config-file", "x.yaml"], "gleitzeit config init"),
         (["serve", "--provider-config", "p.yaml"], "gleitzeit provider run"),
+        (["submit", "flow.yaml"], "gleitzeit run FILE --server URL"),
+        (["batch", "docs", "--pattern", "*.txt"], "batch: true"),
+        (["init", "demo", "--type", "llm"], "gleitzeit config init"),
+        (["exec", "print(2 + 2)"], "python/execute"),
+        (["run", "flow.yaml", "--output", "r.json"], "--json > results.json"),
+        (["run", "flow.yaml", "--backend", "redis"], "--db FILE"),
+        (["run", "flow.yaml", "--watch"], "progress is always shown"),
     ],
 )
 def test_the_originals_commands_answer_with_what_to_type_now(run_cli, args, instead):

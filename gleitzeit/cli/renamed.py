@@ -3,7 +3,12 @@ answers with what to type now, instead of click's bare "No such command"."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import click
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: (group, old command) -> what to type now.
 RENAMED: dict[tuple[str, str], str] = {
@@ -14,6 +19,20 @@ RENAMED: dict[tuple[str, str], str] = {
     ("gleitzeit", "monitor"): (
         "use `gleitzeit providers health --server URL` (or `gleitzeit status --server URL`), "
         "and `gleitzeit run` shows live progress"
+    ),
+    ("gleitzeit", "submit"): (
+        "use `gleitzeit run FILE`; against a server: `gleitzeit run FILE --server URL`"
+    ),
+    ("gleitzeit", "batch"): (
+        'write a workflow task with `for_each: {glob: "DIR/*.txt"}` and `batch: true` '
+        "(docs/migrating.md), or run the original's `type: batch` file with `gleitzeit run`"
+    ),
+    ("gleitzeit", "init"): (
+        "copy an example from examples/; `gleitzeit config init` writes a commented gleitzeit.yaml"
+    ),
+    ("gleitzeit", "exec"): (
+        "write a workflow task `method: python/execute` with `code:`, and run it with "
+        "`gleitzeit run FILE --allow-execute`"
     ),
     ("config", "providers"): "use `gleitzeit providers list` (and `gleitzeit config show`)",
     ("config", "create"): "use `gleitzeit config init --path FILE`",
@@ -44,3 +63,43 @@ class GroupWithRenames(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         found = super().get_command(ctx, cmd_name)
         return found if found is not None else renamed_command(self.name or "", cmd_name)
+
+
+#: Options of the original's `run` -> what to type now.
+RUN_OPTIONS = {
+    "--watch": "progress is always shown; --json prints only the results",
+    "--output": "`gleitzeit run FILE --json > results.json`",
+    "--backend": "runs are stored in SQLite (workflows.database); --db FILE picks the file",
+}
+
+#: Options of the original's `serve` -> what to type now.
+SERVE_OPTIONS = {
+    "--provider-config": (
+        "providers come from the providers: and plugins: sections of gleitzeit.yaml "
+        "(--config FILE); remote providers connect with `gleitzeit provider run NAME "
+        "--server URL`. See docs/migrating.md"
+    ),
+}
+
+
+def renamed_options(options: dict[str, str]) -> Callable[[F], F]:
+    """Hidden options that answer the original's spellings with what to type now."""
+
+    def refuse(ctx: click.Context, param: click.Parameter, value: object) -> None:
+        if value:
+            name = param.opts[0]
+            raise click.UsageError(f"`{name}` is not an option here: {options[name]}")
+
+    def add(fn: F) -> F:
+        for name in options:
+            fn = click.option(
+                name,
+                f"_old_{name.strip('-')}",
+                hidden=True,
+                expose_value=False,
+                is_flag=name == "--watch",
+                callback=refuse,
+            )(fn)
+        return fn
+
+    return add

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from gleitzeit.cli.output import echo_json, table
+from gleitzeit.cli.renamed import RUN_OPTIONS, renamed_options
 from gleitzeit.cli.state import state_of
 
 
@@ -50,6 +51,7 @@ def _stored_runs(state: Any, db: str | None) -> Any:
 
 
 @click.command("run")
+@renamed_options(RUN_OPTIONS)
 @click.argument("workflow_file", required=False, type=click.Path(dir_okay=False))
 @click.option("--input", "-i", "inputs", multiple=True, help="name=value, for ${inputs.name}.")
 @click.option(

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from gleitzeit.cli.renamed import SERVE_OPTIONS, renamed_options
 from gleitzeit.cli.state import state_of
 
 
@@ -61,12 +62,7 @@ def _asyncio():  # noqa: ANN202 - asyncio costs ~25 ms to import; only commands 
     envvar="GLEITZEIT_REDIS",
     help="Join the cluster of nodes sharing this Redis (default: server.redis); see docs/scaling.md.",
 )
-@click.option(
-    "--provider-config",
-    "provider_config",
-    hidden=True,
-    help="The original Gleitzeit's option; providers now come from gleitzeit.yaml.",
-)
+@renamed_options(SERVE_OPTIONS)
 @log_options("info")
 @click.pass_context
 def serve(
@@ -75,7 +71,6 @@ def serve(
     port: int | None,
     insecure: bool | None,
     redis_url: str | None,
-    provider_config: str | None,
     log_format: str,
     log_level: str | None,
 ) -> None:
@@ -94,12 +89,6 @@ def serve(
         return
     from gleitzeit.socketio.server import GleitzeitServer
 
-    if provider_config is not None:
-        raise click.UsageError(
-            "--provider-config is not an option here: providers come from the providers: "
-            "and plugins: sections of gleitzeit.yaml (--config FILE); remote providers "
-            "connect with `gleitzeit provider run NAME --server URL`. See docs/migrating.md"
-        )
     _setup_logs(ctx, log_format, log_level, "info")
     state = state_of(ctx)
     if redis_url:
