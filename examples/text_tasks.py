@@ -14,6 +14,12 @@ def word_count(text: str) -> int:
 
 
 @gleitzeit.task
+def char_count(text: str) -> int:
+    """Count the characters of a text."""
+    return len(text)
+
+
+@gleitzeit.task
 async def title_case(text: str) -> str:
     """Title-case a text (an async function: awaited on the event loop)."""
     await asyncio.sleep(0)
