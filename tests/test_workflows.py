@@ -247,8 +247,10 @@ def test_unknown_keys_and_methods_are_named(tmp_path):
             return info.value.problems
 
     problems = asyncio.run(go())
-    assert "task 'a': unknown method 'calc/ad'; did you mean 'calc/add'?" in problems[0]
-    assert "task 'b': unknown provider 'ecko'; did you mean 'echo'?" in problems[1]
+    # Each with the line of its task (the text's third and fourth lines here).
+    assert problems[0].startswith("<workflow>:3: task 'a': unknown method 'calc/ad';")
+    assert "did you mean 'calc/add'?" in problems[0]
+    assert problems[1].startswith("<workflow>:4: task 'b': unknown provider 'ecko';")
 
 
 # -- running -----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Any
 
 from gleitzeit._validation import suggest
+from gleitzeit._yamllines import Lines
 from gleitzeit.aliases import METHOD_ALIASES
 from gleitzeit.api import Api
 from gleitzeit.errors import ConfigError
@@ -143,9 +144,17 @@ async def check_methods(workflow: Workflow, api: Api) -> None:
         served = await served_methods(api)
     every = sorted({m for ms in served.values() for m in ms})
     problems = []
-    label = str(workflow.source) if workflow.source else "<workflow>"
+    source = str(workflow.source) if workflow.source else "<workflow>"
     capabilities: dict[str, set[str]] | None = None
-    for task_id, task in workflow.tasks.items():
+    lines = Lines(workflow.text) if workflow.format == "native" else None
+
+    def at(index: int) -> str:
+        """The file and line of task ``index``'s method (the text is parsed again for
+        line numbers only when a task has a problem)."""
+        n = lines.locate(("tasks", index, "method")) if lines is not None else None
+        return f"{source}:{n}" if n else source
+
+    for index, (task_id, task) in enumerate(workflow.tasks.items()):
         alias = METHOD_ALIASES.get(task.method)
         if alias is not None:
             # e.g. llm/vision: llm/chat on a provider that declares the capability.
@@ -166,7 +175,7 @@ async def check_methods(workflow: Workflow, api: Api) -> None:
                     else "no provider here declares it"
                 )
                 problems.append(
-                    f"{label}: task {task_id!r}: {task.method} is {target} on a provider with "
+                    f"{at(index)}: task {task_id!r}: {task.method} is {target} on a provider with "
                     f"the {capability!r} capability, and {which}"
                 )
             continue
@@ -175,7 +184,7 @@ async def check_methods(workflow: Workflow, api: Api) -> None:
             if task.provider not in served:
                 near = suggest(task.provider, sorted(served))
                 problems.append(
-                    f"{label}: task {task_id!r}: unknown provider {task.provider!r}"
+                    f"{at(index)}: task {task_id!r}: unknown provider {task.provider!r}"
                     + (f"; did you mean {near!r}?" if near else "")
                     + f" (available: {', '.join(sorted(served)) or 'none'})"
                 )
@@ -189,7 +198,7 @@ async def check_methods(workflow: Workflow, api: Api) -> None:
         near = suggest(method, pool)
         where = f" on provider {task.provider!r}" if task.provider else ""
         problems.append(
-            f"{label}: task {task_id!r}: unknown method {method!r}{where}"
+            f"{at(index)}: task {task_id!r}: unknown method {method!r}{where}"
             + (f"; did you mean {near!r}?" if near else "")
         )
     if problems:
