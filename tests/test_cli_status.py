@@ -75,3 +75,10 @@ def test_runs_show_lists_pending_tasks_from_the_stored_ids(run_cli):
     tasks = shown.json()["tasks"]
     assert list(tasks) == ["first", "second"]
     assert {t["status"] for t in tasks.values()} == {"pending"}
+
+
+def test_a_command_of_a_disabled_plugin_says_the_plugin_is_disabled(run_cli):
+    out = run_cli("mcp", "serve", env={"GLEITZEIT_PLUGINS": "calculator"})
+    assert out.code == 2
+    assert "the mcp plugin, which is installed but disabled" in out.err
+    assert "GLEITZEIT_PLUGINS='calculator' leaves it out" in out.err

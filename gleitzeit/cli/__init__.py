@@ -74,7 +74,41 @@ class GleitzeitGroup(click.Group):
             from gleitzeit.cli.renamed import renamed_command
 
             cmd = renamed_command("gleitzeit", cmd_name)
+        if cmd is None:
+            cmd = self._disabled_plugin_command(ctx, cmd_name)
         return cmd
+
+    def _disabled_plugin_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """A command named after an installed plugin that is switched off: say so, rather
+        than click's bare "No such command"."""
+        import os
+
+        try:
+            rec = state_of(ctx).plugins.records.get(cmd_name)
+        except Exception:  # a bad config: click's own message then
+            return None
+        if rec is None or rec.status != "disabled":
+            return None
+        only = os.environ.get("GLEITZEIT_PLUGINS")
+        why = (
+            f"GLEITZEIT_PLUGINS={only!r} leaves it out"
+            if only is not None
+            else "it is switched off in gleitzeit.yaml (plugins:)"
+        )
+
+        @click.command(
+            cmd_name,
+            context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+            add_help_option=False,
+            hidden=True,
+        )
+        def disabled() -> None:
+            raise click.UsageError(
+                f"`{cmd_name}` would come from the {cmd_name} plugin, which is installed but "
+                f"disabled: {why}"
+            )
+
+        return disabled
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         for module in dict.fromkeys(_BUILTIN_COMMANDS.values()):
