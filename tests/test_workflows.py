@@ -437,6 +437,23 @@ def test_input_values_are_text_unless_they_read_back_as_written():
     }
 
 
+def test_a_dollar_brace_that_is_no_reference_is_a_problem_unless_escaped():
+    problems = _problems(
+        """
+        tasks:
+          - {id: s, method: calc/add, parameters: {a: 1, b: 2}}
+          - id: t
+            method: llm/generate
+            dependencies: [s]
+            parameters: {prompt: "${s.results[-1].result} ${inputs city} $${kept} ${s.result}"}
+        """
+    )
+    assert [p.split(": ", 1)[1].split(" is not")[0] for p in problems] == [
+        "task 't': '${s.results[-1].result}'",
+        "task 't': '${inputs city}'",
+    ]
+
+
 async def test_inputs_read_by_a_file_without_an_inputs_section_are_checked_before_running():
     flow = wf(
         """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,23 @@ class Workflow:
         if self.spec.tasks:
             return self.spec
         return self.spec.model_copy(update={"tasks": [t.spec() for t in self.tasks.values()]})
+
+
+#: Where a ``${`` opens (not an escaped ``$${``).
+_OPENS = re.compile(r"(?<!\$)\$\{")
+
+
+def _not_references(strings: list[str]) -> list[str]:
+    """The ``${...}`` in ``strings`` that are no reference (``${a.b[-1]}``,
+    ``${inputs city}``): sent on as text, they would fail far from their cause."""
+    out = []
+    for text in strings:
+        refs = {m.start() for m in REF.finditer(text)}
+        for m in _OPENS.finditer(text):
+            if m.start() not in refs:
+                end = text.find("}", m.start())
+                out.append(text[m.start() : end + 1 if end != -1 else m.start() + 40])
+    return out
 
 
 def load_workflow(path: str | Path) -> Workflow:
@@ -172,6 +190,12 @@ def _parse(text: str, source: Path | None) -> Workflow:
         reads[task_id] = read
         earlier: set[str] | None = None
         for fieldname, strings in checked:
+            for broken in _not_references(strings):
+                problems.append(
+                    f"{where(('tasks', i, fieldname))}task {task_id!r}: {broken!r} is not a "
+                    "reference (write ${task.field}, ${task.list[0]}, ${inputs.name}; "
+                    "$${ writes a literal ${)"
+                )
             for root, path in (m.groups() for text in strings for m in REF.finditer(text)):
                 at = ("tasks", i, fieldname)
                 ref = f"${{{root}{path}}}"
