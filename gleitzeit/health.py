@@ -73,6 +73,13 @@ async def run_checks(
     )
 
 
+def _resting(inst: ProviderInstance) -> float | None:
+    import time
+
+    left = inst.cooldown_until - time.monotonic()
+    return round(left, 1) if left > 0 else None
+
+
 def health_row(inst: ProviderInstance) -> dict[str, Any]:
     """One instance's health as ``providers health`` shows it."""
     return {
@@ -84,6 +91,8 @@ def health_row(inst: ProviderInstance) -> dict[str, Any]:
         "errors": inst.errors,
         "last_heartbeat": inst.last_heartbeat,
         "latency_ms": None if inst.latency_ewma is None else round(inst.latency_ewma * 1000, 3),
+        # Seconds it stays out of routing after failures or a rate limit (None: it is in).
+        "cooling_down_s": _resting(inst),
         **inst.health.model_dump(exclude={"latency_ms"}),
         "check_latency_ms": inst.health.latency_ms,
     }

@@ -584,3 +584,16 @@ async def test_a_method_that_returns_no_dict_fails_in_process_as_it_would_remote
         with pytest.raises(gleitzeit.ProviderError, match="bare/one returned int") as info:
             await host.invoke("bare/one")
     assert "{'result': ...} in" in (info.value.hint or "")
+
+
+async def test_health_rows_show_how_long_an_instance_still_rests():
+    config = parse_config("routing: {failure_threshold: 1, cooldown: 600}")
+    limited = Limited()
+    limited.retry_after = 30
+    async with _host(limited, config=config) as host:
+        (before,) = await host.health("limited")
+        assert before["cooling_down_s"] is None
+        with pytest.raises(gleitzeit.RateLimitError):
+            await host.invoke("tool/limited")
+        (after,) = await host.health("limited")
+        assert 29 <= after["cooling_down_s"] <= 30

@@ -126,7 +126,8 @@ def providers_health(
         rows = [
             [
                 d["id"] if server_url else d["name"],
-                d["status"],
+                d["status"]
+                + (f", cooling down {d['cooling_down_s']:.0f}s" if d.get("cooling_down_s") else ""),
                 _ago(d.get("last_heartbeat")),
                 d["in_flight"],
                 d["errors"],
