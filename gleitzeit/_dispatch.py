@@ -231,9 +231,10 @@ class Dispatcher:
         try:
             call.retry()
         except ProviderUnavailableError as exc:
-            if self.registry.get(call.instance.id) is call.instance:
-                # The instance is still here: it (or the service behind it, answering
-                # 500) failed, and no other is left to try. Waiting brings none.
+            if exc.details.get("status") and self.registry.get(call.instance.id) is call.instance:
+                # The service behind a connected instance answered with an error of its
+                # own (a 500), and no other instance is left to try: waiting for one
+                # brings none. (A lost connection still waits for a replacement.)
                 raise
             gone = self.registry.departed(call.request.method, call.request.provider)
             call.attempt(await self._wait_for_instance(call, exc, gone or call.instance.name))

@@ -22,7 +22,7 @@ from gleitzeit.errors import (
 from gleitzeit.health import HealthReport
 from gleitzeit.instance import ProviderInstance
 from gleitzeit.methods import MethodDescription
-from gleitzeit.provider import Provider
+from gleitzeit.provider import Provider, awaited
 
 __all__ = ["LocalInstance"]
 
@@ -93,7 +93,7 @@ class LocalInstance(ProviderInstance):
 
     async def _start(self, timeout: float) -> None:
         try:
-            await asyncio.wait_for(self.provider.start(), timeout)
+            await asyncio.wait_for(awaited(self.provider, "start"), timeout)
         except asyncio.TimeoutError:
             self._down(
                 ProviderTimeoutError(
@@ -138,7 +138,7 @@ class LocalInstance(ProviderInstance):
             self.started = False
             self.direct_invoke = None
             self.provider.methods_listener = None
-            await self.provider.stop()
+            await awaited(self.provider, "stop")
 
     def _not_started(self) -> GleitzeitError:
         if self.start_error is not None:
@@ -177,4 +177,4 @@ class LocalInstance(ProviderInstance):
         if not self.started:
             detail = str(self.start_error) if self.start_error else "not started"
             return {"status": "unhealthy", "detail": detail}
-        return await self.provider.health()
+        return await awaited(self.provider, "health")

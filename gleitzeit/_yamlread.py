@@ -92,7 +92,7 @@ def load(text: str) -> Any:
             try:
                 return _build(loader)
             except _Unusual:
-                pass
+                _raise_duplicate(text)  # (a document PyYAML reads: it does not check)
             except _Duplicate:
                 _raise_duplicate(text)
             finally:
@@ -101,17 +101,22 @@ def load(text: str) -> Any:
 
 
 def _raise_duplicate(text: str) -> None:
-    """Raise PyYAML's kind of error, with the line, for the first key given twice."""
-    root = yaml.compose(text, Loader=SafeLoader)
+    """Raise PyYAML's kind of error, with the line, for the first key given twice: the
+    same tag and text (``1`` and ``1.0``, ``1`` and ``"1"`` are different keys)."""
+    try:
+        root = yaml.compose(text, Loader=SafeLoader)
+    except yaml.YAMLError:
+        return  # not one valid document: the loader says what is wrong
     todo = [root]
     while todo:
         node = todo.pop()
         if isinstance(node, yaml.MappingNode):
             seen: dict[Any, Any] = {}
             for key, value in node.value:
-                if isinstance(key, ScalarNode):
-                    if key.value in seen:
-                        first = seen[key.value]
+                if isinstance(key, ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    name = (key.tag, key.value)
+                    if name in seen:
+                        first = seen[name]
                         raise yaml.constructor.ConstructorError(
                             f"while reading a mapping (key {key.value!r} first on line "
                             f"{first.start_mark.line + 1})",
@@ -119,7 +124,7 @@ def _raise_duplicate(text: str) -> None:
                             f"found key {key.value!r} a second time; remove one of them",
                             key.start_mark,
                         )
-                    seen[key.value] = key
+                    seen[name] = key
                 todo.append(value)
         elif isinstance(node, yaml.SequenceNode):
             todo.extend(node.value)

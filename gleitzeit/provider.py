@@ -18,7 +18,7 @@ be invoked (the stream is collected into one result).
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -37,6 +37,18 @@ from gleitzeit.methods import Kind, MethodDescription, MethodIndex
 from gleitzeit.results import collect_stream
 
 _MARK = "__gleitzeit_method__"
+
+
+def awaited(provider: Provider, hook: str) -> Awaitable[Any]:
+    """``provider.<hook>()`` (start, stop, health, on_connected, on_disconnected), which
+    the host awaits: one written without ``async`` is named, not a bare TypeError."""
+    result = getattr(provider, hook)()
+    if not inspect.isawaitable(result):
+        raise PluginError(
+            f"{type(provider).__qualname__}.{hook} must be 'async def' (the host awaits "
+            f"it); it returned {type(result).__name__}"
+        )
+    return result
 
 
 def _param_path(loc: tuple[int | str, ...]) -> str:
@@ -144,10 +156,6 @@ _RESERVED = frozenset(
 )
 
 
-#: Provider methods the host awaits: a subclass's own must be coroutine functions.
-_ASYNC_HOOKS = ("start", "stop", "health", "on_connected", "on_disconnected")
-
-
 class Provider:
     """Base class of every provider.
 
@@ -183,13 +191,6 @@ class Provider:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        for attr in _ASYNC_HOOKS:
-            fn = cls.__dict__.get(attr)
-            if fn is not None and not inspect.iscoroutinefunction(fn):
-                raise TypeError(
-                    f"{cls.__qualname__}.{attr} must be 'async def' (the host awaits it); "
-                    f"got {type(fn).__name__} {getattr(fn, '__qualname__', fn)!r}"
-                )
         specs: dict[str, MethodSpec] = {}
         for base in reversed(cls.__mro__[1:]):
             for spec in getattr(base, "__methods__", {}).values():
@@ -342,6 +343,8 @@ class Provider:
         if spec.invoke_handler:
             result = await getattr(self, spec.invoke_handler)(value)
             if type(result) is not dict and not isinstance(result, dict):
+                if result is None:  # nothing to say: an empty result, as over the wire
+                    return {}
                 # The wire carries a JSON object: in-process, the same contract holds.
                 raise ProviderError(
                     f"{spec.name} returned {type(result).__name__}; a method returns a dict "

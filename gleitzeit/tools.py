@@ -277,7 +277,8 @@ class ToolLoop:
                     yield {"token": "", "done": False, "kind": "tool_result", "tool_result": entry}
             if theirs or not mine:
                 for chunk in held:
-                    shown = [c for c in chunk["tool_calls"] if _name(c) not in self.box.methods]
+                    # The caller's calls only (a delta without a name is a part of one).
+                    shown = [c for c in chunk["tool_calls"] if _name(c) in self.own or not _name(c)]
                     if shown or not mine:
                         yield {**chunk, "tool_calls": shown} if mine else chunk
                 if theirs:

@@ -502,13 +502,44 @@ async def test_a_provider_whose_params_have_no_json_schema_stays_out_and_the_res
         await ProviderRunner(Undescribed(), "http://127.0.0.1:9").run()
 
 
-@pytest.mark.parametrize("hook", ["start", "stop", "health", "on_connected", "on_disconnected"])
-def test_a_provider_hook_that_is_not_async_is_refused_with_its_name(hook):
-    def sync(self):  # pragma: no cover - never called
-        return {}
+async def test_a_provider_hook_written_without_async_is_named_when_awaited():
+    import functools
 
-    with pytest.raises(TypeError, match=rf"Bad\.{hook} must be 'async def' \(the host awaits it\)"):
-        type("Bad", (gleitzeit.Provider,), {"name": "bad", hook: sync})
+    class Hooks(gleitzeit.Provider):
+        name = "hooks"
+
+        def start(self):  # a mistake: the host awaits it
+            return None
+
+        @staticmethod
+        async def health():  # not a mistake: awaitable all the same
+            return {"status": "healthy"}
+
+        def stop(self):  # not a mistake either: returns a coroutine
+            return functools.partial(asyncio.sleep, 0)()
+
+    async with _host(Hooks()) as host:
+        (inst,) = host.registry.instances("hooks")
+        await host.ensure_started(provider="hooks")
+        assert "Hooks.start must be 'async def' (the host awaits it); it returned NoneType" in (
+            str(inst.start_error)
+        )
+    from gleitzeit.provider import awaited
+
+    assert await awaited(Hooks(), "health") == {"status": "healthy"}
+    await awaited(Hooks(), "stop")
+
+
+async def test_a_method_that_returns_nothing_gives_an_empty_result():
+    class Quiet(gleitzeit.Provider):
+        name = "quiet"
+
+        @gleitzeit.method("quiet/notify")
+        async def notify(self, params):
+            pass
+
+    async with _host(Quiet()) as host:
+        assert await host.invoke("quiet/notify") == {}
 
 
 class Limited(gleitzeit.Provider):

@@ -103,7 +103,13 @@ def test_a_key_given_twice_is_an_error_with_its_line():
         yamlread.load(text)
     assert info.value.problem == "found key 'method' a second time; remove one of them"
     assert info.value.problem_mark.line + 1 == 4
-    # Keys equal in Python but distinct in YAML stay as safe_load reads them.
-    assert yamlread.load("{1: a, 1.0: b}") == yaml.safe_load("{1: a, 1.0: b}")
+    # Keys equal in Python but distinct in YAML stay as safe_load reads them, beside
+    # keys of one text and two tags.
+    both = 'y: {1: a, "1": b}\nx: {1: a, 1.0: b}\n'
+    assert yamlread.load(both) == yaml.safe_load(both)
+    # Documents left to PyYAML's loader (a tag, a merge key) are checked all the same.
+    for unusual in ("a: !!str 1\na: 2\n", "d: &d {k: 1}\nm:\n  <<: *d\n  v: 1\n  v: 2\n"):
+        with pytest.raises(yaml.YAMLError, match="a second time"):
+            yamlread.load(unusual)
     with pytest.raises(WorkflowError, match=r"x.yaml:4:5: not valid YAML: found key 'method'"):
         parse_workflow(text, source=Path("x.yaml"))

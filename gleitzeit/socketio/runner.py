@@ -35,7 +35,7 @@ from gleitzeit.errors import (
     ProviderTimeoutError,
     ProviderUnavailableError,
 )
-from gleitzeit.provider import Provider
+from gleitzeit.provider import Provider, awaited
 from gleitzeit.request import CALL_ID
 from gleitzeit.socketio.flow import Credit
 from gleitzeit.socketio.packets import Packet, encode_once
@@ -179,7 +179,7 @@ class ProviderRunner:
     async def run(self) -> None:
         """Start the provider, connect (retrying until the server is there), serve, and
         on :meth:`stop` disconnect and stop the provider."""
-        await self.provider.start()
+        await awaited(self.provider, "start")
         # A provider that cannot describe itself (a params model with no JSON Schema)
         # fails here, at once, rather than at each registration, which no retry mends.
         self.provider.registration()
@@ -205,7 +205,7 @@ class ProviderRunner:
                     await getattr(self._sio, close)()
                 except Exception:
                     pass
-            await self.provider.stop()
+            await awaited(self.provider, "stop")
 
     def stop(self) -> None:
         self._stop.set()
@@ -360,7 +360,7 @@ class ProviderRunner:
         self.registered.set()
         log.info("registered as %s", self.instance_id)
         try:
-            await self.provider.on_connected()
+            await awaited(self.provider, "on_connected")
         except Exception:
             log.warning("on_connected failed", exc_info=True)
 
@@ -375,7 +375,7 @@ class ProviderRunner:
         for task in list(self._streams.values()):
             task.cancel()
         try:
-            await self.provider.on_disconnected()
+            await awaited(self.provider, "on_disconnected")
         except Exception:
             log.warning("on_disconnected failed", exc_info=True)
 
@@ -411,7 +411,7 @@ class ProviderRunner:
 
     async def _on_health(self, data: Any = None) -> dict[str, Any]:
         try:
-            return {"ok": True, "result": await self.provider.health()}
+            return {"ok": True, "result": await awaited(self.provider, "health")}
         except Exception as exc:
             return _reply_error(self.provider, "health", exc)
 

@@ -916,11 +916,12 @@ def _interrupted(run: dict[str, Any]) -> dict[str, Any]:
     owner = run.pop("owner", None)
     run["interrupted"] = False
     if run.get("status") == "running":
-        if owner_alive(owner) is False:
+        alive = owner_alive(owner)
+        if alive is False:
             run["interrupted"] = True
             pid = owner.split(":")[1] if owner else "?"
             run["error"] = run.get("error") or f"the process that ran it (pid {pid}) is gone"
-        elif owner:
-            #: ``host:pid:start`` of the process running it now (or on another machine).
+        elif alive:
+            #: ``host:pid:start`` of the process on this machine that runs it now.
             run["running_in"] = owner
     return run
