@@ -51,6 +51,7 @@ import time
 import types
 from collections.abc import AsyncGenerator, Coroutine, Generator
 from time import perf_counter as _clock
+from time import time as _wall
 from types import TracebackType
 from typing import Any
 
@@ -448,7 +449,7 @@ class Dispatcher:
         # What it does is the first attempt of the loop below, step by step; any other
         # outcome — it waits, or fails — hands the attempt under way to that loop.
         call_id = request.call_id or new_call_id()
-        token = CALL_CONTEXT.set((call_id, time.time() + timeout))
+        token = CALL_CONTEXT.set((call_id, _wall() + timeout))
         direct = inst.direct_invoke
         inst.in_flight += 1
         inst.calls += 1
