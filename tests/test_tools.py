@@ -153,17 +153,19 @@ async def test_a_loop_that_never_ends_stops_at_max_tool_rounds():
     assert len(info.value.details["tool_rounds"]) == 3
 
 
+async def _invoked_and_streamed(h, text: str, tools: list) -> list[dict]:
+    """The echo model's answer to ``text`` with ``tools``: invoked, and streamed (its
+    final chunk)."""
+    params = {"model": "echo", "messages": [{"role": "user", "content": text}], "tools": tools}
+    invoked = await h.invoke("llm/chat", params)
+    streamed = [c async for c in h.stream("llm/chat", params)][-1]
+    return [invoked, streamed]
+
+
 async def test_a_call_of_a_name_nobody_offered_goes_back_to_the_model_as_an_error():
     text = "/call calc_frobnicate {}"
     async with host(config="plugins: {ollama: false, openai: false}", installed=True) as h:
-        for stream in (False, True):
-            params = {"model": "echo", "messages": [{"role": "user", "content": text}]}
-            params["tools"] = ["calc/add", WEATHER]
-            if stream:
-                chunks = [c async for c in h.stream("llm/chat", params)]
-                result = chunks[-1]
-            else:
-                result = await h.invoke("llm/chat", params)
+        for result in await _invoked_and_streamed(h, text, ["calc/add", WEATHER]):
             assert not result.get("tool_calls")  # not handed to a caller who never offered it
             (call,) = result["tool_rounds"][0]["calls"]
             assert call["error"] == (
@@ -174,13 +176,7 @@ async def test_a_call_of_a_name_nobody_offered_goes_back_to_the_model_as_an_erro
 async def test_a_round_that_calls_a_gleitzeit_method_and_a_callers_function_runs_ours():
     text = '/call calc_multiply {"a": 6, "b": 7}\n/call get_weather {"city": "Oslo"}'
     async with host(config="plugins: {ollama: false, openai: false}", installed=True) as h:
-        for stream in (False, True):
-            params = {"model": "echo", "messages": [{"role": "user", "content": text}]}
-            params["tools"] = ["calc/*", WEATHER]
-            if stream:
-                result = [c async for c in h.stream("llm/chat", params)][-1]
-            else:
-                result = await h.invoke("llm/chat", params)
+        for result in await _invoked_and_streamed(h, text, ["calc/*", WEATHER]):
             # The caller gets the one call it can run; the calculator's ran here.
             assert [c["function"]["name"] for c in result["tool_calls"]] == ["get_weather"]
             (ours,) = result["tool_rounds"][0]["calls"]

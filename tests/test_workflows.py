@@ -331,13 +331,18 @@ async def test_a_failed_task_skips_its_dependents_and_the_rest_go_on():
     assert "dependency 'boom'" in result.tasks["after"].error
 
 
+def _import_wf_tasks() -> None:
+    """The Python tasks of tests/wf_tasks.py, imported as a workflow's imports: would."""
+    import_task_modules(
+        wf("imports: [wf_tasks]\ntasks: [{id: x, method: python/split}]", str(HERE / "x.yaml"))
+    )
+
+
 async def test_fan_out_keeps_order_over_task_lists_literals_and_globs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for name in ("b.md", "a.md", "c.txt"):
         (tmp_path / name).write_text(f"text of {name}")
-    import_task_modules(
-        wf("imports: [wf_tasks]\ntasks: [{id: x, method: python/split}]", str(HERE / "x.yaml"))
-    )
+    _import_wf_tasks()
     flow = wf(
         """
         tasks:
@@ -375,9 +380,7 @@ async def test_fan_out_keeps_order_over_task_lists_literals_and_globs(tmp_path, 
 
 
 async def test_a_python_task_that_raises_is_retried_and_takes_no_other_task_down():
-    import_task_modules(
-        wf("imports: [wf_tasks]\ntasks: [{id: x, method: python/flaky}]", str(HERE / "x.yaml"))
-    )
+    _import_wf_tasks()
     flow = wf(
         """
         tasks:

@@ -96,19 +96,13 @@ class GleitzeitGroup(click.Group):
             else "it is switched off in gleitzeit.yaml (plugins:)"
         )
 
-        @click.command(
-            cmd_name,
-            context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-            add_help_option=False,
-            hidden=True,
-        )
-        def disabled() -> None:
-            raise click.UsageError(
-                f"`{cmd_name}` would come from the {cmd_name} plugin, which is installed but "
-                f"disabled: {why}"
-            )
+        from gleitzeit.cli.renamed import refusing_command
 
-        return disabled
+        return refusing_command(
+            cmd_name,
+            f"`{cmd_name}` would come from the {cmd_name} plugin, which is installed but "
+            f"disabled: {why}",
+        )
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         for module in dict.fromkeys(_BUILTIN_COMMANDS.values()):

@@ -39,11 +39,9 @@ RENAMED: dict[tuple[str, str], str] = {
 }
 
 
-def renamed_command(group: str, name: str) -> click.Command | None:
-    """A stand-in for an old command that says what to use instead, exit 2."""
-    instead = RENAMED.get((group, name))
-    if instead is None:
-        return None
+def refusing_command(name: str, message: str) -> click.Command:
+    """A hidden stand-in for command ``name`` that takes any arguments and answers
+    ``message`` as a usage error (exit 2)."""
 
     @click.command(
         name,
@@ -51,10 +49,18 @@ def renamed_command(group: str, name: str) -> click.Command | None:
         add_help_option=False,
         hidden=True,
     )
-    def moved() -> None:
-        raise click.UsageError(f"`{name}` is not a command here: {instead}")
+    def refuse() -> None:
+        raise click.UsageError(message)
 
-    return moved
+    return refuse
+
+
+def renamed_command(group: str, name: str) -> click.Command | None:
+    """A stand-in for an old command that says what to use instead, exit 2."""
+    instead = RENAMED.get((group, name))
+    if instead is None:
+        return None
+    return refusing_command(name, f"`{name}` is not a command here: {instead}")
 
 
 class GroupWithRenames(click.Group):
