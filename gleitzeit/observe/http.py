@@ -35,20 +35,22 @@ def request_id_middleware() -> Any:
             # an id of its own.
             return await handler(request)
         call_id = valid_call_id(request.headers.get("X-Request-ID")) or new_call_id()
-        request["call_id"] = call_id
         token = CALL_ID.set(call_id)
         try:
-            return await handler(request)
+            response = await handler(request)
         finally:
             CALL_ID.reset(token)
+        if not response.prepared:
+            response.headers.setdefault("X-Request-ID", call_id)
+        return response
 
     return middleware
 
 
 async def echo_request_id(request: Any, response: Any) -> None:
-    """``on_response_prepare``: the request's call id in ``X-Request-ID``, on every
-    response, a stream's too (its headers leave before its handler returns)."""
-    call_id = request.get("call_id")
+    """``on_response_prepare``: a response its handler sends itself (a stream, whose
+    headers leave before the handler returns) carries the call id too."""
+    call_id = CALL_ID.get()
     if call_id is not None:
         response.headers.setdefault("X-Request-ID", call_id)
 

@@ -159,7 +159,7 @@ class Client:
     # -- calls -----------------------------------------------------------------------
 
     async def _call(self, event: str, data: dict[str, Any], timeout: float | None) -> Any:
-        sio = await self._connection()
+        sio = self._sio or await self._connection()
         try:
             reply = await _ask(sio, event, data, timeout, self._awaited)
         except _Lost:
@@ -218,7 +218,7 @@ class Client:
         chunk_timeout: float | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Stream one request through the server; the last chunk has ``done: true``."""
-        sio = await self._connection()
+        sio = self._sio or await self._connection()
         stream_id = f"c{next(self._ids)}"
         self._streams.open(stream_id)
         data: dict[str, Any] = {
