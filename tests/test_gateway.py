@@ -361,6 +361,15 @@ def test_invalid_parameters_name_the_field_in_param(served):
     with pytest.raises(openai.BadRequestError) as info:
         served.client().chat.completions.create(model="echo", messages=bad)
     assert info.value.code == "invalid_params" and info.value.param == "messages[0].role"
+    # An upstream's own 400 passes on the field it named.
+    served.upstream.scenario = Scenario(
+        status=400,
+        error={"error": {"message": "bad", "type": "invalid_request_error", "param": "foo"}},
+    )
+    with pytest.raises(openai.BadRequestError) as upstream:
+        served.client().chat.completions.create(model="gpt-4o-mini", messages=HI)
+    assert upstream.value.param == "foo"
+    served.upstream.scenario = Scenario()
     # No Gleitzeit tools is the same as not naming any.
     answer = served.client().chat.completions.create(
         model="echo", messages=HI, extra_body={"gleitzeit_tools": []}

@@ -58,12 +58,14 @@ class UpstreamFailure:
     #: The upstream's own error code (OpenAI's ``code``), if it sent one.
     code: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    #: The request field the upstream found wrong (OpenAI's ``param``), if it said.
+    param: str | None = None
 
     @classmethod
     def read(cls, status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamFailure:
         """The failure an error answer describes, whatever its shape."""
-        message, code = _message_and_code(body)
-        return cls(status, message or _status_text(status), code, headers)
+        message, code, param = _message_and_code(body)
+        return cls(status, message or _status_text(status), code, headers, param)
 
     @property
     def retry_after(self) -> float | None:
@@ -77,21 +79,26 @@ class UpstreamFailure:
         return self.code == "model_not_found" or bool(_MODEL_MISSING.search(self.message))
 
 
-def _message_and_code(body: bytes) -> tuple[str, str | None]:
+def _message_and_code(body: bytes) -> tuple[str, str | None, str | None]:
+    """The message, code and param an error body gives."""
     try:
         data: Any = json.loads(body)
     except ValueError:
         text = _TAGS.sub(" ", body.decode("utf-8", "replace"))
-        return " ".join(text.split())[:300], None
+        return " ".join(text.split())[:300], None, None
     if isinstance(data, dict):
         inner = data.get("error", data)
         if isinstance(inner, dict):
             message = inner.get("message") or inner.get("detail") or ""
-            code = inner.get("code")
-            return _text(message), str(code) if isinstance(code, (str, int)) else None
+            code, param = inner.get("code"), inner.get("param")
+            return (
+                _text(message),
+                str(code) if isinstance(code, (str, int)) else None,
+                param if isinstance(param, str) and param else None,
+            )
         if isinstance(inner, str):
-            return inner, None
-    return _text(data), None
+            return inner, None, None
+    return _text(data), None, None
 
 
 def _text(value: Any) -> str:

@@ -396,7 +396,10 @@ class HttpLLMProvider(Provider, Generic[S]):
                 hint="shorten the messages, or use a model alias whose fallback has a larger one",
             )
         if status in (400, 413, 422):
-            return InvalidParamsError(f"{where} refused the request ({status}: {msg})")
+            refused = f"{where} refused the request ({status}: {msg})"
+            if failure.param:  # the field it named, for the caller (the gateway's param)
+                return InvalidParamsError(refused, param=failure.param)
+            return InvalidParamsError(refused)
         return ProviderError(f"{where} answered {status}: {msg}")
 
     def base_url_hint(self) -> str:
