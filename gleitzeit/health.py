@@ -74,8 +74,6 @@ async def run_checks(
 
 
 def _resting(inst: ProviderInstance) -> float | None:
-    import time
-
     left = inst.cooldown_until - time.monotonic()
     return round(left, 1) if left > 0 else None
 

@@ -9,11 +9,13 @@ shapes are run repeatedly, through the CLI as users run it, and through the engi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -358,11 +360,21 @@ def test_a_commit_in_part_leaves_the_rest_queued_in_order(tmp_path):
         store.close()
 
 
-def test_a_failed_commit_in_part_puts_its_rows_back_in_order(tmp_path):
-    db = tmp_path / "part-locked.sqlite"
+@contextlib.contextmanager
+def _store_beside_a_blocker(db: Path) -> Iterator[tuple[RunStore, sqlite3.Connection]]:
+    """A store that gives up on a lock at once, and a second connection to hold one."""
     store = RunStore(db, busy_timeout=0.05)
     blocker = sqlite3.connect(db, isolation_level=None)
     try:
+        yield store, blocker
+    finally:
+        blocker.close()
+        store.close()
+
+
+def test_a_failed_commit_in_part_puts_its_rows_back_in_order(tmp_path):
+    db = tmp_path / "part-locked.sqlite"
+    with _store_beside_a_blocker(db) as (store, blocker):
         _create_run(store, "r")
         ids = _queue_completed(store, "r", 1500)
         blocker.execute("BEGIN EXCLUSIVE")
@@ -372,9 +384,6 @@ def test_a_failed_commit_in_part_puts_its_rows_back_in_order(tmp_path):
         blocker.execute("ROLLBACK")
         store.flush_now()
         assert _stored_ids(db) == ids
-    finally:
-        blocker.close()
-        store.close()
 
 
 async def test_the_commit_a_run_waits_for_last_leaves_the_checkpoint_for_after(tmp_path):
@@ -407,9 +416,7 @@ async def test_the_commit_a_run_waits_for_last_leaves_the_checkpoint_for_after(t
 
 async def test_checkpoints_come_back_on_when_the_last_commit_fails(tmp_path):
     db = tmp_path / "checkpoint-locked.sqlite"
-    store = RunStore(db, busy_timeout=0.05)
-    blocker = sqlite3.connect(db, isolation_level=None)
-    try:
+    with _store_beside_a_blocker(db) as (store, blocker):
         _create_run(store, "r")
         store.start()
         ids = _queue_completed(store, "r", 10)
@@ -421,9 +428,6 @@ async def test_checkpoints_come_back_on_when_the_last_commit_fails(tmp_path):
         assert row[0] == 1000
         store.flush_now()
         assert _stored_ids(db) == ids
-    finally:
-        blocker.close()
-        store.close()
 
 
 async def test_a_cancelled_stop_leaves_checkpoints_on_and_no_writer_behind(tmp_path):

@@ -70,17 +70,25 @@ class Workflow:
 _OPENS = re.compile(r"(?<!\$)\$\{")
 
 
-def _not_references(strings: list[str]) -> list[str]:
-    """The ``${...}`` in ``strings`` that are no reference (``${a.b[-1]}``,
-    ``${inputs city}``): sent on as text, they would fail far from their cause."""
-    out = []
+def _scan(strings: list[str]) -> tuple[list[re.Match[str]], list[str]]:
+    """The references in ``strings``, each text read once, and the ``${...}`` that are
+    none (``${a.b[-1]}``, ``${inputs city}``): sent on as text, those would fail far
+    from their cause."""
+    refs: list[re.Match[str]] = []
+    broken: list[str] = []
     for text in strings:
-        refs = {m.start() for m in REF.finditer(text)}
+        found = list(REF.finditer(text))
+        refs += found
+        # Every reference opens with an unescaped ${: as many of those as references
+        # means none is broken (the common case, with no second scan).
+        if text.count("${") - text.count("$${") == len(found):
+            continue
+        starts = {m.start() for m in found}
         for m in _OPENS.finditer(text):
-            if m.start() not in refs:
+            if m.start() not in starts:
                 end = text.find("}", m.start())
-                out.append(text[m.start() : end + 1 if end != -1 else m.start() + 40])
-    return out
+                broken.append(text[m.start() : end + 1 if end != -1 else m.start() + 40])
+    return refs, broken
 
 
 def load_workflow(path: str | Path) -> Workflow:
@@ -190,13 +198,14 @@ def _parse(text: str, source: Path | None) -> Workflow:
         reads[task_id] = read
         earlier: set[str] | None = None
         for fieldname, strings in checked:
-            for broken in _not_references(strings):
+            refs, not_refs = _scan(strings)
+            for broken in not_refs:
                 problems.append(
                     f"{where(('tasks', i, fieldname))}task {task_id!r}: {broken!r} is not a "
                     "reference (write ${task.field}, ${task.list[0]}, ${inputs.name}; "
                     "$${ writes a literal ${)"
                 )
-            for root, path in (m.groups() for text in strings for m in REF.finditer(text)):
+            for root, path in (m.groups() for m in refs):
                 at = ("tasks", i, fieldname)
                 ref = f"${{{root}{path}}}"
                 if root == "inputs":
